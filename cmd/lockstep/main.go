@@ -1,0 +1,13 @@
+// Command lockstep runs multi-cluster canary upgrades in step. All behaviour
+// lives in internal/cli; main only wires the process to it.
+package main
+
+import (
+	"os"
+
+	"lockstep.dev/lockstep/internal/cli"
+)
+
+func main() {
+	os.Exit(cli.Run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}

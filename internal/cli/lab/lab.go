@@ -1,0 +1,333 @@
+// Package lab implements `lockstep lab`: build, up, down, status, logs and
+// the hidden supervise command of the local fleet. It imports
+// internal/lab/local, internal/cli/streams and the gitops tree.
+package lab
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"lockstep.dev/lockstep/gitops"
+	"lockstep.dev/lockstep/internal/cli/streams"
+	"lockstep.dev/lockstep/internal/lab/local"
+)
+
+type flags struct {
+	dir      string
+	provider string
+}
+
+// NewCommand returns `lockstep lab`.
+func NewCommand(s streams.IO) *cobra.Command {
+	f := &flags{}
+	cmd := &cobra.Command{
+		Use:   "lab",
+		Short: "Create, inspect and remove the lab's clusters",
+		Long: `The lab is the seed's three clusters: the hub argo-hub (Argo CD, Thanos) and
+the workloads argo-rollout1 and argo-rollout2 (Argo Rollouts, Prometheus).
+The default provider, local, runs them on this machine from real
+kube-apiservers, Argo CD, Argo Rollouts, Prometheus and Thanos; only kubelets
+(kwok) and the Envoy data plane are simulated.`,
+		Example: `  lockstep lab build     # build the pinned components once (cached)
+  lockstep lab up        # start the fleet
+  lockstep lab status    # one line per component
+  lockstep lab down      # stop it (--wipe removes its data)`,
+	}
+	cmd.PersistentFlags().StringVar(&f.dir, "dir", local.DefaultDir(), "directory of the local fleet's state, data and logs (env LOCKSTEP_DIR)")
+	cmd.AddCommand(newBuild(s), newUp(s, f), newDown(s, f), newStatus(s, f), newLogs(s, f), newSupervise(s, f))
+	return cmd
+}
+
+func newBuild(s streams.IO) *cobra.Command {
+	var only []string
+	cmd := &cobra.Command{
+		Use:   "build",
+		Short: "Build the pinned fleet components into the cache (once per version)",
+		Long: `Build compiles the pinned tool modules under tools/ (Kubernetes, etcd, kwok,
+Argo Rollouts, Thanos, Argo CD) into the component cache (LOCKSTEP_CACHE_DIR,
+default ~/.cache/lockstep). A component already cached is skipped: a warm
+machine never compiles. A cold build takes 35-45 minutes on 2 cores.`,
+		Example: `  lockstep lab build
+  lockstep lab build --only kube,etcd`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cache, err := local.DefaultCache()
+			if err != nil {
+				return err
+			}
+			known := map[string]bool{}
+			for _, c := range local.Components() {
+				known[c.Name] = true
+			}
+			for _, o := range only {
+				if !known[o] {
+					return fmt.Errorf("unknown component %q (known: %s)", o, strings.Join(componentNames(), ", "))
+				}
+			}
+			tools, err := local.FindToolsDir()
+			if err != nil {
+				return err
+			}
+			logPath := filepath.Join(cache.Root, "build.log")
+			if err := os.MkdirAll(cache.Root, 0o755); err != nil {
+				return err
+			}
+			lf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+			if err != nil {
+				return err
+			}
+			defer lf.Close()
+			fmt.Fprintf(s.Out, "component cache: %s (go build output: %s)\n", cache.Root, logPath)
+			b := local.Builder{Cache: cache, ToolsDir: tools, Out: s.Out, Log: lf}
+			if err := b.Ensure(cmd.Context(), only...); err != nil {
+				return fmt.Errorf("%w (see %s)", err, logPath)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringSliceVar(&only, "only", nil, "build only these components ("+strings.Join(componentNames(), ", ")+")")
+	return cmd
+}
+
+func componentNames() []string {
+	var out []string
+	for _, c := range local.Components() {
+		out = append(out, c.Name)
+	}
+	return out
+}
+
+func newUp(s streams.IO, f *flags) *cobra.Command {
+	var (
+		workloads, nodes int
+		noNetNS          bool
+		timeout          time.Duration
+	)
+	cmd := &cobra.Command{
+		Use:   "up",
+		Short: "Start the lab's clusters",
+		Long: `Up starts the fleet with the chosen provider and waits until every component
+is healthy, then prints the kubeconfig and the URLs. On a running fleet it is
+a no-op that says so. Every server binds to 127.0.0.1 on a free port.`,
+		Example: `  lockstep lab up
+  export KUBECONFIG=$(lockstep lab status -o json | jq -r .kubeconfig)
+  kubectl --context argo-rollout1 get nodes`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if f.provider != "local" {
+				return fmt.Errorf("unknown provider %q (available here: local)", f.provider)
+			}
+			cache, err := local.DefaultCache()
+			if err != nil {
+				return err
+			}
+			exe, err := os.Executable()
+			if err != nil {
+				return err
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			start := time.Now()
+			fmt.Fprintf(s.Out, "starting local fleet in %s\n", f.dir)
+			st, err := local.Up(ctx, local.UpOptions{Dir: f.dir, Cache: cache, Workloads: workloads, Nodes: nodes,
+				NoNetNS: noNetNS, Supervisor: []string{exe}, Out: s.Out, Timeout: timeout})
+			if errors.Is(err, local.ErrAlreadyRunning) {
+				fmt.Fprintf(s.Out, "fleet already running (supervisor pid %d, phase %s): nothing to do\n", st.SupervisorPID, st.Phase)
+				printAccess(s, st)
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(s.Out, "fleet ready in %s\n", time.Since(start).Round(100*time.Millisecond))
+			printAccess(s, st)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&f.provider, "provider", "local", "where the clusters run: local")
+	cmd.Flags().IntVar(&workloads, "workloads", 2, "number of workload clusters")
+	cmd.Flags().IntVar(&nodes, "nodes", 2, "kwok nodes per workload cluster")
+	cmd.Flags().BoolVar(&noNetNS, "no-netns", false, "keep every process in the host network namespace")
+	cmd.Flags().DurationVar(&timeout, "timeout", 5*time.Minute, "give up (and clean up) after this long")
+	return cmd
+}
+
+func printAccess(s streams.IO, st *local.State) {
+	fmt.Fprintf(s.Out, "\nkubeconfig: %s (contexts: ", st.Kubeconfig)
+	var names []string
+	for _, c := range st.Clusters {
+		names = append(names, c.Name)
+	}
+	fmt.Fprintf(s.Out, "%s)\n  export KUBECONFIG=%s\n", strings.Join(names, ", "), st.Kubeconfig)
+	keys := make([]string, 0, len(st.URLs))
+	for k := range st.URLs {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		fmt.Fprintf(s.Out, "%-36s %s\n", k+":", st.URLs[k])
+	}
+}
+
+func newDown(s streams.IO, f *flags) *cobra.Command {
+	var wipe bool
+	cmd := &cobra.Command{
+		Use:     "down",
+		Short:   "Stop every process of the fleet",
+		Example: "  lockstep lab down\n  lockstep lab down --wipe   # also remove data, logs and certificates",
+		Args:    cobra.NoArgs,
+		RunE: func(_ *cobra.Command, _ []string) error {
+			return local.Down(f.dir, wipe, s.Out)
+		},
+	}
+	cmd.Flags().BoolVar(&wipe, "wipe", false, "remove the fleet's directory (data, logs, certificates)")
+	return cmd
+}
+
+func newStatus(s streams.IO, f *flags) *cobra.Command {
+	var output string
+	cmd := &cobra.Command{
+		Use:     "status",
+		Short:   "Show every component of the fleet: up/down, address, pid, RSS",
+		Example: "  lockstep lab status\n  lockstep lab status -o json",
+		Args:    cobra.NoArgs,
+		RunE: func(_ *cobra.Command, _ []string) error {
+			if output != "table" && output != "json" {
+				return fmt.Errorf("unknown output format %q (use table or json)", output)
+			}
+			st, err := local.Status(f.dir)
+			if err != nil {
+				return err
+			}
+			if output == "json" {
+				enc := json.NewEncoder(s.Out)
+				enc.SetIndent("", "  ")
+				return enc.Encode(st)
+			}
+			printStatus(s, st)
+			return nil
+		},
+	}
+	cmd.Flags().StringVarP(&output, "output", "o", "table", "output format: table or json")
+	return cmd
+}
+
+func printStatus(s streams.IO, st *local.FleetStatus) {
+	fmt.Fprintf(s.Out, "fleet %s: %s", st.Dir, st.Phase)
+	if st.Message != "" {
+		fmt.Fprintf(s.Out, " (%s)", st.Message)
+	}
+	fmt.Fprintf(s.Out, "\n\n")
+	tw := tabwriter.NewWriter(s.Out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "COMPONENT\tSTATE\tADDRESS\tPID\tRSS")
+	for _, c := range st.Components {
+		state := "up"
+		if !c.Up {
+			state = "down (" + c.Status + ")"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\n", c.Name, state, c.Addr, c.PID, mib(c.RSS))
+	}
+	fmt.Fprintf(tw, "total\t\t\t\t%s\n", mib(st.TotalRSS))
+	_ = tw.Flush()
+	for _, c := range st.Components {
+		if !c.Up && c.LogTail != "" {
+			fmt.Fprintf(s.Out, "\n%s is down; last lines of %s:\n  %s\n", c.Name, c.Log, strings.ReplaceAll(c.LogTail, "\n", "\n  "))
+		}
+	}
+}
+
+func mib(b int64) string {
+	if b == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%d MiB", b>>20)
+}
+
+func newLogs(s streams.IO, f *flags) *cobra.Command {
+	var tail int
+	cmd := &cobra.Command{
+		Use:   "logs COMPONENT",
+		Short: "Print a component's log",
+		Example: `  lockstep lab logs argo-rollout1/rollouts-controller
+  lockstep lab logs thanos-query --tail 50   # a unique suffix is enough`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(_ *cobra.Command, args []string) error {
+			st, err := local.Status(f.dir)
+			if err != nil {
+				return err
+			}
+			var match []local.ComponentStatus
+			for _, c := range st.Components {
+				if c.Name == args[0] {
+					match = []local.ComponentStatus{c}
+					break
+				}
+				if strings.HasSuffix(c.Name, "/"+args[0]) {
+					match = append(match, c)
+				}
+			}
+			switch {
+			case len(match) == 0:
+				return fmt.Errorf("no component %q in the fleet (see `lockstep lab status`)", args[0])
+			case len(match) > 1:
+				var names []string
+				for _, m := range match {
+					names = append(names, m.Name)
+				}
+				return fmt.Errorf("%q is ambiguous: %s", args[0], strings.Join(names, ", "))
+			}
+			if tail > 0 {
+				fmt.Fprintln(s.Out, local.TailFile(match[0].Log, tail))
+				return nil
+			}
+			b, err := os.ReadFile(match[0].Log)
+			if err != nil {
+				return err
+			}
+			_, err = s.Out.Write(b)
+			return err
+		},
+	}
+	cmd.Flags().IntVar(&tail, "tail", 0, "print only the last N lines")
+	return cmd
+}
+
+func newSupervise(s streams.IO, f *flags) *cobra.Command {
+	var (
+		workloads, nodes int
+		noNetNS          bool
+	)
+	cmd := &cobra.Command{
+		Use:     "supervise",
+		Short:   "Run the fleet in the foreground (started by `lab up`)",
+		Example: "  lockstep lab supervise --dir /tmp/fleet",
+		Hidden:  true,
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cache, err := local.DefaultCache()
+			if err != nil {
+				return err
+			}
+			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+			defer stop()
+			return local.Supervise(ctx, local.Options{Dir: f.dir, Cache: cache, Workloads: workloads, Nodes: nodes,
+				GitOps: gitops.Tree, NoNetNS: noNetNS})
+		},
+	}
+	cmd.Flags().IntVar(&workloads, "workloads", 2, "number of workload clusters")
+	cmd.Flags().IntVar(&nodes, "nodes", 2, "kwok nodes per workload cluster")
+	cmd.Flags().BoolVar(&noNetNS, "no-netns", false, "keep every process in the host network namespace")
+	return cmd
+}

@@ -1,0 +1,67 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"lockstep.dev/lockstep/internal/cli/lab"
+	"lockstep.dev/lockstep/internal/cli/streams"
+)
+
+// Version is set at link time.
+var Version = "dev"
+
+// NewRootCommand builds the lockstep command tree.
+func NewRootCommand(s streams.IO) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "lockstep",
+		Short: "Multi-cluster canary upgrades, in step",
+		Long: `Lockstep moves one Argo Rollouts canary through every cluster of a fleet
+together: the same step everywhere, analysis per cluster and overall, and an
+abort in one cluster aborts them all.`,
+		Example: `  # Start the local fleet (hub + two workload clusters) and run the demo
+  lockstep demo
+
+  # Just the fleet
+  lockstep lab up && lockstep lab status`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		Version:       Version,
+	}
+	root.SetIn(s.In)
+	root.SetOut(s.Out)
+	root.SetErr(s.ErrOut)
+	root.AddCommand(lab.NewCommand(s))
+	return root
+}
+
+// Run executes the CLI and returns the process exit code. Errors end here as
+// one line on stderr.
+func Run(args []string, in io.Reader, out, errOut io.Writer) int {
+	s := streams.IO{In: in, Out: out, ErrOut: errOut}
+	root := NewRootCommand(s)
+	root.SetArgs(args)
+	if err := root.Execute(); err != nil {
+		var ec interface{ ExitCode() int }
+		code := 1
+		if errors.As(err, &ec) {
+			code = ec.ExitCode()
+		}
+		fmt.Fprintf(errOut, "error: %s\n", oneLine(err.Error()))
+		return code
+	}
+	return 0
+}
+
+func oneLine(s string) string {
+	first, rest, found := strings.Cut(strings.TrimSpace(s), "\n")
+	if found && strings.TrimSpace(rest) != "" {
+		// Multi-line details (log tails) were already printed as progress.
+		return first
+	}
+	return first
+}

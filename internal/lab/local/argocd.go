@@ -1,0 +1,376 @@
+package local
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"lockstep.dev/lockstep/internal/kube"
+)
+
+// RepoURL is how Argo CD reaches the fleet's git repository.
+func RepoURL(gitPort int) string { return fmt.Sprintf("git://127.0.0.1:%d/%s", gitPort, FleetRepoName) }
+
+// RepoDir is the bare repository served by the fleet's git daemon.
+func RepoDir(fleetDir string) string { return filepath.Join(fleetDir, "data", "git", FleetRepoName) }
+
+func obj(m map[string]any) *unstructured.Unstructured { return &unstructured.Unstructured{Object: m} }
+
+func (f *fleet) argocdConfig(ctx context.Context) error {
+	cfg, err := f.restConfig(HubName)
+	if err != nil {
+		return err
+	}
+	a, err := kube.NewApplier(cfg)
+	if err != nil {
+		return err
+	}
+	objs := []*unstructured.Unstructured{obj(map[string]any{
+		"apiVersion": "v1", "kind": "Namespace", "metadata": map[string]any{"name": ArgoCDNS},
+	})}
+	cms, err := readManifests(f.opt.Cache.Asset("argocd", "config"))
+	if err != nil {
+		return err
+	}
+	for _, o := range cms {
+		o.SetNamespace(ArgoCDNS)
+		switch o.GetName() {
+		case "argocd-cm":
+			// Poll git every 30 s; the demo also asks for a refresh on
+			// every commit so nobody waits for the poll.
+			_ = unstructured.SetNestedField(o.Object, "30s", "data", "timeout.reconciliation")
+		case "argocd-secret":
+			key, err := f.secretKey()
+			if err != nil {
+				return err
+			}
+			_ = unstructured.SetNestedField(o.Object, key, "stringData", "server.secretkey")
+		}
+		objs = append(objs, o)
+	}
+	objs = append(objs, obj(map[string]any{
+		"apiVersion": "argoproj.io/v1alpha1", "kind": "AppProject",
+		"metadata": map[string]any{"name": "default", "namespace": ArgoCDNS},
+		"spec": map[string]any{
+			"sourceRepos":              []any{"*"},
+			"destinations":             []any{map[string]any{"namespace": "*", "server": "*"}},
+			"clusterResourceWhitelist": []any{map[string]any{"group": "*", "kind": "*"}},
+		},
+	}))
+	return a.Apply(ctx, objs...)
+}
+
+// secretKey is Argo CD's server.secretkey, generated once per fleet and
+// kept with the fleet's other secrets (never logged, never in git).
+func (f *fleet) secretKey() (string, error) {
+	p := filepath.Join(f.pki.Dir, "argocd-server.secretkey")
+	if b, err := os.ReadFile(p); err == nil {
+		return string(b), nil
+	}
+	k, err := randomHex(32)
+	if err != nil {
+		return "", err
+	}
+	return k, os.WriteFile(p, []byte(k), 0o600)
+}
+
+func (f *fleet) argocdEnv(binary string) []string {
+	base := f.data(HubName, "argocd")
+	for _, d := range []string{"tls", "ssh", "gpg", "gnupg", "home", "tmp"} {
+		_ = os.MkdirAll(filepath.Join(base, d), 0o700)
+	}
+	wrapper := f.opt.Cache.Asset("argocd", "bin")
+	return []string{
+		"ARGOCD_BINARY_NAME=" + binary,
+		"ARGOCD_FAKE_IN_CLUSTER=true",
+		"KUBECONFIG=" + f.kubeconfigPath("argocd.kubeconfig"),
+		"ARGOCD_GPG_ENABLED=false",
+		"ARGOCD_TLS_DATA_PATH=" + filepath.Join(base, "tls"),
+		"ARGOCD_SSH_DATA_PATH=" + filepath.Join(base, "ssh"),
+		"ARGOCD_GPG_DATA_PATH=" + filepath.Join(base, "gpg"),
+		"ARGOCD_GNUPGHOME=" + filepath.Join(base, "gnupg"),
+		"HOME=" + filepath.Join(base, "home"),
+		"TMPDIR=" + filepath.Join(base, "tmp"),
+		// The repo-server calls git-verify-wrapper.sh by name.
+		"PATH=" + wrapper + string(os.PathListSeparator) + os.Getenv("PATH"),
+	}
+}
+
+func (f *fleet) startArgoCD(ctx context.Context) error {
+	if err := f.argocdConfig(ctx); err != nil {
+		return fmt.Errorf("argocd config: %w", err)
+	}
+	if err := SeedRepo(RepoDir(f.opt.Dir), f.opt.GitOps); err != nil {
+		return fmt.Errorf("seed git repository: %w", err)
+	}
+	gitBase := filepath.Dir(RepoDir(f.opt.Dir))
+	redis := addr(f.p.redis)
+	repo := addr(f.p.repo)
+	argocd := f.bin("argocd", "argocd")
+	if err := f.startAll(ctx,
+		ProcSpec{
+			Name: HubName + "/redis", Cluster: HubName, Path: "redis-server", Addr: redis,
+			Ports: map[string]int{"redis": f.p.redis},
+			Args: []string{"--bind", "127.0.0.1", "--port", strconv.Itoa(f.p.redis), "--save", "", "--appendonly", "no",
+				"--dir", f.data(HubName, "redis"), "--loglevel", "warning"},
+			Health: tcpOK(redis),
+		},
+		ProcSpec{
+			Name: HubName + "/git-daemon", Cluster: HubName, Path: "git", Addr: RepoURL(f.p.git),
+			Ports: map[string]int{"git": f.p.git},
+			Args: []string{"daemon", "--reuseaddr", "--listen=127.0.0.1", "--port=" + strconv.Itoa(f.p.git),
+				"--base-path=" + gitBase, "--export-all", "--informative-errors", gitBase},
+			Health: tcpOK(addr(f.p.git)),
+		},
+		ProcSpec{
+			Name: HubName + "/argocd-repo-server", Cluster: HubName, Path: argocd, Addr: repo,
+			Ports: map[string]int{"grpc": f.p.repo, "metrics": f.p.repoMetrics},
+			Env:   f.argocdEnv("argocd-repo-server"),
+			Args: []string{"--disable-tls", "--client-ca-path=", "--address=127.0.0.1", "--port=" + strconv.Itoa(f.p.repo),
+				"--metrics-address=127.0.0.1", "--metrics-port=" + strconv.Itoa(f.p.repoMetrics),
+				"--redis=" + redis, "--loglevel=warn", "--logformat=text"},
+			Health: tcpOK(repo),
+		},
+	); err != nil {
+		return err
+	}
+	if err := f.startAll(ctx,
+		ProcSpec{
+			Name: HubName + "/argocd-application-controller", Cluster: HubName, Path: argocd,
+			Ports: map[string]int{"metrics": f.p.controllerMetrics},
+			Env:   f.argocdEnv("argocd-application-controller"),
+			Args: []string{"--repo-server=" + repo, "--repo-server-plaintext", "--redis=" + redis,
+				"--metrics-port=" + strconv.Itoa(f.p.controllerMetrics), "--app-resync=30", "--self-heal-timeout-seconds=2",
+				"--status-processors=4", "--operation-processors=4", "--loglevel=warn", "--logformat=text"},
+			NetNS: true,
+		},
+		ProcSpec{
+			Name: HubName + "/argocd-applicationset-controller", Cluster: HubName, Path: argocd,
+			Addr:  "http://" + addr(f.p.appsetProbe),
+			Ports: map[string]int{"metrics": f.p.appsetMetrics, "probe": f.p.appsetProbe, "webhook": f.p.appsetWebhook},
+			Env:   f.argocdEnv("argocd-applicationset-controller"),
+			Args: []string{"--argocd-repo-server=" + repo, "--repo-server-plaintext",
+				"--metrics-addr=" + addr(f.p.appsetMetrics), "--probe-addr=" + addr(f.p.appsetProbe),
+				"--webhook-addr=" + addr(f.p.appsetWebhook), "--loglevel=warn", "--logformat=text"},
+			Health: httpOK("http://" + addr(f.p.appsetProbe) + "/healthz"),
+		},
+	); err != nil {
+		return err
+	}
+	return f.s.Update(func(st *State) {
+		st.URLs["git"] = RepoURL(f.p.git)
+		st.URLs["argocd-repo-server"] = repo
+		st.URLs["argocd-applicationset-controller"] = "http://" + addr(f.p.appsetProbe)
+	})
+}
+
+// SeedRepo creates the fleet's bare repository with one commit holding the
+// GitOps tree, unless it already exists (a restarted fleet keeps history).
+func SeedRepo(bare string, tree fs.FS) error {
+	if _, err := os.Stat(filepath.Join(bare, "HEAD")); err == nil {
+		return nil
+	}
+	if err := os.MkdirAll(filepath.Dir(bare), 0o755); err != nil {
+		return err
+	}
+	if err := git("", "init", "--quiet", "--bare", "--initial-branch=main", bare); err != nil {
+		return err
+	}
+	work, err := os.MkdirTemp(filepath.Dir(bare), "seed-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(work)
+	if tree != nil {
+		if err := copyFS(tree, work); err != nil {
+			return err
+		}
+	}
+	if err := os.WriteFile(filepath.Join(work, ".lockstep-fleet"), []byte("GitOps tree of a Lockstep local fleet.\n"), 0o644); err != nil {
+		return err
+	}
+	for _, args := range [][]string{
+		{"init", "--quiet", "--initial-branch=main"},
+		{"add", "-A"},
+		{"commit", "--quiet", "-m", "GitOps tree of the lab"},
+		{"push", "--quiet", bare, "main"},
+	} {
+		if err := git(work, args...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// git runs a git command with a fixed identity, so commits never depend on
+// the user's configuration.
+func git(dir string, args ...string) error {
+	cmd := exec.Command("git", args...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "GIT_AUTHOR_NAME=lockstep", "GIT_AUTHOR_EMAIL=lockstep@localhost",
+		"GIT_COMMITTER_NAME=lockstep", "GIT_COMMITTER_EMAIL=lockstep@localhost", "GIT_CONFIG_NOSYSTEM=1")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("git %s: %v: %s", strings.Join(args, " "), err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
+func copyFS(src fs.FS, dst string) error {
+	return fs.WalkDir(src, ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		target := filepath.Join(dst, filepath.FromSlash(p))
+		if d.IsDir() {
+			return os.MkdirAll(target, 0o755)
+		}
+		b, err := fs.ReadFile(src, p)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(target, b, 0o644)
+	})
+}
+
+// ClusterSecretName is the Argo CD cluster Secret of a workload cluster.
+func ClusterSecretName(cluster string) string { return "cluster-" + cluster }
+
+// registerClusters does what `argocd cluster add` does: a ServiceAccount
+// argocd-manager with cluster-admin rights in each workload cluster, its
+// token, and a cluster Secret on the hub labelled for ApplicationSets.
+func (f *fleet) registerClusters(ctx context.Context) error {
+	ca, err := os.ReadFile(f.pki.CACert())
+	if err != nil {
+		return err
+	}
+	hubCfg, err := f.restConfig(HubName)
+	if err != nil {
+		return err
+	}
+	hub, err := kube.NewApplier(hubCfg)
+	if err != nil {
+		return err
+	}
+	for _, w := range f.workloads {
+		tok, err := f.managerToken(ctx, w)
+		if err != nil {
+			return fmt.Errorf("%s: %w", w, err)
+		}
+		conf, _ := json.Marshal(map[string]any{
+			"bearerToken":     tok,
+			"tlsClientConfig": map[string]any{"insecure": false, "caData": base64.StdEncoding.EncodeToString(ca)},
+		})
+		sec := obj(map[string]any{
+			"apiVersion": "v1", "kind": "Secret",
+			"metadata": map[string]any{
+				"name": ClusterSecretName(w), "namespace": ArgoCDNS,
+				"labels": map[string]any{
+					"argocd.argoproj.io/secret-type": "cluster",
+					WorkloadLabel:                    RoleWorkload,
+					"lockstep.dev/cluster":           w,
+				},
+				"annotations": map[string]any{"managed-by": "argocd.argoproj.io"},
+			},
+			"type": "Opaque",
+			"stringData": map[string]any{
+				"name": w, "server": f.server(w), "config": string(conf),
+			},
+		})
+		if err := hub.Apply(ctx, sec); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (f *fleet) managerToken(ctx context.Context, cluster string) (string, error) {
+	cfg, err := f.restConfig(cluster)
+	if err != nil {
+		return "", err
+	}
+	a, err := kube.NewApplier(cfg)
+	if err != nil {
+		return "", err
+	}
+	objs := []*unstructured.Unstructured{
+		obj(map[string]any{"apiVersion": "v1", "kind": "ServiceAccount",
+			"metadata": map[string]any{"name": "argocd-manager", "namespace": "kube-system"}}),
+		obj(map[string]any{"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+			"metadata": map[string]any{"name": "argocd-manager-role"},
+			"rules": []any{
+				map[string]any{"apiGroups": []any{"*"}, "resources": []any{"*"}, "verbs": []any{"*"}},
+				map[string]any{"nonResourceURLs": []any{"*"}, "verbs": []any{"*"}},
+			}}),
+		obj(map[string]any{"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+			"metadata": map[string]any{"name": "argocd-manager-role-binding"},
+			"roleRef":  map[string]any{"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "argocd-manager-role"},
+			"subjects": []any{map[string]any{"kind": "ServiceAccount", "name": "argocd-manager", "namespace": "kube-system"}}}),
+		obj(map[string]any{"apiVersion": "v1", "kind": "Secret", "type": string(corev1.SecretTypeServiceAccountToken),
+			"metadata": map[string]any{"name": "argocd-manager-long-lived-token", "namespace": "kube-system",
+				"annotations": map[string]any{corev1.ServiceAccountNameKey: "argocd-manager"}}}),
+	}
+	if err := a.Apply(ctx, objs...); err != nil {
+		return "", err
+	}
+	cs, err := f.clientset(cluster)
+	if err != nil {
+		return "", err
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		s, err := cs.CoreV1().Secrets("kube-system").Get(ctx, "argocd-manager-long-lived-token", metav1.GetOptions{})
+		if err == nil && len(s.Data[corev1.ServiceAccountTokenKey]) > 0 {
+			return string(s.Data[corev1.ServiceAccountTokenKey]), nil
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return "", fmt.Errorf("token controller did not fill argocd-manager's token")
+}
+
+func (f *fleet) waitFleet(ctx context.Context) error {
+	for _, w := range f.workloads {
+		if err := f.waitNodesReady(ctx, w); err != nil {
+			return err
+		}
+	}
+	return f.waitThanos(ctx)
+}
+
+func (f *fleet) waitNodesReady(ctx context.Context, cluster string) error {
+	cs, err := f.clientset(cluster)
+	if err != nil {
+		return err
+	}
+	deadline := time.Now().Add(startupTimeout)
+	for time.Now().Before(deadline) {
+		nodes, err := cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+		if err == nil {
+			ready := 0
+			for _, n := range nodes.Items {
+				for _, c := range n.Status.Conditions {
+					if c.Type == corev1.NodeReady && c.Status == corev1.ConditionTrue {
+						ready++
+					}
+				}
+			}
+			if ready >= f.opt.Nodes {
+				return nil
+			}
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	return fmt.Errorf("%s: kwok nodes not Ready after %s", cluster, startupTimeout)
+}

@@ -1,0 +1,333 @@
+package local
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Cluster names of the seed's lab.
+const (
+	HubName        = "argo-hub"
+	RoleHub        = "hub"
+	RoleWorkload   = "workload"
+	ArgoCDNS       = "argocd"
+	WorkloadLabel  = "lockstep.dev/role"
+	FleetRepoName  = "fleet.git"
+	replicaLabel   = "replica"
+	defaultNodes   = 2
+	startupTimeout = 90 * time.Second
+)
+
+// WorkloadName is the name of the i-th (1-based) workload cluster.
+func WorkloadName(i int) string { return "argo-rollout" + strconv.Itoa(i) }
+
+// PrometheusClusterLabel is the external label of the i-th workload's Prometheus.
+func PrometheusClusterLabel(i int) string { return "data-producer-" + strconv.Itoa(i) }
+
+// Options configure a local fleet.
+type Options struct {
+	Dir       string
+	Cache     Cache
+	Workloads int
+	Nodes     int
+	// GitOps seeds the fleet's git repository.
+	GitOps fs.FS
+	// NoNetNS keeps every process in the host's network namespace even
+	// when a private one could be made.
+	NoNetNS bool
+}
+
+// ports holds every port of the fleet, chosen before anything starts.
+type ports struct {
+	etcdClient, etcdPeer int
+	api                  map[string]int
+	rolloutsHealth       map[string]int
+	rolloutsMetrics      map[string]int
+	rolloutsMetricsHost  map[string]int
+	rolloutsHealthHost   map[string]int
+	kwok                 map[string]int
+	prom                 map[string]int
+	sidecarGRPC          map[string]int
+	sidecarHTTP          map[string]int
+	redis, git, repo     int
+	repoMetrics          int
+	appsetMetrics        int
+	appsetProbe          int
+	appsetWebhook        int
+	controllerMetrics    int
+	queryHTTP, queryGRPC int
+	storeHTTP, storeGRPC int
+	compactHTTP          int
+}
+
+func allocPorts(clusters []string, workloads []string) (*ports, error) {
+	var err error
+	next := func() int {
+		if err != nil {
+			return 0
+		}
+		var p int
+		p, err = freePort()
+		return p
+	}
+	seen := map[int]bool{}
+	uniq := func() int {
+		for i := 0; i < 50; i++ {
+			p := next()
+			if err != nil || !seen[p] {
+				seen[p] = true
+				return p
+			}
+		}
+		return 0
+	}
+	p := &ports{api: map[string]int{}, rolloutsHealth: map[string]int{}, rolloutsMetrics: map[string]int{},
+		rolloutsHealthHost: map[string]int{}, rolloutsMetricsHost: map[string]int{}, kwok: map[string]int{},
+		prom: map[string]int{}, sidecarGRPC: map[string]int{}, sidecarHTTP: map[string]int{}}
+	p.etcdClient, p.etcdPeer = uniq(), uniq()
+	for _, c := range clusters {
+		p.api[c] = uniq()
+	}
+	for _, w := range workloads {
+		p.rolloutsHealth[w], p.rolloutsMetrics[w] = uniq(), uniq()
+		p.rolloutsHealthHost[w], p.rolloutsMetricsHost[w] = uniq(), uniq()
+		p.kwok[w], p.prom[w], p.sidecarGRPC[w], p.sidecarHTTP[w] = uniq(), uniq(), uniq(), uniq()
+	}
+	p.redis, p.git, p.repo, p.repoMetrics = uniq(), uniq(), uniq(), uniq()
+	p.appsetMetrics, p.appsetProbe, p.appsetWebhook, p.controllerMetrics = uniq(), uniq(), uniq(), uniq()
+	p.queryHTTP, p.queryGRPC, p.storeHTTP, p.storeGRPC, p.compactHTTP = uniq(), uniq(), uniq(), uniq(), uniq()
+	return p, err
+}
+
+// fleet is one supervised start-up of the local fleet.
+type fleet struct {
+	opt       Options
+	s         *Supervisor
+	pki       PKI
+	p         *ports
+	clusters  []string
+	workloads []string
+}
+
+// Supervise starts the whole fleet, marks it Ready, and keeps it running
+// until ctx ends; then it stops everything. Any start-up failure stops what
+// was started and is returned.
+func Supervise(ctx context.Context, opt Options) error {
+	if opt.Workloads <= 0 {
+		opt.Workloads = 2
+	}
+	if opt.Nodes <= 0 {
+		opt.Nodes = defaultNodes
+	}
+	f := &fleet{opt: opt, pki: PKI{Dir: filepath.Join(opt.Dir, "pki")}}
+	f.clusters = []string{HubName}
+	for i := 1; i <= opt.Workloads; i++ {
+		f.workloads = append(f.workloads, WorkloadName(i))
+	}
+	f.clusters = append(f.clusters, f.workloads...)
+	prog, err := os.OpenFile(filepath.Join(opt.Dir, "progress.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	defer prog.Close()
+	ticks, _, _ := procStat(os.Getpid())
+	f.s = &Supervisor{Dir: opt.Dir, Progress: prog, state: &State{
+		Dir: opt.Dir, Phase: PhaseStarting, SupervisorPID: os.Getpid(), SupervisorAt: ticks,
+		StartedAt: time.Now(), Kubeconfig: filepath.Join(opt.Dir, "kubeconfig"), URLs: map[string]string{},
+	}}
+	if err := WriteState(f.s.state); err != nil {
+		return err
+	}
+	start := time.Now()
+	err = f.up(ctx)
+	if err != nil {
+		f.s.Progressf("start-up failed: %v", err)
+		_ = f.s.Update(func(st *State) { st.Phase, st.Message = PhaseFailed, firstLine(err.Error()) })
+		f.s.StopAll(5 * time.Second)
+		_ = f.s.Update(func(st *State) {})
+		return err
+	}
+	now := time.Now()
+	_ = f.s.Update(func(st *State) { st.Phase, st.ReadyAt, st.Message = PhaseReady, &now, "" })
+	f.s.Progressf("fleet ready in %s", now.Sub(start).Round(100*time.Millisecond))
+	<-ctx.Done()
+	_ = f.s.Update(func(st *State) { st.Phase = PhaseStopping })
+	f.s.StopAll(10 * time.Second)
+	_ = f.s.Update(func(st *State) { st.Phase = PhaseStopped })
+	return nil
+}
+
+func firstLine(s string) string {
+	l, _, _ := strings.Cut(s, "\n")
+	return l
+}
+
+type step struct {
+	name string
+	run  func(context.Context) error
+}
+
+func (f *fleet) up(ctx context.Context) error {
+	if err := f.opt.Cache.Check(); err != nil {
+		return err
+	}
+	if err := CheckHostTools(); err != nil {
+		return err
+	}
+	var err error
+	if f.p, err = allocPorts(f.clusters, f.workloads); err != nil {
+		return fmt.Errorf("allocate ports: %w", err)
+	}
+	steps := []step{
+		{"certificates and tokens", func(context.Context) error { return f.pki.Ensure(f.clusters) }},
+		{"private network namespace", f.startNetNS},
+		{"etcd", f.startEtcd},
+		{"kube-apiservers", f.startAPIServers},
+		{"kubeconfig", f.writeKubeconfigs},
+		{"CRDs (Argo CD, Argo Rollouts, Istio)", f.installCRDs},
+		{"controller-managers, schedulers, kwok nodes", f.startControllers},
+		{"Argo Rollouts controllers", f.startRollouts},
+		{"Prometheus, Thanos sidecars, Store, Compactor, Query", f.startMonitoring},
+		{"git server and Argo CD", f.startArgoCD},
+		{"workload clusters registered in Argo CD", f.registerClusters},
+		{"fleet health", f.waitFleet},
+	}
+	for i, st := range steps {
+		t := time.Now()
+		f.s.Progressf("[%d/%d] %s", i+1, len(steps), st.name)
+		if err := st.run(ctx); err != nil {
+			return fmt.Errorf("%s: %w", st.name, err)
+		}
+		if ctx.Err() != nil {
+			return errors.New("interrupted")
+		}
+		f.s.Progressf("      done in %s", time.Since(t).Round(10*time.Millisecond))
+	}
+	return nil
+}
+
+// startAll starts processes then waits for all of them to be healthy.
+func (f *fleet) startAll(ctx context.Context, specs ...ProcSpec) error {
+	for _, sp := range specs {
+		if err := f.s.Start(sp); err != nil {
+			return err
+		}
+	}
+	for _, sp := range specs {
+		if err := f.s.WaitHealthy(ctx, sp.Name, startupTimeout); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (f *fleet) bin(comp, name string) string { return f.opt.Cache.Bin(comp, name) }
+
+func (f *fleet) data(parts ...string) string {
+	p := filepath.Join(append([]string{f.opt.Dir, "data"}, parts...)...)
+	_ = os.MkdirAll(p, 0o755)
+	return p
+}
+
+func (f *fleet) startNetNS(context.Context) error {
+	if f.opt.NoNetNS || os.Geteuid() != 0 {
+		f.s.Progressf("      no private network namespace (needs root): Argo CD's application-controller and Argo Rollouts bind their metrics on 0.0.0.0")
+		return nil
+	}
+	bridged := []int{f.p.redis, f.p.repo}
+	for _, c := range f.clusters {
+		bridged = append(bridged, f.p.api[c])
+	}
+	n, err := newNetNS(bridged)
+	if err != nil {
+		f.s.Progressf("      no private network namespace (%v): upstream servers that bind 0.0.0.0 stay on the host", err)
+		return nil
+	}
+	f.s.netns = n
+	for _, w := range f.workloads {
+		if err := n.expose(f.p.rolloutsHealth[w], f.p.rolloutsHealthHost[w]); err != nil {
+			return err
+		}
+		if err := n.expose(f.p.rolloutsMetrics[w], f.p.rolloutsMetricsHost[w]); err != nil {
+			return err
+		}
+	}
+	return f.s.Update(func(st *State) { st.NetNS = true })
+}
+
+// hostPort is where the host reaches a port of a process that may run in
+// the private namespace.
+func (f *fleet) hostPort(inside, exposed int) int {
+	if f.s.netns != nil {
+		return exposed
+	}
+	return inside
+}
+
+func (f *fleet) startEtcd(ctx context.Context) error {
+	client := "http://" + addr(f.p.etcdClient)
+	return f.startAll(ctx, ProcSpec{
+		Name: "etcd", Path: f.bin("etcd", "etcd"), Addr: client,
+		Ports: map[string]int{"client": f.p.etcdClient, "peer": f.p.etcdPeer},
+		Args: []string{"--name=lockstep", "--data-dir=" + f.data("etcd"),
+			"--listen-client-urls=" + client, "--advertise-client-urls=" + client,
+			"--listen-peer-urls=http://" + addr(f.p.etcdPeer), "--initial-advertise-peer-urls=http://" + addr(f.p.etcdPeer),
+			"--initial-cluster=lockstep=http://" + addr(f.p.etcdPeer),
+			// A lab fleet trades durability of the last writes for speed.
+			"--unsafe-no-fsync", "--quota-backend-bytes=4294967296", "--log-level=warn"},
+		Health: httpOK(client + "/health"),
+	})
+}
+
+func (f *fleet) server(c string) string { return "https://" + addr(f.p.api[c]) }
+
+func (f *fleet) startAPIServers(ctx context.Context) error {
+	var specs []ProcSpec
+	for _, c := range f.clusters {
+		hc, err := tlsClient(f.pki.CACert())
+		if err != nil {
+			return err
+		}
+		tok, err := f.pki.Token(c)
+		if err != nil {
+			return err
+		}
+		url := f.server(c) + "/readyz"
+		specs = append(specs, ProcSpec{
+			Name: c + "/kube-apiserver", Cluster: c, Path: f.bin("kube", "kube-apiserver"), Addr: f.server(c),
+			Ports: map[string]int{"https": f.p.api[c]},
+			Args: []string{
+				"--etcd-servers=http://" + addr(f.p.etcdClient), "--etcd-prefix=/registry-" + c,
+				"--bind-address=127.0.0.1", "--advertise-address=127.0.0.1", "--secure-port=" + strconv.Itoa(f.p.api[c]),
+				"--endpoint-reconciler-type=none", "--service-cluster-ip-range=10.96.0.0/12",
+				"--authorization-mode=RBAC", "--token-auth-file=" + f.pki.TokenFile(c),
+				"--client-ca-file=" + f.pki.CACert(),
+				"--tls-cert-file=" + f.pki.ServingCert(), "--tls-private-key-file=" + f.pki.ServingKey(),
+				"--service-account-key-file=" + f.pki.SAPub(c), "--service-account-signing-key-file=" + f.pki.SAKey(c),
+				"--service-account-issuer=https://kubernetes.default.svc",
+				"--allow-privileged=true", "--profiling=false", "--enable-priority-and-fairness=false",
+				"--cert-dir=" + f.data(c, "apiserver"),
+			},
+			Health: func(ctx context.Context) error { return get(ctx, hc, url, tok) },
+		})
+	}
+	return f.startAll(ctx, specs...)
+}
+
+// CheckHostTools reports the first Debian package the fleet needs and the
+// machine lacks, as one line that says how to install it.
+func CheckHostTools() error {
+	for bin, pkg := range map[string]string{"prometheus": "prometheus", "redis-server": "redis-server", "git": "git"} {
+		if _, err := lookPath(bin); err != nil {
+			return fmt.Errorf("%s is not installed: run `sudo hack/install-deps.sh` (Debian package %s)", bin, pkg)
+		}
+	}
+	return nil
+}
