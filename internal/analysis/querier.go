@@ -1,0 +1,148 @@
+package analysis
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/api"
+	v1 "github.com/prometheus/client_golang/api/prometheus/v1"
+	"github.com/prometheus/common/model"
+)
+
+// Querier runs one instant query. It is all Evaluate needs, so tests and
+// other backends can stand in for Prometheus.
+type Querier interface {
+	// Query evaluates promql at ts and returns the instant vector, any
+	// warnings the server attached, or an error (including a result that
+	// is not an instant vector).
+	Query(ctx context.Context, promql string, ts time.Time) (model.Vector, []string, error)
+}
+
+// PartialResponseParam is the Thanos Query parameter that controls partial
+// responses. Lockstep always sends it as "false": with partial responses a
+// Thanos whose store for one cluster is down answers with the other
+// clusters' data and a warning, and a per-cluster comparison would then be
+// judged on half the fleet.
+const PartialResponseParam = "partial_response"
+
+// DefaultQueryTimeout bounds a query when PrometheusConfig.Timeout is zero.
+const DefaultQueryTimeout = 30 * time.Second
+
+// PrometheusConfig configures NewPrometheusQuerier.
+type PrometheusConfig struct {
+	// Address is the base URL of Prometheus or Thanos Query, e.g.
+	// http://thanos-query.monitoring:9090.
+	Address string
+	// Timeout bounds each query, both as the server-side evaluation timeout
+	// and as the client's deadline. Zero means DefaultQueryTimeout.
+	Timeout time.Duration
+	// RoundTripper is the transport to use (TLS, auth); nil means
+	// client_golang's default. It is wrapped so every request carries
+	// partial_response=false.
+	RoundTripper http.RoundTripper
+}
+
+// PrometheusQuerier is a Querier over the Prometheus HTTP API.
+type PrometheusQuerier struct {
+	api     v1.API
+	timeout time.Duration
+}
+
+var _ Querier = (*PrometheusQuerier)(nil)
+
+// NewPrometheusQuerier returns a Querier for the API at cfg.Address.
+func NewPrometheusQuerier(cfg PrometheusConfig) (*PrometheusQuerier, error) {
+	u, err := url.Parse(cfg.Address)
+	if err != nil {
+		return nil, fmt.Errorf("prometheus address: %w", err)
+	}
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("prometheus address %q: want an http(s) URL with a host", cfg.Address)
+	}
+	if cfg.Timeout < 0 {
+		return nil, errors.New("prometheus query timeout must not be negative")
+	}
+	timeout := cfg.Timeout
+	if timeout == 0 {
+		timeout = DefaultQueryTimeout
+	}
+	next := cfg.RoundTripper
+	if next == nil {
+		next = api.DefaultRoundTripper
+	}
+	client, err := api.NewClient(api.Config{
+		Address:      cfg.Address,
+		RoundTripper: &noPartialResponse{next: next},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("prometheus client: %w", err)
+	}
+	return &PrometheusQuerier{api: v1.NewAPI(client), timeout: timeout}, nil
+}
+
+// Query implements Querier. Informational annotations (Prometheus "infos")
+// are dropped: unlike warnings they do not say the data is incomplete.
+func (p *PrometheusQuerier) Query(ctx context.Context, promql string, ts time.Time) (model.Vector, []string, error) {
+	ctx, cancel := context.WithTimeout(ctx, p.timeout)
+	defer cancel()
+	val, warnings, _, err := p.api.Query(ctx, promql, ts, v1.WithTimeout(p.timeout))
+	if err != nil {
+		return nil, warnings, fmt.Errorf("query %q: %w", promql, err)
+	}
+	switch v := val.(type) {
+	case model.Vector:
+		return v, warnings, nil
+	case nil:
+		return nil, warnings, fmt.Errorf("query %q: no result", promql)
+	default:
+		return nil, warnings, fmt.Errorf("query %q returned a %s, want an instant vector", promql, val.Type())
+	}
+}
+
+// noPartialResponse sets partial_response=false on every request, in the URL
+// and, for form-encoded POSTs (client_golang's default for queries), in the
+// body too. Setting both leaves no way for a server to read another value,
+// whichever one it parses first, and it overrides any value smuggled in
+// through the configured address.
+type noPartialResponse struct {
+	next http.RoundTripper
+}
+
+func (rt *noPartialResponse) RoundTrip(req *http.Request) (*http.Response, error) {
+	out := req.Clone(req.Context())
+	q := out.URL.Query()
+	q.Set(PartialResponseParam, "false")
+	out.URL.RawQuery = q.Encode()
+
+	if req.Body != nil && req.Body != http.NoBody && isForm(req.Header.Get("Content-Type")) {
+		body, err := io.ReadAll(req.Body)
+		req.Body.Close()
+		if err != nil {
+			return nil, fmt.Errorf("read query form: %w", err)
+		}
+		form, err := url.ParseQuery(string(body))
+		if err != nil {
+			return nil, fmt.Errorf("parse query form: %w", err)
+		}
+		form.Set(PartialResponseParam, "false")
+		encoded := form.Encode()
+		out.Body = io.NopCloser(strings.NewReader(encoded))
+		out.ContentLength = int64(len(encoded))
+		out.GetBody = func() (io.ReadCloser, error) {
+			return io.NopCloser(strings.NewReader(encoded)), nil
+		}
+	}
+	return rt.next.RoundTrip(out)
+}
+
+func isForm(contentType string) bool {
+	mt, _, err := mime.ParseMediaType(contentType)
+	return err == nil && mt == "application/x-www-form-urlencoded"
+}

@@ -1,0 +1,866 @@
+package decide
+
+import (
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+const (
+	rev    = "rev-new"
+	oldRev = "rev-old"
+)
+
+var (
+	t0 = time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
+	// Indices: 0 setWeight 20, 1 pause, 2 setWeight 50, 3 pause,
+	// 4 setWeight 80, 5 pause.
+	guideSteps = []Step{SetWeight(20), Pause(), SetWeight(50), Pause(), SetWeight(80), Pause()}
+)
+
+func at(d time.Duration) time.Time { return t0.Add(d) }
+
+func step(i int32) *int32 { return &i }
+
+func policy() Policy {
+	return Policy{
+		DefaultHold:         5 * time.Minute,
+		UnreachableDeadline: 2 * time.Minute,
+		InconclusiveLimit:   10 * time.Minute,
+	}
+}
+
+// paused is a member stopped by Argo at pause step i of rev.
+func paused(name string, i int32) Member {
+	return Member{Name: name, Reachable: true, Rollout: &RolloutState{
+		Generation: 2, ObservedGeneration: 2,
+		Revision: rev, StableRevision: oldRev,
+		CurrentStepIndex: step(i), Steps: guideSteps,
+		ControllerPause: true, PauseReasons: []string{PauseReasonCanaryPauseStep},
+		Phase: PhasePaused,
+	}}
+}
+
+// moving is a member at step i of rev that is not paused.
+func moving(name string, i int32) Member {
+	return Member{Name: name, Reachable: true, Rollout: &RolloutState{
+		Generation: 2, ObservedGeneration: 2,
+		Revision: rev, StableRevision: oldRev,
+		CurrentStepIndex: step(i), Steps: guideSteps,
+		Phase: PhaseProgressing,
+	}}
+}
+
+func completed(name string) Member {
+	return Member{Name: name, Reachable: true, Rollout: &RolloutState{
+		Generation: 2, ObservedGeneration: 2,
+		Revision: rev, StableRevision: rev,
+		CurrentStepIndex: step(int32(len(guideSteps))), Steps: guideSteps,
+		Phase: PhaseHealthy,
+	}}
+}
+
+func unreachable(name string, since time.Time) Member {
+	m := paused(name, 3)
+	m.Reachable = false
+	m.UnreachableSince = since
+	return m
+}
+
+// with returns m after applying f to a copy of its Rollout.
+func with(m Member, f func(*RolloutState)) Member {
+	ro := *m.Rollout
+	f(&ro)
+	m.Rollout = &ro
+	return m
+}
+
+func verdict(v Verdict, evaluated time.Time) AnalysisVerdict {
+	return AnalysisVerdict{Verdict: v, Reason: "Test", Message: "test verdict", Revision: rev, EvaluatedAt: evaluated, Requests: 500, RequestsKnown: true}
+}
+
+// analysisAll gives every named member and the global scope verdict v.
+func analysisAll(v AnalysisVerdict, names ...string) Analysis {
+	g := v
+	a := Analysis{Global: &g, Members: map[string]AnalysisVerdict{}}
+	for _, n := range names {
+		a.Members[n] = v
+	}
+	return a
+}
+
+// atBarrier is the fleet state once step 3 was first seen paused at t0.
+func atBarrier() FleetStatus {
+	return FleetStatus{Revision: rev, BarrierStep: step(3), StepEnteredAt: t0, LastPromotedStep: step(1)}
+}
+
+func abortedFleet() FleetStatus {
+	f := atBarrier()
+	f.Aborted, f.AbortReason, f.AbortMessage, f.AbortedAt = true, ReasonAnalysisFailed, "analysis failed for b", at(time.Minute)
+	return f
+}
+
+// patchSummary renders patches as "kind:member" for comparison.
+func patchSummary(ps []Patch) []string {
+	out := make([]string, len(ps))
+	for i, p := range ps {
+		out[i] = string(p.Kind) + ":" + p.Member
+	}
+	return out
+}
+
+func TestDecide(t *testing.T) {
+	t.Parallel()
+	pass := func(evaluated time.Time) Analysis { return analysisAll(verdict(VerdictPass, evaluated), "a", "b") }
+
+	tests := []struct {
+		name        string
+		snap        Snapshot
+		now         time.Time
+		wantAction  Action
+		wantReason  Reason
+		wantStep    int32
+		wantPatches []string
+		wantMsg     string // substring of Message, when set
+		check       func(t *testing.T, d Decision)
+	}{
+		// Input the rules cannot judge.
+		{
+			name:       "no wanted revision",
+			snap:       Snapshot{Members: []Member{paused("a", 3)}, Policy: policy()},
+			now:        t0,
+			wantAction: ActionRefuse, wantReason: ReasonInvalidSnapshot, wantStep: NoStep,
+		},
+		{
+			name:       "no members",
+			snap:       Snapshot{Revision: rev, Policy: policy()},
+			now:        t0,
+			wantAction: ActionRefuse, wantReason: ReasonInvalidSnapshot, wantStep: NoStep,
+		},
+		{
+			name:       "duplicate member",
+			snap:       Snapshot{Revision: rev, Members: []Member{paused("a", 3), paused("a", 3)}, Policy: policy()},
+			now:        t0,
+			wantAction: ActionRefuse, wantReason: ReasonInvalidSnapshot, wantStep: NoStep, wantMsg: "a is listed twice",
+		},
+		{
+			name:       "zero inconclusive limit is refused, not read as abort-at-once",
+			snap:       Snapshot{Revision: rev, Members: []Member{paused("a", 3)}, Policy: Policy{UnreachableDeadline: time.Minute}},
+			now:        t0,
+			wantAction: ActionRefuse, wantReason: ReasonInvalidPolicy, wantStep: NoStep, wantMsg: "inconclusive limit",
+		},
+
+		// Steps that cannot be coordinated.
+		{
+			name: "step lists differ",
+			snap: Snapshot{Revision: rev, Policy: policy(), Members: []Member{
+				paused("a", 3),
+				with(paused("b", 3), func(r *RolloutState) {
+					r.Steps = []Step{SetWeight(20), Pause(), SetWeight(40), Pause(), SetWeight(80), Pause()}
+				}),
+			}},
+			now:        t0,
+			wantAction: ActionRefuse, wantReason: ReasonStepsNotCoordinable, wantStep: NoStep, wantMsg: "steps of b differ from a: step 2",
+		},
+		{
+			name: "timed pause",
+			snap: Snapshot{Revision: rev, Policy: policy(), Members: []Member{
+				with(paused("a", 3), func(r *RolloutState) {
+					r.Steps = []Step{SetWeight(20), TimedPause("1m"), SetWeight(50), Pause(), SetWeight(80), Pause()}
+				}),
+				with(paused("b", 3), func(r *RolloutState) {
+					r.Steps = []Step{SetWeight(20), TimedPause("1m"), SetWeight(50), Pause(), SetWeight(80), Pause()}
+				}),
+			}},
+			now:        t0,
+			wantAction: ActionRefuse, wantReason: ReasonStepsNotCoordinable, wantStep: NoStep, wantMsg: "timed pause",
+		},
+		{
+			name: "member still on the old revision with old steps is waited for, not refused",
+			snap: Snapshot{Revision: rev, Policy: policy(), Members: []Member{
+				paused("a", 1),
+				with(completed("b"), func(r *RolloutState) {
+					r.Revision, r.StableRevision, r.Steps = oldRev, oldRev, []Step{SetWeight(50), Pause()}
+				}),
+			}},
+			now:        t0,
+			wantAction: ActionWait, wantReason: ReasonRevisionPending, wantStep: NoStep, wantMsg: `b (at "rev-old")`,
+		},
+
+		// Reachability.
+		{
+			name:       "unreachable within deadline waits",
+			snap:       Snapshot{Revision: rev, Policy: policy(), Fleet: atBarrier(), Analysis: pass(at(6 * time.Minute)), Members: []Member{paused("a", 3), unreachable("b", at(5*time.Minute))}},
+			now:        at(6 * time.Minute),
+			wantAction: ActionWait, wantReason: ReasonMemberUnreachable, wantStep: NoStep, wantMsg: "b",
+			check: func(t *testing.T, d Decision) {
+				if d.RequeueAfter != time.Minute+time.Second {
+					t.Errorf("RequeueAfter = %s, want just past the remaining minute", d.RequeueAfter)
+				}
+				if d.Next.Aborted {
+					t.Error("aborted within the deadline")
+				}
+			},
+		},
+		{
+			name:       "unreachable with no recorded start counts from now",
+			snap:       Snapshot{Revision: rev, Policy: policy(), Fleet: atBarrier(), Members: []Member{paused("a", 3), unreachable("b", time.Time{})}},
+			now:        at(time.Hour),
+			wantAction: ActionWait, wantReason: ReasonMemberUnreachable, wantStep: NoStep,
+			check: func(t *testing.T, d Decision) {
+				if d.RequeueAfter != 2*time.Minute+time.Second {
+					t.Errorf("RequeueAfter = %s, want the whole deadline", d.RequeueAfter)
+				}
+			},
+		},
+		{
+			name:       "unreachable exactly at the deadline still waits",
+			snap:       Snapshot{Revision: rev, Policy: policy(), Fleet: atBarrier(), Members: []Member{paused("a", 3), unreachable("b", at(4*time.Minute))}},
+			now:        at(6 * time.Minute),
+			wantAction: ActionWait, wantReason: ReasonMemberUnreachable, wantStep: NoStep,
+		},
+		{
+			name:        "unreachable past deadline aborts everyone, including the unreachable member",
+			snap:        Snapshot{Revision: rev, Policy: policy(), Fleet: atBarrier(), Members: []Member{paused("a", 3), unreachable("b", at(3*time.Minute))}},
+			now:         at(6 * time.Minute),
+			wantAction:  ActionAbort,
+			wantReason:  ReasonUnreachableDeadline,
+			wantStep:    NoStep,
+			wantPatches: []string{"Abort:a", "Abort:b"},
+			check: func(t *testing.T, d Decision) {
+				if !d.Next.Aborted || d.Next.AbortReason != ReasonUnreachableDeadline || !d.Next.AbortedAt.Equal(at(6*time.Minute)) {
+					t.Errorf("Next = %+v, want abort recorded", d.Next)
+				}
+			},
+		},
+		{
+			name:       "reachable member without Rollout waits",
+			snap:       Snapshot{Revision: rev, Policy: policy(), Members: []Member{paused("a", 3), {Name: "b", Reachable: true}}},
+			now:        t0,
+			wantAction: ActionWait, wantReason: ReasonRolloutMissing, wantStep: NoStep,
+		},
+		{
+			name: "status behind spec waits",
+			snap: Snapshot{Revision: rev, Policy: policy(), Members: []Member{
+				paused("a", 3), with(paused("b", 3), func(r *RolloutState) { r.Generation = 3 }),
+			}},
+			now:        t0,
+			wantAction: ActionWait, wantReason: ReasonStatusStale, wantStep: NoStep,
+		},
+		{
+			name: "missing step index waits",
+			snap: Snapshot{Revision: rev, Policy: policy(), Members: []Member{
+				paused("a", 3), with(moving("b", 0), func(r *RolloutState) { r.CurrentStepIndex = nil }),
+			}},
+			now:        t0,
+			wantAction: ActionWait, wantReason: ReasonStatusStale, wantStep: NoStep, wantMsg: "currentStepIndex",
+		},
+
+		// Failures abort.
+		{
+			name: "member aborted on its own",
+			snap: Snapshot{Revision: rev, Policy: policy(), Members: []Member{
+				paused("a", 3), with(moving("b", 3), func(r *RolloutState) { r.Aborted, r.Phase = true, PhaseDegraded }),
+			}},
+			now:         t0,
+			wantAction:  ActionAbort,
+			wantReason:  ReasonMemberAborted,
+			wantStep:    NoStep,
+			wantPatches: []string{"Abort:a"},
+			wantMsg:     "already aborted: b",
+		},
+		{
+			name: "member Degraded",
+			snap: Snapshot{Revision: rev, Policy: policy(), Members: []Member{
+				paused("a", 3), with(moving("b", 2), func(r *RolloutState) { r.Phase = PhaseDegraded }),
+			}},
+			now:         t0,
+			wantAction:  ActionAbort,
+			wantReason:  ReasonMemberDegraded,
+			wantStep:    NoStep,
+			wantPatches: []string{"Abort:a", "Abort:b"},
+		},
+		{
+			name: "member analysis fails before the barrier",
+			snap: Snapshot{Revision: rev, Policy: policy(), Members: []Member{paused("a", 3), moving("b", 2)},
+				Analysis: Analysis{Members: map[string]AnalysisVerdict{"b": verdict(VerdictFail, t0)}}},
+			now:         t0,
+			wantAction:  ActionAbort,
+			wantReason:  ReasonAnalysisFailed,
+			wantStep:    NoStep,
+			wantPatches: []string{"Abort:a", "Abort:b"},
+			wantMsg:     "analysis failed for b",
+		},
+		{
+			name: "global analysis fails while members pass",
+			snap: Snapshot{Revision: rev, Policy: policy(), Fleet: atBarrier(), Members: []Member{paused("a", 3), paused("b", 3)},
+				Analysis: func() Analysis {
+					a := pass(at(6 * time.Minute))
+					g := verdict(VerdictFail, at(6*time.Minute))
+					a.Global = &g
+					return a
+				}()},
+			now:         at(6 * time.Minute),
+			wantAction:  ActionAbort,
+			wantReason:  ReasonAnalysisFailed,
+			wantStep:    NoStep,
+			wantPatches: []string{"Abort:a", "Abort:b"},
+			wantMsg:     "global analysis failed",
+		},
+		{
+			name: "a failure about another revision is ignored",
+			snap: Snapshot{Revision: rev, Policy: policy(), Fleet: atBarrier(), Members: []Member{paused("a", 3), paused("b", 3)},
+				Analysis: func() Analysis {
+					a := pass(at(6 * time.Minute))
+					old := verdict(VerdictFail, at(6*time.Minute))
+					old.Revision = oldRev
+					a.Global = &old
+					return a
+				}()},
+			now:        at(6 * time.Minute),
+			wantAction: ActionHold, wantReason: ReasonAnalysisInconclusive, wantStep: 3, wantMsg: `global: verdict is for revision "rev-old"`,
+		},
+
+		// Sticky abort and retry.
+		{
+			name: "aborted fleet stays aborted even when everything passes",
+			snap: Snapshot{Revision: rev, Policy: policy(), Fleet: abortedFleet(), Analysis: pass(at(9 * time.Minute)), Members: []Member{
+				with(paused("a", 3), func(r *RolloutState) { r.Aborted = true }), paused("b", 3),
+			}},
+			now:         at(10 * time.Minute),
+			wantAction:  ActionAbort,
+			wantReason:  ReasonFleetAborted,
+			wantStep:    NoStep,
+			wantPatches: []string{"Abort:b"},
+			wantMsg:     "analysis failed for b",
+			check: func(t *testing.T, d Decision) {
+				if d.Next.AbortReason != ReasonAnalysisFailed || !d.Next.AbortedAt.Equal(at(time.Minute)) {
+					t.Errorf("original abort cause lost: %+v", d.Next)
+				}
+			},
+		},
+		{
+			name: "aborted fleet does not try to abort a member that already completed",
+			snap: Snapshot{Revision: rev, Policy: policy(), Fleet: abortedFleet(), Members: []Member{
+				with(paused("a", 3), func(r *RolloutState) { r.Aborted = true }), completed("b"),
+			}},
+			now:        at(10 * time.Minute),
+			wantAction: ActionAbort, wantReason: ReasonFleetAborted, wantStep: NoStep,
+			wantMsg: "already completed, cannot be aborted: b",
+		},
+		{
+			name: "an already handled retry token does not clear the abort",
+			snap: Snapshot{Revision: rev, Policy: policy(), RetryToken: "r1", Fleet: func() FleetStatus {
+				f := abortedFleet()
+				f.HandledRetryToken = "r1"
+				return f
+			}(), Members: []Member{paused("a", 3), paused("b", 3)}},
+			now:         at(10 * time.Minute),
+			wantAction:  ActionAbort,
+			wantReason:  ReasonFleetAborted,
+			wantStep:    NoStep,
+			wantPatches: []string{"Abort:a", "Abort:b"},
+		},
+		{
+			name: "new retry token clears the abort and retries aborted members",
+			snap: Snapshot{Revision: rev, Policy: policy(), RetryToken: "r2", Fleet: abortedFleet(), Members: []Member{
+				with(paused("a", 3), func(r *RolloutState) { r.Aborted, r.Phase = true, PhaseDegraded }),
+				with(paused("b", 3), func(r *RolloutState) { r.Aborted, r.Phase = true, PhaseDegraded }),
+			}},
+			now:         at(10 * time.Minute),
+			wantAction:  ActionWait,
+			wantReason:  ReasonRetried,
+			wantStep:    NoStep,
+			wantPatches: []string{"Retry:a", "Retry:b"},
+			check: func(t *testing.T, d Decision) {
+				n := d.Next
+				if n.Aborted || n.LastPromotedStep != nil || n.BarrierStep != nil || n.HandledRetryToken != "r2" ||
+					!n.RetriedAt.Equal(at(10*time.Minute)) || !slices.Equal(n.RetryPending, []string{"a", "b"}) {
+					t.Errorf("Next = %+v, want a fresh fleet with retry recorded", n)
+				}
+			},
+		},
+		{
+			name: "retried member still shown aborted (stale cache) is retried again, not a new abort",
+			snap: Snapshot{Revision: rev, Policy: policy(),
+				Fleet: FleetStatus{Revision: rev, HandledRetryToken: "r2", RetriedAt: at(10 * time.Minute), RetryPending: []string{"a", "b"}},
+				// The failure that caused the abort is older than the retry.
+				Analysis: analysisAll(verdict(VerdictFail, at(9*time.Minute)), "a", "b"),
+				Members: []Member{
+					with(paused("a", 3), func(r *RolloutState) { r.Aborted, r.Phase = true, PhaseDegraded }),
+					with(moving("b", 0), func(r *RolloutState) { r.Phase = PhaseDegraded }),
+				}},
+			now:         at(10*time.Minute + 5*time.Second),
+			wantAction:  ActionWait,
+			wantReason:  ReasonRetried,
+			wantStep:    NoStep,
+			wantPatches: []string{"Retry:a"},
+			check: func(t *testing.T, d Decision) {
+				if d.Next.Aborted || !slices.Equal(d.Next.RetryPending, []string{"a", "b"}) {
+					t.Errorf("Next = %+v", d.Next)
+				}
+			},
+		},
+		{
+			name: "retried members that left the abort are no longer excused",
+			snap: Snapshot{Revision: rev, Policy: policy(),
+				Fleet: FleetStatus{Revision: rev, HandledRetryToken: "r2", RetriedAt: at(10 * time.Minute), RetryPending: []string{"a"}},
+				Members: []Member{
+					moving("a", 0),
+					moving("b", 0),
+				}},
+			now:        at(11 * time.Minute),
+			wantAction: ActionWait, wantReason: ReasonProgressing, wantStep: NoStep,
+			check: func(t *testing.T, d Decision) {
+				if len(d.Next.RetryPending) != 0 {
+					t.Errorf("RetryPending = %v, want empty", d.Next.RetryPending)
+				}
+			},
+		},
+		{
+			name: "a member still aborted long after the retry aborts the fleet again",
+			snap: Snapshot{Revision: rev, Policy: policy(),
+				Fleet: FleetStatus{Revision: rev, HandledRetryToken: "r2", RetriedAt: at(10 * time.Minute), RetryPending: []string{"a"}},
+				Members: []Member{
+					with(paused("a", 3), func(r *RolloutState) { r.Aborted = true }),
+					moving("b", 0),
+				}},
+			now:         at(13 * time.Minute),
+			wantAction:  ActionAbort,
+			wantReason:  ReasonMemberAborted,
+			wantStep:    NoStep,
+			wantPatches: []string{"Abort:b"},
+		},
+		{
+			name: "a new revision ends the abort",
+			snap: Snapshot{Revision: rev, Policy: policy(), Fleet: func() FleetStatus {
+				f := abortedFleet()
+				f.Revision = oldRev
+				return f
+			}(), Members: []Member{moving("a", 0), moving("b", 0)}},
+			now:        at(10 * time.Minute),
+			wantAction: ActionWait, wantReason: ReasonProgressing, wantStep: NoStep,
+			check: func(t *testing.T, d Decision) {
+				if d.Next.Aborted || d.Next.Revision != rev || d.Next.LastPromotedStep != nil {
+					t.Errorf("Next = %+v, want a fresh fleet for %s", d.Next, rev)
+				}
+			},
+		},
+
+		// A new revision in the middle of a canary.
+		{
+			name: "new revision during progress is refused by default and the old state kept",
+			snap: Snapshot{Revision: rev, Policy: policy(), Fleet: func() FleetStatus {
+				f := atBarrier()
+				f.Revision = oldRev
+				return f
+			}(), Members: []Member{moving("a", 0), moving("b", 0)}},
+			now:        t0,
+			wantAction: ActionRefuse, wantReason: ReasonRevisionChanged, wantStep: NoStep,
+			check: func(t *testing.T, d Decision) {
+				if d.Next.Revision != oldRev || d.Next.LastPromotedStep == nil {
+					t.Errorf("Next = %+v, want the old fleet state kept", d.Next)
+				}
+			},
+		},
+		{
+			name: "new revision during progress is followed when the policy allows it",
+			snap: Snapshot{Revision: rev, Policy: func() Policy { p := policy(); p.AllowNewRevisionDuringProgress = true; return p }(),
+				Fleet:   func() FleetStatus { f := atBarrier(); f.Revision = oldRev; return f }(),
+				Members: []Member{moving("a", 0), moving("b", 0)}},
+			now:        t0,
+			wantAction: ActionWait, wantReason: ReasonProgressing, wantStep: NoStep,
+			check: func(t *testing.T, d Decision) {
+				if d.Next.Revision != rev || d.Next.LastPromotedStep != nil || d.Next.BarrierStep != nil {
+					t.Errorf("Next = %+v, want reset to %s", d.Next, rev)
+				}
+			},
+		},
+		{
+			name: "a retry token accepts a new revision during progress",
+			snap: Snapshot{Revision: rev, Policy: policy(), RetryToken: "accept",
+				Fleet:   func() FleetStatus { f := atBarrier(); f.Revision = oldRev; return f }(),
+				Members: []Member{moving("a", 0), moving("b", 0)}},
+			now:        t0,
+			wantAction: ActionWait, wantReason: ReasonProgressing, wantStep: NoStep,
+			check: func(t *testing.T, d Decision) {
+				if d.Next.Revision != rev || d.Next.HandledRetryToken != "accept" {
+					t.Errorf("Next = %+v", d.Next)
+				}
+			},
+		},
+
+		// Skew and progress.
+		{
+			name:       "skew: one member at step 2, the other paused at step 3",
+			snap:       Snapshot{Revision: rev, Policy: policy(), Fleet: FleetStatus{Revision: rev, LastPromotedStep: step(1)}, Analysis: pass(t0), Members: []Member{moving("a", 2), paused("b", 3)}},
+			now:        t0,
+			wantAction: ActionWait, wantReason: ReasonStepSkew, wantStep: NoStep, wantMsg: "a at 2, b at 3",
+		},
+		{
+			name:       "skew: both paused at different pause steps, the one ahead is not promoted",
+			snap:       Snapshot{Revision: rev, Policy: policy(), Analysis: pass(t0), Members: []Member{paused("a", 1), paused("b", 3)}},
+			now:        t0,
+			wantAction: ActionWait, wantReason: ReasonStepSkew, wantStep: NoStep,
+		},
+		{
+			name:       "all at a setWeight step",
+			snap:       Snapshot{Revision: rev, Policy: policy(), Members: []Member{moving("a", 2), moving("b", 2)}},
+			now:        t0,
+			wantAction: ActionWait, wantReason: ReasonProgressing, wantStep: NoStep, wantMsg: "setWeight: 50",
+		},
+		{
+			name:       "one member at the pause step but not paused yet",
+			snap:       Snapshot{Revision: rev, Policy: policy(), Members: []Member{paused("a", 3), moving("b", 3)}},
+			now:        t0,
+			wantAction: ActionWait, wantReason: ReasonProgressing, wantStep: NoStep, wantMsg: "waiting for b to pause at step 3",
+		},
+		{
+			name: "member paused by a human",
+			snap: Snapshot{Revision: rev, Policy: policy(), Members: []Member{
+				paused("a", 3), with(paused("b", 3), func(r *RolloutState) { r.SpecPaused = true }),
+			}},
+			now:        t0,
+			wantAction: ActionWait, wantReason: ReasonPausedOtherwise, wantStep: NoStep,
+		},
+		{
+			name: "member paused for an inconclusive Argo analysis",
+			snap: Snapshot{Revision: rev, Policy: policy(), Members: []Member{
+				paused("a", 3), with(paused("b", 3), func(r *RolloutState) { r.PauseReasons = []string{"InconclusiveAnalysis"} }),
+			}},
+			now:        t0,
+			wantAction: ActionWait, wantReason: ReasonPausedOtherwise, wantStep: NoStep,
+		},
+
+		// The barrier, hold and promotion.
+		{
+			name:       "barrier reached for the first time starts the hold",
+			snap:       Snapshot{Revision: rev, Policy: policy(), Fleet: FleetStatus{Revision: rev, LastPromotedStep: step(1), BarrierStep: step(1), StepEnteredAt: at(-time.Hour)}, Members: []Member{paused("a", 3), paused("b", 3)}},
+			now:        t0,
+			wantAction: ActionHold, wantReason: ReasonHolding, wantStep: 3,
+			check: func(t *testing.T, d Decision) {
+				n := d.Next
+				if n.BarrierStep == nil || *n.BarrierStep != 3 || !n.StepEnteredAt.Equal(t0) || !n.InconclusiveSince.Equal(t0) {
+					t.Errorf("Next = %+v, want barrier 3 entered and inconclusive since t0", n)
+				}
+				if d.RequeueAfter != 5*time.Minute {
+					t.Errorf("RequeueAfter = %s, want the hold time", d.RequeueAfter)
+				}
+			},
+		},
+		{
+			name:       "passing analysis during the hold keeps holding",
+			snap:       Snapshot{Revision: rev, Policy: policy(), Fleet: atBarrier(), Analysis: pass(at(2 * time.Minute)), Members: []Member{paused("a", 3), paused("b", 3)}},
+			now:        at(2 * time.Minute),
+			wantAction: ActionHold, wantReason: ReasonHolding, wantStep: 3,
+			check: func(t *testing.T, d Decision) {
+				if d.RequeueAfter != 3*time.Minute {
+					t.Errorf("RequeueAfter = %s, want the rest of the hold", d.RequeueAfter)
+				}
+			},
+		},
+		{
+			name:        "hold over and fresh passes promote every member",
+			snap:        Snapshot{Revision: rev, Policy: policy(), Fleet: atBarrier(), Analysis: pass(at(5 * time.Minute)), Members: []Member{paused("a", 3), paused("b", 3)}},
+			now:         at(5*time.Minute + time.Second),
+			wantAction:  ActionPromote,
+			wantReason:  ReasonBarrierPassed,
+			wantStep:    3,
+			wantPatches: []string{"Promote:a", "Promote:b"},
+			check: func(t *testing.T, d Decision) {
+				if d.Next.LastPromotedStep == nil || *d.Next.LastPromotedStep != 3 {
+					t.Errorf("LastPromotedStep = %v, want 3", d.Next.LastPromotedStep)
+				}
+				want := string(PromotePatch("a", rev, 3).Body)
+				if got := string(d.Patches[0].Body); got != want {
+					t.Errorf("patch body = %s, want %s", got, want)
+				}
+			},
+		},
+		{
+			name: "per-step hold time",
+			snap: Snapshot{Revision: rev, Fleet: atBarrier(), Analysis: pass(at(time.Minute)), Members: []Member{paused("a", 3), paused("b", 3)},
+				Policy: func() Policy { p := policy(); p.StepHold = map[int32]time.Duration{3: time.Minute}; return p }()},
+			now:         at(time.Minute),
+			wantAction:  ActionPromote,
+			wantReason:  ReasonBarrierPassed,
+			wantStep:    3,
+			wantPatches: []string{"Promote:a", "Promote:b"},
+		},
+		{
+			name:       "hold over but the passes were taken during the hold",
+			snap:       Snapshot{Revision: rev, Policy: policy(), Fleet: atBarrier(), Analysis: pass(at(4 * time.Minute)), Members: []Member{paused("a", 3), paused("b", 3)}},
+			now:        at(6 * time.Minute),
+			wantAction: ActionHold, wantReason: ReasonAwaitingFreshAnalysis, wantStep: 3,
+			check: func(t *testing.T, d Decision) {
+				if !d.Next.InconclusiveSince.IsZero() {
+					t.Errorf("InconclusiveSince = %s, want cleared while verdicts pass", d.Next.InconclusiveSince)
+				}
+			},
+		},
+		{
+			name:       "a pass from before the barrier counts as missing",
+			snap:       Snapshot{Revision: rev, Policy: policy(), Fleet: atBarrier(), Analysis: pass(at(-time.Second)), Members: []Member{paused("a", 3), paused("b", 3)}},
+			now:        at(6 * time.Minute),
+			wantAction: ActionHold, wantReason: ReasonAnalysisInconclusive, wantStep: 3, wantMsg: "no verdict since the barrier",
+		},
+		{
+			name: "missing member verdict is never a pass",
+			snap: Snapshot{Revision: rev, Policy: policy(), Fleet: atBarrier(), Members: []Member{paused("a", 3), paused("b", 3)},
+				Analysis: analysisAll(verdict(VerdictPass, at(6*time.Minute)), "a")},
+			now:        at(6 * time.Minute),
+			wantAction: ActionHold, wantReason: ReasonAnalysisInconclusive, wantStep: 3, wantMsg: "b: no verdict",
+		},
+		{
+			name: "missing global verdict is never a pass",
+			snap: Snapshot{Revision: rev, Policy: policy(), Fleet: atBarrier(), Members: []Member{paused("a", 3), paused("b", 3)},
+				Analysis: Analysis{Members: pass(at(6 * time.Minute)).Members}},
+			now:        at(6 * time.Minute),
+			wantAction: ActionHold, wantReason: ReasonAnalysisInconclusive, wantStep: 3, wantMsg: "global: no verdict",
+		},
+		{
+			name: "unknown verdict string is not a pass",
+			snap: Snapshot{Revision: rev, Policy: policy(), Fleet: atBarrier(), Members: []Member{paused("a", 3), paused("b", 3)},
+				Analysis: analysisAll(verdict("Passed", at(6*time.Minute)), "a", "b")},
+			now:        at(6 * time.Minute),
+			wantAction: ActionHold, wantReason: ReasonAnalysisInconclusive, wantStep: 3,
+		},
+		{
+			name: "inconclusive within the limit holds and starts the clock",
+			snap: Snapshot{Revision: rev, Policy: policy(), Fleet: atBarrier(), Members: []Member{paused("a", 3), paused("b", 3)},
+				Analysis: analysisAll(verdict(VerdictInconclusive, at(6*time.Minute)), "a", "b")},
+			now:        at(6 * time.Minute),
+			wantAction: ActionHold, wantReason: ReasonAnalysisInconclusive, wantStep: 3,
+			check: func(t *testing.T, d Decision) {
+				if !d.Next.InconclusiveSince.Equal(at(6 * time.Minute)) {
+					t.Errorf("InconclusiveSince = %s, want now", d.Next.InconclusiveSince)
+				}
+				if d.RequeueAfter != 10*time.Minute+time.Second {
+					t.Errorf("RequeueAfter = %s, want just past the limit", d.RequeueAfter)
+				}
+			},
+		},
+		{
+			name: "inconclusive past the limit aborts",
+			snap: Snapshot{Revision: rev, Policy: policy(),
+				Fleet:    func() FleetStatus { f := atBarrier(); f.InconclusiveSince = at(time.Minute); return f }(),
+				Members:  []Member{paused("a", 3), paused("b", 3)},
+				Analysis: analysisAll(verdict(VerdictInconclusive, at(12*time.Minute)), "a", "b")},
+			now:         at(11*time.Minute + time.Second),
+			wantAction:  ActionAbort,
+			wantReason:  ReasonInconclusiveLimit,
+			wantStep:    NoStep,
+			wantPatches: []string{"Abort:a", "Abort:b"},
+		},
+		{
+			name: "a pass clears the inconclusive clock",
+			snap: Snapshot{Revision: rev, Policy: policy(),
+				Fleet:    func() FleetStatus { f := atBarrier(); f.InconclusiveSince = at(time.Minute); return f }(),
+				Members:  []Member{paused("a", 3), paused("b", 3)},
+				Analysis: pass(at(4 * time.Minute))},
+			now:        at(4 * time.Minute),
+			wantAction: ActionHold, wantReason: ReasonHolding, wantStep: 3,
+			check: func(t *testing.T, d Decision) {
+				if !d.Next.InconclusiveSince.IsZero() {
+					t.Errorf("InconclusiveSince = %s, want cleared", d.Next.InconclusiveSince)
+				}
+			},
+		},
+		{
+			name: "pass with too few requests is inconclusive",
+			snap: Snapshot{Revision: rev, Fleet: atBarrier(), Members: []Member{paused("a", 3), paused("b", 3)},
+				Policy:   func() Policy { p := policy(); p.MinRequests = 1000; return p }(),
+				Analysis: pass(at(6 * time.Minute))},
+			now:        at(6 * time.Minute),
+			wantAction: ActionHold, wantReason: ReasonAnalysisInconclusive, wantStep: 3, wantMsg: "500 requests, need 1000",
+		},
+		{
+			name: "pass with unknown request count is inconclusive when a minimum is set",
+			snap: Snapshot{Revision: rev, Fleet: atBarrier(), Members: []Member{paused("a", 3), paused("b", 3)},
+				Policy: func() Policy { p := policy(); p.MinRequests = 10; return p }(),
+				Analysis: func() Analysis {
+					v := verdict(VerdictPass, at(6*time.Minute))
+					v.RequestsKnown = false
+					return analysisAll(v, "a", "b")
+				}()},
+			now:        at(6 * time.Minute),
+			wantAction: ActionHold, wantReason: ReasonAnalysisInconclusive, wantStep: 3, wantMsg: "request count unknown",
+		},
+
+		// Restart safety.
+		{
+			name:       "status says step 3 promoted and members are already at step 4: no second promote",
+			snap:       Snapshot{Revision: rev, Policy: policy(), Fleet: func() FleetStatus { f := atBarrier(); f.LastPromotedStep = step(3); return f }(), Analysis: pass(at(time.Hour)), Members: []Member{moving("a", 4), moving("b", 4)}},
+			now:        at(time.Hour),
+			wantAction: ActionWait, wantReason: ReasonProgressing, wantStep: NoStep,
+		},
+		{
+			name:       "status says step 3 promoted, members moved on to the next pause: a new barrier",
+			snap:       Snapshot{Revision: rev, Policy: policy(), Fleet: func() FleetStatus { f := atBarrier(); f.LastPromotedStep = step(3); return f }(), Members: []Member{paused("a", 5), paused("b", 5)}},
+			now:        at(time.Hour),
+			wantAction: ActionHold, wantReason: ReasonHolding, wantStep: 5,
+		},
+		{
+			name:        "step 3 promoted, one member moved on and one is still paused there: finish only the one paused",
+			snap:        Snapshot{Revision: rev, Policy: policy(), Fleet: func() FleetStatus { f := atBarrier(); f.LastPromotedStep = step(3); return f }(), Members: []Member{moving("a", 4), paused("b", 3)}},
+			now:         at(time.Hour),
+			wantAction:  ActionPromote,
+			wantReason:  ReasonPromotionResumed,
+			wantStep:    3,
+			wantPatches: []string{"Promote:b"},
+		},
+		{
+			name:        "step 3 promoted but no patch applied before a crash: re-issue the guarded patches",
+			snap:        Snapshot{Revision: rev, Policy: policy(), Fleet: func() FleetStatus { f := atBarrier(); f.LastPromotedStep = step(3); return f }(), Members: []Member{paused("a", 3), paused("b", 3)}},
+			now:         at(time.Hour),
+			wantAction:  ActionPromote,
+			wantReason:  ReasonPromotionResumed,
+			wantStep:    3,
+			wantPatches: []string{"Promote:a", "Promote:b"},
+		},
+		{
+			name:       "step 3 promoted, pause conditions cleared but members not moved yet",
+			snap:       Snapshot{Revision: rev, Policy: policy(), Fleet: func() FleetStatus { f := atBarrier(); f.LastPromotedStep = step(3); return f }(), Members: []Member{moving("a", 3), moving("b", 3)}},
+			now:        at(time.Hour),
+			wantAction: ActionWait, wantReason: ReasonPromoted, wantStep: NoStep,
+		},
+
+		// Completion.
+		{
+			name:       "every member stable on the wanted revision",
+			snap:       Snapshot{Revision: rev, Policy: policy(), Fleet: func() FleetStatus { f := atBarrier(); f.LastPromotedStep = step(5); return f }(), Members: []Member{completed("a"), completed("b")}},
+			now:        at(time.Hour),
+			wantAction: ActionComplete, wantReason: ReasonCompleted, wantStep: NoStep,
+			check: func(t *testing.T, d Decision) {
+				if !d.Next.Completed {
+					t.Error("Completed not recorded")
+				}
+			},
+		},
+		{
+			name:       "last step promoted, one member still becoming Healthy",
+			snap:       Snapshot{Revision: rev, Policy: policy(), Fleet: func() FleetStatus { f := atBarrier(); f.LastPromotedStep = step(5); return f }(), Members: []Member{completed("a"), moving("b", 6)}},
+			now:        at(time.Hour),
+			wantAction: ActionWait, wantReason: ReasonProgressing, wantStep: NoStep, wantMsg: "all steps done",
+		},
+		{
+			name: "a completed fleet is not aborted when a member becomes unreachable",
+			snap: Snapshot{Revision: rev, Policy: policy(), Fleet: FleetStatus{Revision: rev, Completed: true, LastPromotedStep: step(5)},
+				Members: []Member{completed("a"), unreachable("b", at(-time.Hour))}},
+			now:        t0,
+			wantAction: ActionWait, wantReason: ReasonMemberUnreachable, wantStep: NoStep,
+		},
+	}
+
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			d := Decide(tc.snap, tc.now)
+			if d.Action != tc.wantAction || d.Reason != tc.wantReason || d.Step != tc.wantStep {
+				t.Fatalf("got %s/%s step %d (%s), want %s/%s step %d", d.Action, d.Reason, d.Step, d.Message, tc.wantAction, tc.wantReason, tc.wantStep)
+			}
+			if got := patchSummary(d.Patches); !slices.Equal(got, tc.wantPatches) {
+				t.Errorf("patches = %v, want %v", got, tc.wantPatches)
+			}
+			if tc.wantMsg != "" && !strings.Contains(d.Message, tc.wantMsg) {
+				t.Errorf("message = %q, want it to contain %q", d.Message, tc.wantMsg)
+			}
+			if d.Message == "" {
+				t.Error("empty message")
+			}
+			if tc.check != nil {
+				tc.check(t, d)
+			}
+		})
+	}
+}
+
+// TestDecideRefusalKeepsState checks that refusals about the input do not
+// rewrite what the fleet remembers, including an unconsumed retry token.
+func TestDecideRefusalKeepsState(t *testing.T) {
+	t.Parallel()
+	fleet := abortedFleet()
+	d := Decide(Snapshot{Revision: rev, RetryToken: "r9", Fleet: fleet, Members: []Member{paused("a", 3)}}, t0)
+	if d.Action != ActionRefuse || d.Reason != ReasonInvalidPolicy {
+		t.Fatalf("got %s/%s", d.Action, d.Reason)
+	}
+	if d.Next.HandledRetryToken != "" || !d.Next.Aborted || d.Next.LastPromotedStep == nil {
+		t.Errorf("Next = %+v, want the input fleet state unchanged", d.Next)
+	}
+}
+
+// TestDecideSequence walks one fleet through a whole step the way the hub
+// would, feeding each Next back in, to show the rules compose: barrier,
+// hold, promote, then no second promotion while the cache still shows the
+// members paused.
+func TestDecideSequence(t *testing.T) {
+	t.Parallel()
+	members := []Member{paused("a", 1), paused("b", 1)}
+	fleet := FleetStatus{}
+	run := func(now time.Time, a Analysis, ms []Member) Decision {
+		t.Helper()
+		d := Decide(Snapshot{Revision: rev, Members: ms, Analysis: a, Fleet: fleet, Policy: policy()}, now)
+		fleet = d.Next
+		return d
+	}
+	pass := func(ts time.Time) Analysis { return analysisAll(verdict(VerdictPass, ts), "a", "b") }
+
+	if d := run(t0, Analysis{}, members); d.Action != ActionHold || d.Step != 1 {
+		t.Fatalf("first barrier: %s %d %s", d.Action, d.Step, d.Message)
+	}
+	if d := run(at(3*time.Minute), pass(at(3*time.Minute)), members); d.Action != ActionHold {
+		t.Fatalf("during hold: %s %s", d.Action, d.Message)
+	}
+	d := run(at(5*time.Minute), pass(at(5*time.Minute)), members)
+	if d.Action != ActionPromote || d.Reason != ReasonBarrierPassed || len(d.Patches) != 2 {
+		t.Fatalf("after hold: %s %s %v", d.Action, d.Reason, patchSummary(d.Patches))
+	}
+	// The members have applied the patch: the pause condition is gone.
+	promoted := []Member{
+		with(paused("a", 1), func(r *RolloutState) { r.PauseReasons = nil }),
+		with(paused("b", 1), func(r *RolloutState) { r.PauseReasons = nil }),
+	}
+	if d := run(at(5*time.Minute+time.Second), pass(at(5*time.Minute)), promoted); d.Action != ActionWait || len(d.Patches) != 0 {
+		t.Fatalf("after promote: %s %s %v", d.Action, d.Message, patchSummary(d.Patches))
+	}
+	// Next barrier, with the earlier passes now too old to count.
+	next := []Member{paused("a", 3), paused("b", 3)}
+	if d := run(at(7*time.Minute), pass(at(5*time.Minute)), next); d.Action != ActionHold || d.Step != 3 || !fleet.StepEnteredAt.Equal(at(7*time.Minute)) {
+		t.Fatalf("second barrier: %s %d %s entered %s", d.Action, d.Step, d.Message, fleet.StepEnteredAt)
+	}
+	if d := run(at(12*time.Minute), pass(at(11*time.Minute)), next); d.Action != ActionHold || d.Reason != ReasonAwaitingFreshAnalysis {
+		t.Fatalf("second hold over, stale pass: %s %s", d.Action, d.Reason)
+	}
+}
+
+func TestCombineAnalysis(t *testing.T) {
+	t.Parallel()
+	passA := verdict(VerdictPass, at(2*time.Minute))
+	inconcB := verdict(VerdictInconclusive, at(time.Minute))
+	inconcB.Requests = 7
+	failG := verdict(VerdictFail, at(3*time.Minute))
+
+	m1 := Analysis{Global: &passA, Members: map[string]AnalysisVerdict{"a": passA, "b": passA}}
+	m2 := Analysis{Global: &failG, Members: map[string]AnalysisVerdict{"a": passA, "b": inconcB}}
+	m3 := Analysis{Global: &passA, Members: map[string]AnalysisVerdict{"b": passA}} // says nothing about a
+
+	got := CombineAnalysis(m1, m2, m3)
+	if got.Global.Verdict != VerdictFail {
+		t.Errorf("global = %s, want Fail", got.Global.Verdict)
+	}
+	if a := got.Members["a"]; a.Verdict != VerdictInconclusive || a.Reason != VerdictReasonMissing {
+		t.Errorf("a = %+v, want Inconclusive because m3 has no verdict for it", a)
+	}
+	b := got.Members["b"]
+	if b.Verdict != VerdictInconclusive || !b.EvaluatedAt.Equal(at(time.Minute)) || b.Requests != 7 || !b.RequestsKnown {
+		t.Errorf("b = %+v, want worst verdict, oldest time, smallest count", b)
+	}
+	if got.Members["a"].Revision != "" {
+		t.Errorf("revision of a combined with a missing verdict = %q, want empty", got.Members["a"].Revision)
+	}
+
+	if Worst(VerdictPass, "bogus") != VerdictInconclusive || Worst("bogus", VerdictPass) != VerdictInconclusive {
+		t.Error("an unknown verdict must not combine to a pass")
+	}
+}

@@ -1,0 +1,299 @@
+package decide
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Action is what the hub should do after a decision.
+type Action string
+
+// The actions Decide can return.
+const (
+	// ActionWait means the fleet is not at a barrier yet (or cannot be judged);
+	// the hub applies any listed patches and looks again later.
+	ActionWait Action = "Wait"
+	// ActionHold means every member is paused at the same step and the hub is
+	// letting the step's hold time and analysis run before promoting.
+	ActionHold Action = "Hold"
+	// ActionPromote means the listed members should be promoted past Step.
+	ActionPromote Action = "Promote"
+	// ActionAbort means every member should be aborted; it is re-issued until
+	// each member reports the abort.
+	ActionAbort Action = "Abort"
+	// ActionRefuse means the configuration cannot be coordinated safely, so the
+	// hub touches nothing until it changes.
+	ActionRefuse Action = "Refuse"
+	// ActionComplete means every member runs the wanted revision as stable.
+	ActionComplete Action = "Complete"
+)
+
+// Reason is a machine-readable cause for a decision. The values are stable
+// because they end up in status conditions and events.
+type Reason string
+
+// Reasons returned in Decision.Reason and recorded in FleetStatus.AbortReason.
+const (
+	// ReasonInvalidSnapshot: the snapshot itself is unusable (no wanted
+	// revision, no members, empty or duplicate member names).
+	ReasonInvalidSnapshot Reason = "InvalidSnapshot"
+	// ReasonInvalidPolicy: a policy limit is zero or negative, which would turn
+	// every blip into an abort.
+	ReasonInvalidPolicy Reason = "InvalidPolicy"
+	// ReasonStepsNotCoordinable: step lists differ across members or a pause
+	// has a duration, so members would not stop at the same place.
+	ReasonStepsNotCoordinable Reason = "StepsNotCoordinable"
+	// ReasonRevisionChanged: the wanted revision changed while the fleet was
+	// in the middle of a canary and the policy does not allow that.
+	ReasonRevisionChanged Reason = "RevisionChangedDuringProgress"
+	// ReasonMemberUnreachable: a member cannot be observed, within deadline.
+	ReasonMemberUnreachable Reason = "MemberUnreachable"
+	// ReasonUnreachableDeadline: a member stayed unreachable past the deadline.
+	ReasonUnreachableDeadline Reason = "UnreachableDeadlineExceeded"
+	// ReasonRolloutMissing: a reachable member has no Rollout object.
+	ReasonRolloutMissing Reason = "RolloutMissing"
+	// ReasonStatusStale: a member's Rollout status has not caught up with its
+	// spec (or lacks a step index), so its position is unknown.
+	ReasonStatusStale Reason = "StatusStale"
+	// ReasonRevisionPending: a member does not run the wanted revision yet.
+	ReasonRevisionPending Reason = "RevisionPending"
+	// ReasonStepSkew: members are at different steps.
+	ReasonStepSkew Reason = "StepSkew"
+	// ReasonProgressing: members are at the same step but not paused there.
+	ReasonProgressing Reason = "Progressing"
+	// ReasonPausedOtherwise: a member is paused for a reason Lockstep does not
+	// own (spec.paused, an inconclusive Argo analysis, ...).
+	ReasonPausedOtherwise Reason = "PausedForOtherReason"
+	// ReasonHolding: the barrier is reached and the hold time is running.
+	ReasonHolding Reason = "Holding"
+	// ReasonAnalysisInconclusive: the hold is over but some analysis verdict is
+	// missing, stale, inconclusive or below the request minimum.
+	ReasonAnalysisInconclusive Reason = "AnalysisInconclusive"
+	// ReasonAwaitingFreshAnalysis: verdicts pass, but none was taken after the
+	// hold ended yet.
+	ReasonAwaitingFreshAnalysis Reason = "AwaitingFreshAnalysis"
+	// ReasonInconclusiveLimit: analysis stayed inconclusive past the limit.
+	ReasonInconclusiveLimit Reason = "InconclusiveLimitExceeded"
+	// ReasonAnalysisFailed: a member or the global analysis failed.
+	ReasonAnalysisFailed Reason = "AnalysisFailed"
+	// ReasonMemberAborted: a member's Rollout aborted on its own.
+	ReasonMemberAborted Reason = "MemberAborted"
+	// ReasonMemberDegraded: a member's Rollout is Degraded.
+	ReasonMemberDegraded Reason = "MemberDegraded"
+	// ReasonFleetAborted: the fleet was aborted earlier; the abort is sticky.
+	ReasonFleetAborted Reason = "FleetAborted"
+	// ReasonBarrierPassed: all members paused at the step, hold elapsed,
+	// analysis passed.
+	ReasonBarrierPassed Reason = "BarrierPassed"
+	// ReasonPromotionResumed: the step was already promoted (recorded in
+	// status) and some members are still paused there.
+	ReasonPromotionResumed Reason = "PromotionResumed"
+	// ReasonPromoted: the step was promoted and members have not moved yet.
+	ReasonPromoted Reason = "Promoted"
+	// ReasonRetried: an explicit retry cleared a fleet abort.
+	ReasonRetried Reason = "Retried"
+	// ReasonCompleted: every member runs the wanted revision as stable.
+	ReasonCompleted Reason = "Completed"
+)
+
+// NoStep is Decision.Step when the decision concerns no particular step.
+const NoStep int32 = -1
+
+// Phase mirrors the Argo Rollouts status.phase values Lockstep reads.
+type Phase string
+
+// Rollout phases.
+const (
+	PhaseHealthy     Phase = "Healthy"
+	PhaseProgressing Phase = "Progressing"
+	PhasePaused      Phase = "Paused"
+	PhaseDegraded    Phase = "Degraded"
+)
+
+// PauseReasonCanaryPauseStep is the Argo Rollouts pause-condition reason set
+// when a Rollout stops at a `pause` step. Only this reason is Lockstep's to
+// clear; any other pause belongs to someone else.
+const PauseReasonCanaryPauseStep = "CanaryPauseStep"
+
+// Snapshot is everything Decide needs, gathered by the caller at one moment.
+type Snapshot struct {
+	// Revision is the revision the fleet should run: the pod-template hash the
+	// members report in status.currentPodHash.
+	Revision string
+	// Members lists every member cluster; order is kept in messages and
+	// patches.
+	Members []Member
+	// Analysis holds the latest verdicts; see Analysis.
+	Analysis Analysis
+	// Fleet is the state Decide returned last time, as persisted by the caller.
+	Fleet FleetStatus
+	// Policy holds the operator's limits.
+	Policy Policy
+	// RetryToken asks for a retry of an aborted fleet. It is a token rather
+	// than a boolean so that a request is acted on exactly once: Decide
+	// records the token in FleetStatus.HandledRetryToken, and a stale token
+	// left behind cannot silently undo a later abort.
+	RetryToken string
+}
+
+// Member is one workload cluster as observed by the hub.
+type Member struct {
+	// Name identifies the member; analysis verdicts are keyed by it.
+	Name string
+	// Reachable is false when the hub could not read the member's Rollout.
+	Reachable bool
+	// UnreachableSince is when the member was first seen unreachable in the
+	// current outage. The caller must set it whenever Reachable is false: a
+	// zero value is read as "just now", which delays the deadline.
+	UnreachableSince time.Time
+	// Rollout is the observed Rollout, or nil when the member has none. It is
+	// ignored while the member is unreachable because it may be stale.
+	Rollout *RolloutState
+}
+
+// RolloutState is the subset of an Argo Rollout that the rules read.
+type RolloutState struct {
+	// Generation and ObservedGeneration tell whether status reflects the
+	// current spec (Argo stores observedGeneration as a string; the caller
+	// converts it).
+	Generation         int64
+	ObservedGeneration int64
+	// Revision is status.currentPodHash.
+	Revision string
+	// StableRevision is status.stableRS.
+	StableRevision string
+	// CurrentStepIndex is status.currentStepIndex; nil when unset.
+	CurrentStepIndex *int32
+	// Steps is spec.strategy.canary.steps, parsed with ParseSteps.
+	Steps []Step
+	// SpecPaused is spec.paused: a human paused the Rollout.
+	SpecPaused bool
+	// ControllerPause is status.controllerPause.
+	ControllerPause bool
+	// PauseReasons lists status.pauseConditions[].reason.
+	PauseReasons []string
+	// Aborted is status.abort.
+	Aborted bool
+	// Phase is status.phase.
+	Phase Phase
+}
+
+// Policy holds the operator's limits. Zero deadlines are rejected by
+// Validate because they would abort the fleet on the first blip.
+type Policy struct {
+	// DefaultHold is how long the fleet holds at a pause step before it may be
+	// promoted, when StepHold has no entry for the step.
+	DefaultHold time.Duration
+	// StepHold overrides DefaultHold per step index.
+	StepHold map[int32]time.Duration
+	// UnreachableDeadline is how long a member may stay unreachable before
+	// the fleet aborts.
+	UnreachableDeadline time.Duration
+	// InconclusiveLimit is how long analysis may stay short of passing at a
+	// barrier before the fleet aborts.
+	InconclusiveLimit time.Duration
+	// MinRequests, when positive, demotes a Pass whose request count is
+	// unknown or lower to inconclusive. Package analysis applies its own
+	// minimum too; this is a second guard because verdicts are input.
+	MinRequests float64
+	// AllowNewRevisionDuringProgress lets a new wanted revision replace one
+	// whose canary is under way. When false, such a change is refused until
+	// an operator sends a retry token.
+	AllowNewRevisionDuringProgress bool
+}
+
+// HoldFor returns the hold time for the pause at step index step.
+func (p Policy) HoldFor(step int32) time.Duration {
+	if d, ok := p.StepHold[step]; ok {
+		return d
+	}
+	return p.DefaultHold
+}
+
+// Validate reports limits that cannot be meant literally.
+func (p Policy) Validate() error {
+	var errs []error
+	if p.UnreachableDeadline <= 0 {
+		errs = append(errs, errors.New("unreachable deadline must be positive"))
+	}
+	if p.InconclusiveLimit <= 0 {
+		errs = append(errs, errors.New("inconclusive limit must be positive"))
+	}
+	if p.DefaultHold < 0 {
+		errs = append(errs, errors.New("default hold must not be negative"))
+	}
+	for step, d := range p.StepHold {
+		if d < 0 {
+			errs = append(errs, fmt.Errorf("hold for step %d must not be negative", step))
+		}
+	}
+	if p.MinRequests < 0 {
+		errs = append(errs, errors.New("minimum requests must not be negative"))
+	}
+	return errors.Join(errs...)
+}
+
+// FleetStatus is what Decide remembers between calls. The caller persists it
+// (in the hub object's status) and passes it back; it is what makes a
+// restarted hub safe. The zero value means "nothing happened yet", which is
+// why the step fields are pointers: step 0 is a real step.
+type FleetStatus struct {
+	// Revision is the revision the rest of the fields describe. A different
+	// wanted revision resets them.
+	Revision string
+	// BarrierStep is the pause step at which every member was last seen
+	// paused together, and StepEnteredAt is when that was first seen.
+	BarrierStep   *int32
+	StepEnteredAt time.Time
+	// InconclusiveSince is when analysis at the current barrier first fell
+	// short of passing; zero while it passes.
+	InconclusiveSince time.Time
+	// LastPromotedStep is the highest step promoted for Revision. A step at
+	// or below it is never promoted from scratch again.
+	LastPromotedStep *int32
+	// Aborted is sticky until the revision changes or a retry is handled.
+	Aborted      bool
+	AbortReason  Reason
+	AbortMessage string
+	AbortedAt    time.Time
+	// Completed is set once every member runs Revision as stable.
+	Completed bool
+	// HandledRetryToken is the last Snapshot.RetryToken Decide has seen.
+	HandledRetryToken string
+	// RetriedAt is when the last retry was handled. Verdicts taken before it
+	// are ignored, or the failure that caused the abort would cause it again.
+	RetriedAt time.Time
+	// RetryPending lists members sent a retry patch that have not yet been
+	// seen un-aborted and out of Degraded. Until then (bounded by the
+	// unreachable deadline) their abort and Degraded phase are the old
+	// abort's, not new failures.
+	RetryPending []string
+}
+
+// inProgress reports whether a canary of Revision is under way: some barrier
+// was reached or promoted and the fleet neither finished nor aborted.
+func (f FleetStatus) inProgress() bool {
+	if f.Aborted || f.Completed {
+		return false
+	}
+	return f.BarrierStep != nil || f.LastPromotedStep != nil
+}
+
+// Decision is Decide's answer.
+type Decision struct {
+	Action Action
+	Reason Reason
+	// Message explains the decision to a human.
+	Message string
+	// Step is the step being promoted (Promote) or held at (Hold); NoStep
+	// otherwise.
+	Step int32
+	// Patches lists the member patches to apply, after persisting Next.
+	Patches []Patch
+	// Next is the fleet state to persist.
+	Next FleetStatus
+	// RequeueAfter, when positive, is when the decision may change by the
+	// passage of time alone (hold end, deadline, limit).
+	RequeueAfter time.Duration
+}
