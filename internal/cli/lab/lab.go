@@ -111,9 +111,9 @@ func componentNames() []string {
 
 func newUp(s streams.IO, f *flags) *cobra.Command {
 	var (
-		workloads, nodes int
-		noNetNS          bool
-		timeout          time.Duration
+		workloads, nodes, thanosPort int
+		noNetNS                      bool
+		timeout                      time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "up",
@@ -139,10 +139,9 @@ a no-op that says so. Every server binds to 127.0.0.1 on a free port.`,
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			start := time.Now()
 			fmt.Fprintf(s.Out, "starting local fleet in %s\n", f.dir)
 			st, err := local.Up(ctx, local.UpOptions{Dir: f.dir, Cache: cache, Workloads: workloads, Nodes: nodes,
-				NoNetNS: noNetNS, Supervisor: []string{exe}, Out: s.Out, Timeout: timeout})
+				NoNetNS: noNetNS, ThanosPort: thanosPort, Supervisor: []string{exe}, Out: s.Out, Timeout: timeout})
 			if errors.Is(err, local.ErrAlreadyRunning) {
 				fmt.Fprintf(s.Out, "fleet already running (supervisor pid %d, phase %s): nothing to do\n", st.SupervisorPID, st.Phase)
 				printAccess(s, st)
@@ -151,7 +150,6 @@ a no-op that says so. Every server binds to 127.0.0.1 on a free port.`,
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(s.Out, "fleet ready in %s\n", time.Since(start).Round(100*time.Millisecond))
 			printAccess(s, st)
 			return nil
 		},
@@ -161,6 +159,7 @@ a no-op that says so. Every server binds to 127.0.0.1 on a free port.`,
 	cmd.Flags().IntVar(&nodes, "nodes", 2, "kwok nodes per workload cluster")
 	cmd.Flags().BoolVar(&noNetNS, "no-netns", false, "keep every process in the host network namespace")
 	cmd.Flags().DurationVar(&timeout, "timeout", 5*time.Minute, "give up (and clean up) after this long")
+	cmd.Flags().IntVar(&thanosPort, "thanos-port", 0, "fixed 127.0.0.1 port of Thanos Query's HTTP API (default: any free port)")
 	return cmd
 }
 
@@ -306,8 +305,8 @@ func newLogs(s streams.IO, f *flags) *cobra.Command {
 
 func newSupervise(s streams.IO, f *flags) *cobra.Command {
 	var (
-		workloads, nodes int
-		noNetNS          bool
+		workloads, nodes, thanosPort int
+		noNetNS                      bool
 	)
 	cmd := &cobra.Command{
 		Use:     "supervise",
@@ -323,11 +322,12 @@ func newSupervise(s streams.IO, f *flags) *cobra.Command {
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 			defer stop()
 			return local.Supervise(ctx, local.Options{Dir: f.dir, Cache: cache, Workloads: workloads, Nodes: nodes,
-				GitOps: gitops.Tree, NoNetNS: noNetNS})
+				GitOps: gitops.Tree, NoNetNS: noNetNS, ThanosPort: thanosPort})
 		},
 	}
 	cmd.Flags().IntVar(&workloads, "workloads", 2, "number of workload clusters")
 	cmd.Flags().IntVar(&nodes, "nodes", 2, "kwok nodes per workload cluster")
 	cmd.Flags().BoolVar(&noNetNS, "no-netns", false, "keep every process in the host network namespace")
+	cmd.Flags().IntVar(&thanosPort, "thanos-port", 0, "fixed port of Thanos Query's HTTP API")
 	return cmd
 }

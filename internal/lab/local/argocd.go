@@ -164,7 +164,9 @@ func (f *fleet) startArgoCD(ctx context.Context) error {
 			Args: []string{"--argocd-repo-server=" + repo, "--repo-server-plaintext",
 				"--metrics-addr=" + addr(f.p.appsetMetrics), "--probe-addr=" + addr(f.p.appsetProbe),
 				"--webhook-addr=" + addr(f.p.appsetWebhook), "--loglevel=warn", "--logformat=text"},
-			Health: httpOK("http://" + addr(f.p.appsetProbe) + "/healthz"),
+			// Its probe server registers no check: serving it means the
+			// manager started.
+			Health: tcpOK(addr(f.p.appsetProbe)),
 		},
 	); err != nil {
 		return err
@@ -373,4 +375,39 @@ func (f *fleet) waitNodesReady(ctx context.Context, cluster string) error {
 		time.Sleep(200 * time.Millisecond)
 	}
 	return fmt.Errorf("%s: kwok nodes not Ready after %s", cluster, startupTimeout)
+}
+
+// Commit clones the fleet's repository, lets edit change the work tree,
+// commits everything as one commit and pushes it. It returns the new
+// revision; an edit that changes nothing is an error, so a demo never
+// "upgrades" to the revision it already runs.
+func Commit(bare, message string, edit func(workTree string) error) (string, error) {
+	work, err := os.MkdirTemp(filepath.Dir(bare), "commit-")
+	if err != nil {
+		return "", err
+	}
+	defer os.RemoveAll(work)
+	if err := git("", "clone", "--quiet", bare, work); err != nil {
+		return "", err
+	}
+	if err := edit(work); err != nil {
+		return "", err
+	}
+	if err := git(work, "add", "-A"); err != nil {
+		return "", err
+	}
+	if err := git(work, "diff", "--cached", "--quiet"); err == nil {
+		return "", fmt.Errorf("commit %q: nothing changed", message)
+	}
+	if err := git(work, "commit", "--quiet", "-m", message); err != nil {
+		return "", err
+	}
+	if err := git(work, "push", "--quiet", "origin", "HEAD:main"); err != nil {
+		return "", err
+	}
+	out, err := exec.Command("git", "-C", work, "rev-parse", "HEAD").Output()
+	if err != nil {
+		return "", err
+	}
+	return strings.TrimSpace(string(out)), nil
 }

@@ -218,7 +218,7 @@ func (f *fleet) startRollouts(ctx context.Context) error {
 			Ports: map[string]int{"healthz": f.p.rolloutsHealth[w], "metrics": f.p.rolloutsMetrics[w]},
 			Args: []string{"--kubeconfig=" + f.clusterKubeconfig(w), "--leader-elect=false",
 				"--healthzPort=" + strconv.Itoa(f.p.rolloutsHealth[w]), "--metricsport=" + strconv.Itoa(f.p.rolloutsMetrics[w]),
-				"--istio-api-version=v1", "--loglevel=info", "--rollout-resync=60s"},
+				"--istio-api-version=v1", "--loglevel=info", "--rollout-resync=60"},
 			NetNS:  true,
 			Health: httpOK(health),
 		})

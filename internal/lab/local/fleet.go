@@ -42,6 +42,8 @@ type Options struct {
 	// NoNetNS keeps every process in the host's network namespace even
 	// when a private one could be made.
 	NoNetNS bool
+	// ThanosPort fixes Thanos Query's HTTP port (0: any free port).
+	ThanosPort int
 }
 
 // ports holds every port of the fleet, chosen before anything starts.
@@ -182,8 +184,16 @@ func (f *fleet) up(ctx context.Context) error {
 		return err
 	}
 	var err error
+	if f.opt.ThanosPort != 0 {
+		if err := PortFree(f.opt.ThanosPort); err != nil {
+			return fmt.Errorf("%w (--thanos-port)", err)
+		}
+	}
 	if f.p, err = allocPorts(f.clusters, f.workloads); err != nil {
 		return fmt.Errorf("allocate ports: %w", err)
+	}
+	if f.opt.ThanosPort != 0 {
+		f.p.queryHTTP = f.opt.ThanosPort
 	}
 	steps := []step{
 		{"certificates and tokens", func(context.Context) error { return f.pki.Ensure(f.clusters) }},
@@ -241,7 +251,8 @@ func (f *fleet) startNetNS(context.Context) error {
 		f.s.Progressf("      no private network namespace (needs root): Argo CD's application-controller and Argo Rollouts bind their metrics on 0.0.0.0")
 		return nil
 	}
-	bridged := []int{f.p.redis, f.p.repo}
+	// Rollouts' AnalysisRuns query Thanos on the hub from inside.
+	bridged := []int{f.p.redis, f.p.repo, f.p.queryHTTP}
 	for _, c := range f.clusters {
 		bridged = append(bridged, f.p.api[c])
 	}

@@ -38,6 +38,7 @@ type UpOptions struct {
 	Workloads  int
 	Nodes      int
 	NoNetNS    bool
+	ThanosPort int
 	Supervisor []string // command that runs `lab supervise` (the lockstep binary)
 	Out        io.Writer
 	Timeout    time.Duration
@@ -69,6 +70,11 @@ func Up(ctx context.Context, o UpOptions) (*State, error) {
 	if err := CheckHostTools(); err != nil {
 		return nil, err
 	}
+	if o.ThanosPort != 0 {
+		if err := PortFree(o.ThanosPort); err != nil {
+			return nil, fmt.Errorf("%w (--thanos-port)", err)
+		}
+	}
 	if err := os.MkdirAll(filepath.Join(o.Dir, "logs"), 0o755); err != nil {
 		return nil, err
 	}
@@ -89,6 +95,9 @@ func Up(ctx context.Context, o UpOptions) (*State, error) {
 		"--workloads", strconv.Itoa(o.Workloads), "--nodes", strconv.Itoa(o.Nodes))
 	if o.NoNetNS {
 		args = append(args, "--no-netns")
+	}
+	if o.ThanosPort != 0 {
+		args = append(args, "--thanos-port", strconv.Itoa(o.ThanosPort))
 	}
 	cmd := exec.Command(o.Supervisor[0], args...)
 	cmd.Env = append(os.Environ(), fleetEnv+"="+o.Dir, "LOCKSTEP_CACHE_DIR="+o.Cache.Root)
