@@ -241,8 +241,12 @@ func printStatus(s streams.IO, st *local.FleetStatus) {
 	fmt.Fprintf(tw, "total\t\t\t\t%s\n", mib(st.TotalRSS))
 	_ = tw.Flush()
 	for _, c := range st.Components {
-		if !c.Up && c.LogTail != "" {
-			fmt.Fprintf(s.Out, "\n%s is down; last lines of %s:\n  %s\n", c.Name, c.Log, strings.ReplaceAll(c.LogTail, "\n", "\n  "))
+		if !c.Up {
+			tail := c.LogTail
+			if tail == "" {
+				tail = "(empty log)"
+			}
+			fmt.Fprintf(s.Out, "\n%s is down; last lines of %s:\n  %s\n", c.Name, c.Log, strings.ReplaceAll(tail, "\n", "\n  "))
 		}
 	}
 }

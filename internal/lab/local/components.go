@@ -41,6 +41,9 @@ type Asset struct {
 	Module, Version string
 	Glob            string // relative to the module root
 	To              string // directory relative to the cache dir
+	// Executable marks scripts: the module cache stores every file
+	// read-only without the execute bit.
+	Executable bool
 }
 
 // Components returns the pinned component matrix of the local fleet. The
@@ -103,7 +106,7 @@ func Components() []Component {
 			Assets: []Asset{
 				{Module: "github.com/argoproj/argo-cd/v3", Version: "v3.6.1", Glob: "manifests/crds/*-crd.yaml", To: "crds"},
 				{Module: "github.com/argoproj/argo-cd/v3", Version: "v3.6.1", Glob: "manifests/base/config/argocd-*.yaml", To: "config"},
-				{Module: "github.com/argoproj/argo-cd/v3", Version: "v3.6.1", Glob: "hack/git-verify-wrapper.sh", To: "bin"},
+				{Module: "github.com/argoproj/argo-cd/v3", Version: "v3.6.1", Glob: "hack/git-verify-wrapper.sh", To: "bin", Executable: true},
 			},
 		},
 	}
@@ -239,6 +242,7 @@ func (b Builder) Ensure(ctx context.Context, only ...string) error {
 			return fmt.Errorf("build %s %s: %w", comp.Name, comp.Version, err)
 		}
 		fmt.Fprintf(b.Out, "[%d/%d] %s %s: built in %s\n", i+1, len(comps), comp.Name, comp.Version, time.Since(start).Round(time.Second))
+		b.prune(comp)
 	}
 	return nil
 }
@@ -339,8 +343,14 @@ func (b Builder) copyAsset(ctx context.Context, env []string, comp Component, a 
 		return err
 	}
 	for _, m := range matches {
-		if err := copyFile(m, filepath.Join(tmp, a.To, filepath.Base(m))); err != nil {
+		to := filepath.Join(tmp, a.To, filepath.Base(m))
+		if err := copyFile(m, to); err != nil {
 			return err
+		}
+		if a.Executable {
+			if err := os.Chmod(to, 0o755); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
@@ -367,4 +377,17 @@ func copyFile(from, to string) error {
 		return err
 	}
 	return dst.Close()
+}
+
+// prune removes other builds of a component (older versions or flags): the
+// cache holds one build per component, and a rebuild after a branch switch
+// is a relink from Go's own build cache.
+func (b Builder) prune(comp Component) {
+	keep := b.Cache.Dir(comp)
+	old, _ := filepath.Glob(filepath.Join(b.Cache.Root, "components", comp.Name+"-*"))
+	for _, d := range old {
+		if d != keep && !strings.HasSuffix(d, ".tmp") {
+			_ = os.RemoveAll(d)
+		}
+	}
 }

@@ -20,6 +20,10 @@ const (
 	PhaseFailed   = "Failed"
 	PhaseStopping = "Stopping"
 	PhaseStopped  = "Stopped"
+	// Read-side phases: a Ready fleet with a component down, and a fleet
+	// whose supervisor is gone.
+	PhaseDegraded = "Degraded"
+	PhaseDead     = "Dead"
 )
 
 // Component statuses.

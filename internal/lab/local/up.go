@@ -258,7 +258,7 @@ func Status(dir string) (*FleetStatus, error) {
 	fs := &FleetStatus{Dir: abs, Phase: st.Phase, Message: st.Message, Supervisor: st.SupervisorPID, Kubeconfig: st.Kubeconfig, URLs: st.URLs}
 	supAlive := Alive(st.SupervisorPID, st.SupervisorAt)
 	if !supAlive && st.Phase != PhaseStopped && st.Phase != PhaseFailed {
-		fs.Phase = "Dead"
+		fs.Phase = PhaseDead
 		fs.Message = "supervisor is not running; `lockstep lab down` cleans up"
 	}
 	for _, c := range st.Components {
@@ -274,6 +274,10 @@ func Status(dir string) (*FleetStatus, error) {
 			cs.LogTail = TailFile(c.Log, 5)
 		}
 		fs.Components = append(fs.Components, cs)
+		if !up && fs.Phase == PhaseReady {
+			fs.Phase = PhaseDegraded
+			fs.Message = "a component is down"
+		}
 	}
 	if supAlive {
 		fs.TotalRSS += RSS(st.SupervisorPID)
