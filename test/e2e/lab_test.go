@@ -53,7 +53,9 @@ func TestDeploymentPodsBecomeReady(t *testing.T) {
 	if _, err := cs.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = cs.CoreV1().Namespaces().Delete(context.Background(), "e2e-deploy", metav1.DeleteOptions{}) })
+	t.Cleanup(func() {
+		_ = cs.CoreV1().Namespaces().Delete(context.Background(), "e2e-deploy", metav1.DeleteOptions{})
+	})
 	replicas := int32(3)
 	labels := map[string]string{"app": "web"}
 	d := &appsv1.Deployment{

@@ -193,7 +193,7 @@ func (f *fleet) createNodes(ctx context.Context, cluster string) error {
 				Name:        fmt.Sprintf("%s-node-%d", cluster, i),
 				Annotations: map[string]string{"kwok.x-k8s.io/node": "fake", "node.alpha.kubernetes.io/ttl": "0"},
 				Labels: map[string]string{"type": "kwok", "kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64",
-					"kubernetes.io/hostname": fmt.Sprintf("%s-node-%d", cluster, i),
+					"kubernetes.io/hostname":        fmt.Sprintf("%s-node-%d", cluster, i),
 					"topology.kubernetes.io/region": "local", "topology.kubernetes.io/zone": cluster},
 			},
 			Status: corev1.NodeStatus{
