@@ -119,6 +119,13 @@ func (f *fleet) startArgoCD(ctx context.Context) error {
 	redis := addr(f.p.redis)
 	repo := addr(f.p.repo)
 	argocd := f.bin("argocd", "argocd")
+	// `git daemon` forks git-daemon and would leave it behind if the
+	// supervisor died: run the daemon itself so Pdeathsig reaches it.
+	execPath, err := exec.Command("git", "--exec-path").Output()
+	if err != nil {
+		return fmt.Errorf("git --exec-path: %w", err)
+	}
+	gitDaemon := filepath.Join(strings.TrimSpace(string(execPath)), "git-daemon")
 	if err := f.startAll(ctx,
 		ProcSpec{
 			Name: HubName + "/redis", Cluster: HubName, Path: "redis-server", Addr: redis,
@@ -128,9 +135,9 @@ func (f *fleet) startArgoCD(ctx context.Context) error {
 			Health: tcpOK(redis),
 		},
 		ProcSpec{
-			Name: HubName + "/git-daemon", Cluster: HubName, Path: "git", Addr: RepoURL(f.p.git),
+			Name: HubName + "/git-daemon", Cluster: HubName, Path: gitDaemon, Addr: RepoURL(f.p.git),
 			Ports: map[string]int{"git": f.p.git},
-			Args: []string{"daemon", "--reuseaddr", "--listen=127.0.0.1", "--port=" + strconv.Itoa(f.p.git),
+			Args: []string{"--reuseaddr", "--listen=127.0.0.1", "--port=" + strconv.Itoa(f.p.git),
 				"--base-path=" + gitBase, "--export-all", "--informative-errors", gitBase},
 			Health: tcpOK(addr(f.p.git)),
 		},
