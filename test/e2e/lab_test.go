@@ -95,7 +95,7 @@ func TestDeploymentPodsBecomeReady(t *testing.T) {
 
 func TestThanosQuerySeesBothSidecars(t *testing.T) {
 	needFleet(t)
-	q := env.state.URLs["thanos-query"]
+	q := env.State.URLs["thanos-query"]
 	if q == "" {
 		t.Fatal("no thanos-query URL in the state file")
 	}
@@ -123,7 +123,7 @@ var (
 func TestArgoCDDeploysToBothClusters(t *testing.T) {
 	needFleet(t)
 	ctx := context.Background()
-	repo := local.RepoDir(env.dir)
+	repo := local.RepoDir(env.Dir)
 	_, err := local.Commit(repo, "e2e: smoke manifests", func(wt string) error {
 		if err := os.MkdirAll(filepath.Join(wt, "e2e-smoke"), 0o755); err != nil {
 			return err
@@ -167,7 +167,7 @@ spec:
       syncPolicy:
         automated: {}
         syncOptions: [CreateNamespace=true]
-`, env.state.URLs["git"])))
+`, env.State.URLs["git"])))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -210,7 +210,7 @@ spec:
 
 func TestLabStatusJSON(t *testing.T) {
 	needFleet(t)
-	out, errOut, err := lockstep(context.Background(), "lab", "status", "--dir", env.dir, "-o", "json")
+	out, errOut, err := lockstep(context.Background(), "lab", "status", "--dir", env.Dir, "-o", "json")
 	if err != nil {
 		t.Fatalf("lab status: %v: %s", err, errOut)
 	}
@@ -246,7 +246,7 @@ func TestLabStatusJSON(t *testing.T) {
 // of the fleet listens on anything but 127.0.0.1 in the host namespace.
 func TestEveryServerBindsLoopback(t *testing.T) {
 	needFleet(t)
-	pids := local.MarkedProcesses(env.dir)
+	pids := local.MarkedProcesses(env.Dir)
 	if len(pids) < 10 {
 		t.Fatalf("only %d marked processes", len(pids))
 	}
@@ -295,33 +295,33 @@ func comm(pid int) string {
 
 func TestSecondUpIsNoop(t *testing.T) {
 	needFleet(t)
-	out, errOut, err := lockstep(context.Background(), "lab", "up", "--dir", env.dir)
+	out, errOut, err := lockstep(context.Background(), "lab", "up", "--dir", env.Dir)
 	if err != nil {
 		t.Fatalf("second lab up: %v: %s", err, errOut)
 	}
 	if !strings.Contains(out, "already running") {
 		t.Fatalf("second lab up did not say the fleet runs:\n%s", out)
 	}
-	st, err := local.ReadState(env.dir)
+	st, err := local.ReadState(env.Dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.SupervisorPID != env.state.SupervisorPID {
-		t.Errorf("supervisor changed from %d to %d", env.state.SupervisorPID, st.SupervisorPID)
+	if st.SupervisorPID != env.State.SupervisorPID {
+		t.Errorf("supervisor changed from %d to %d", env.State.SupervisorPID, st.SupervisorPID)
 	}
 }
 
 func TestLabLogs(t *testing.T) {
 	needFleet(t)
-	out, errOut, err := lockstep(context.Background(), "lab", "logs", "--dir", env.dir, "argo-rollout1/kube-apiserver", "--tail", "5")
+	out, errOut, err := lockstep(context.Background(), "lab", "logs", "--dir", env.Dir, "argo-rollout1/kube-apiserver", "--tail", "5")
 	if err != nil || strings.TrimSpace(out) == "" {
 		t.Fatalf("lab logs: %v %q %s", err, out, errOut)
 	}
-	_, errOut, err = lockstep(context.Background(), "lab", "logs", "--dir", env.dir, "kube-apiserver")
+	_, errOut, err = lockstep(context.Background(), "lab", "logs", "--dir", env.Dir, "kube-apiserver")
 	if err == nil || !strings.Contains(errOut, "ambiguous") {
 		t.Errorf("ambiguous component: err=%v stderr=%q", err, errOut)
 	}
-	_, errOut, err = lockstep(context.Background(), "lab", "logs", "--dir", env.dir, "nope")
+	_, errOut, err = lockstep(context.Background(), "lab", "logs", "--dir", env.Dir, "nope")
 	if err == nil || strings.Count(strings.TrimSpace(errOut), "\n") != 0 {
 		t.Errorf("unknown component: err=%v stderr=%q (want one line)", err, errOut)
 	}
@@ -332,7 +332,7 @@ func TestLabLogs(t *testing.T) {
 func TestCrashedComponentIsReported(t *testing.T) {
 	needFleet(t)
 	var victim local.ProcState
-	for _, c := range env.state.Components {
+	for _, c := range env.State.Components {
 		if c.Name == "argo-hub/thanos-compactor" {
 			victim = c
 		}
@@ -344,7 +344,7 @@ func TestCrashedComponentIsReported(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(t, 10*time.Second, "lab status reports the compactor down", func() error {
-		out, _, err := lockstep(context.Background(), "lab", "status", "--dir", env.dir)
+		out, _, err := lockstep(context.Background(), "lab", "status", "--dir", env.Dir)
 		if err != nil {
 			return err
 		}

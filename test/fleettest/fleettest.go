@@ -1,0 +1,187 @@
+// Package fleettest is the shared harness of the integration test packages:
+// each package's TestMain calls Main, which builds the lockstep binary,
+// starts one local fleet through the real CLI (`lockstep lab up`), runs the
+// tests, and stops the fleet, failing the run if a process is left behind.
+// Under -short, or off Linux, fleet tests skip and say why. It may import
+// lockstep's internal packages and client-go.
+package fleettest
+
+import (
+	"bytes"
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+
+	"lockstep.dev/lockstep/internal/lab/local"
+)
+
+// Fleet is the shared fleet of a test package.
+type Fleet struct {
+	Bin      string // the lockstep binary under test
+	Dir      string // the fleet's directory
+	State    *local.State
+	UpTime   time.Duration
+	skip     string
+	startErr error
+}
+
+// F is the package's fleet, set by Main.
+var F = &Fleet{}
+
+// Options tune Main.
+type Options struct {
+	// UpArgs are extra `lab up` flags.
+	UpArgs []string
+}
+
+// Main runs a test package against one fleet. repoRoot is the path from the
+// package to the repository root (e.g. "../..").
+func Main(m *testing.M, repoRoot string, o Options) int {
+	flag.Parse()
+	tmp, err := os.MkdirTemp("", "lockstep-test-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(tmp)
+	// Discovery caches stay inside the test's directory.
+	os.Setenv("KUBECACHEDIR", filepath.Join(tmp, "kubecache"))
+	F.Bin = filepath.Join(tmp, "lockstep")
+	build := exec.Command("go", "build", "-o", F.Bin, filepath.Join(repoRoot, "cmd", "lockstep"))
+	if out, err := build.CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "build lockstep: %v\n%s", err, out)
+		return 1
+	}
+	F.Dir = filepath.Join(tmp, "fleet")
+	switch {
+	case testing.Short():
+		F.skip = "-short: the local fleet (real kube-apiservers, Argo CD, Argo Rollouts, Prometheus, Thanos) is not started"
+	case runtime.GOOS != "linux":
+		F.skip = "the local fleet runs on Linux only"
+	}
+	if F.skip == "" {
+		cache, err := local.DefaultCache()
+		if err == nil {
+			err = cache.Check()
+		}
+		if err != nil {
+			// CI builds the cache first (make test); a developer without
+			// it gets a failing run that says what to do, never a silent pass.
+			fmt.Fprintf(os.Stderr, "local fleet unavailable: %v\n", err)
+			return 1
+		}
+		start := time.Now()
+		args := append([]string{"lab", "up", "--dir", F.Dir}, o.UpArgs...)
+		out, errOut, err := F.Run(context.Background(), args...)
+		F.UpTime = time.Since(start)
+		fmt.Fprintf(os.Stderr, "lab up (%s):\n%s%s", F.UpTime.Round(time.Millisecond), out, errOut)
+		if err != nil {
+			F.startErr = fmt.Errorf("lab up: %v: %s", err, errOut)
+		} else {
+			F.State, F.startErr = local.ReadState(F.Dir)
+		}
+	} else {
+		fmt.Fprintf(os.Stderr, "fleet tests skip: %s\n", F.skip)
+	}
+	code := m.Run()
+	if F.skip == "" {
+		out, errOut, err := F.Run(context.Background(), "lab", "down", "--dir", F.Dir)
+		fmt.Fprintf(os.Stderr, "lab down: %s%s", out, errOut)
+		if err != nil {
+			code = 1
+		}
+		if left := local.MarkedProcesses(F.Dir); len(left) > 0 {
+			fmt.Fprintf(os.Stderr, "processes left behind after lab down: %v\n", left)
+			code = 1
+		}
+	}
+	return code
+}
+
+// Run runs the CLI binary and returns stdout and stderr.
+func (f *Fleet) Run(ctx context.Context, args ...string) (string, string, error) {
+	return f.RunEnv(ctx, nil, args...)
+}
+
+// RunEnv is Run with extra environment variables.
+func (f *Fleet) RunEnv(ctx context.Context, extraEnv []string, args ...string) (string, string, error) {
+	cmd := exec.CommandContext(ctx, f.Bin, args...)
+	cmd.Env = append(os.Environ(), extraEnv...)
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	err := cmd.Run()
+	return out.String(), errOut.String(), err
+}
+
+// Need skips a test when the package runs without a fleet, and fails it
+// when the fleet did not start.
+func Need(t testing.TB) {
+	t.Helper()
+	if F.skip != "" {
+		t.Skip(F.skip)
+	}
+	if F.startErr != nil {
+		t.Fatalf("local fleet did not start: %v", F.startErr)
+	}
+}
+
+// RESTConfig is an admin config for a cluster of the fleet.
+func RESTConfig(t testing.TB, cluster string) *rest.Config {
+	t.Helper()
+	cfg, err := local.RESTConfig(F.State.Kubeconfig, cluster)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+// Clientset is a typed admin client for a cluster of the fleet.
+func Clientset(t testing.TB, cluster string) *kubernetes.Clientset {
+	t.Helper()
+	cs, err := kubernetes.NewForConfig(RESTConfig(t, cluster))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cs
+}
+
+// Dynamic is a dynamic admin client for a cluster of the fleet.
+func Dynamic(t testing.TB, cluster string) dynamic.Interface {
+	t.Helper()
+	d, err := dynamic.NewForConfig(RESTConfig(t, cluster))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// Eventually polls cond until it returns nil or the timeout passes.
+func Eventually(t testing.TB, timeout time.Duration, what string, cond func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	var err error
+	for time.Now().Before(deadline) {
+		if err = cond(); err == nil {
+			return
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Fatalf("%s: not true after %s: %v", what, timeout, err)
+}
+
+// FirstLine is the first line of s, trimmed.
+func FirstLine(s string) string {
+	l, _, _ := strings.Cut(strings.TrimSpace(s), "\n")
+	return l
+}
