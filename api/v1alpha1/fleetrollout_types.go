@@ -1,0 +1,523 @@
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// FleetRollout moves one Argo Rollout through every member cluster together:
+// the coordinator waits until every member is paused at the same step of the
+// same revision, holds there while the analysis runs, then promotes them all;
+// any failure aborts them all.
+//
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=fro;fr,categories=lockstep
+// +kubebuilder:printcolumn:name="Rollout",type=string,JSONPath=`.spec.rollout.name`
+// +kubebuilder:printcolumn:name="Revision",type=string,JSONPath=`.status.fleet.revision`
+// +kubebuilder:printcolumn:name="Step",type=integer,JSONPath=`.status.currentStep`
+// +kubebuilder:printcolumn:name="Phase",type=string,JSONPath=`.status.phase`
+// +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.reason`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+// +kubebuilder:printcolumn:name="Message",type=string,JSONPath=`.status.message`,priority=1
+type FleetRollout struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	Spec   FleetRolloutSpec   `json:"spec"`
+	Status FleetRolloutStatus `json:"status,omitempty"`
+}
+
+// FleetRolloutList is a list of FleetRollouts.
+//
+// +kubebuilder:object:root=true
+type FleetRolloutList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []FleetRollout `json:"items"`
+}
+
+// FleetRolloutSpec is what the operator wants.
+type FleetRolloutSpec struct {
+	// Rollout names the Argo Rollout that every member runs.
+	Rollout RolloutReference `json:"rollout"`
+
+	// Members selects the member clusters.
+	Members Members `json:"members"`
+
+	// Hold says how long the fleet stays at each pause step before it may
+	// be promoted.
+	// +optional
+	Hold Hold `json:"hold,omitempty"`
+
+	// Analysis judges the canary per member and for the whole fleet. Without
+	// it every barrier passes once its hold time is over.
+	// +optional
+	Analysis *Analysis `json:"analysis,omitempty"`
+
+	// Policy holds the limits that turn trouble into an abort.
+	// +optional
+	Policy Policy `json:"policy,omitempty"`
+
+	// RetryToken asks the coordinator to retry an aborted fleet. Set it to a
+	// new value (a timestamp, a UUID) for each retry: a token is acted on
+	// once, so an old one left in place cannot undo a later abort.
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	RetryToken string `json:"retryToken,omitempty"`
+}
+
+// RolloutReference names an Argo Rollout in every member cluster.
+type RolloutReference struct {
+	// Namespace of the Rollout in the member clusters.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
+	Namespace string `json:"namespace"`
+	// Name of the Rollout.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Name string `json:"name"`
+}
+
+// Members selects member clusters among the clusters registered in Argo CD
+// (Secrets labelled argocd.argoproj.io/secret-type=cluster in the Argo CD
+// namespace). Give exactly one of selector and names.
+//
+// +kubebuilder:validation:XValidation:rule="has(self.selector) != has(self.names)",message="give exactly one of members.selector and members.names"
+type Members struct {
+	// Selector matches the labels of Argo CD cluster Secrets, e.g.
+	// lockstep.dev/role=workload.
+	// +optional
+	Selector *metav1.LabelSelector `json:"selector,omitempty"`
+	// Names lists clusters by their Argo CD name (the Secret's data.name).
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=64
+	// +kubebuilder:validation:items:MinLength=1
+	// +kubebuilder:validation:items:MaxLength=253
+	Names []string `json:"names,omitempty"`
+}
+
+// Hold is the time the fleet stays at a pause step before promotion.
+type Hold struct {
+	// Default applies to every pause step without an entry in Steps.
+	// +optional
+	// +kubebuilder:default="30s"
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('0s')",message="must be a non-negative duration such as 30s or 2m"
+	Default *metav1.Duration `json:"default,omitempty"`
+	// Steps overrides Default for single steps.
+	// +optional
+	// +listType=map
+	// +listMapKey=step
+	// +kubebuilder:validation:MaxItems=128
+	Steps []StepHold `json:"steps,omitempty"`
+}
+
+// StepHold is the hold time of one pause step.
+type StepHold struct {
+	// Step is the index of the pause step in spec.strategy.canary.steps.
+	// +kubebuilder:validation:Minimum=0
+	Step int32 `json:"step"`
+	// Duration is how long to hold there.
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('0s')",message="must be a non-negative duration such as 30s or 2m"
+	Duration metav1.Duration `json:"duration"`
+}
+
+// Analysis is how the coordinator judges the canary, on Thanos Query.
+type Analysis struct {
+	// Args are substituted for {{args.NAME}} in the metrics, as in an Argo
+	// Rollouts AnalysisTemplate.
+	// +optional
+	// +listType=map
+	// +listMapKey=name
+	// +kubebuilder:validation:MaxItems=32
+	Args []Arg `json:"args,omitempty"`
+	// Metrics are evaluated globally, per reporting cluster and per serving
+	// cluster; every one must pass everywhere.
+	// +listType=map
+	// +listMapKey=name
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=16
+	Metrics []Metric `json:"metrics"`
+	// Interval is how often the metrics are evaluated.
+	// +optional
+	// +kubebuilder:default="10s"
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1s')",message="must be a duration of at least 1s"
+	Interval *metav1.Duration `json:"interval,omitempty"`
+	// MinRequests is the number of requests each member and the fleet must
+	// have served in a metric's window before a pass counts. Zero disables
+	// the check.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	MinRequests int64 `json:"minRequests,omitempty"`
+	// Clusters maps member names to the label values that name them in the
+	// metrics. A member without an entry is looked up by the annotation
+	// lockstep.dev/reporting-cluster on its Argo CD cluster Secret; failing
+	// that, both values default to the member's name.
+	// +optional
+	// +listType=map
+	// +listMapKey=member
+	// +kubebuilder:validation:MaxItems=64
+	Clusters []ClusterLabels `json:"clusters,omitempty"`
+}
+
+// Arg is one template argument.
+type Arg struct {
+	// +kubebuilder:validation:Pattern=`^[A-Za-z_][A-Za-z0-9_-]*$`
+	// +kubebuilder:validation:MaxLength=63
+	Name string `json:"name"`
+	// +kubebuilder:validation:MaxLength=1024
+	Value string `json:"value"`
+}
+
+// ClusterLabels names a member in the metrics.
+type ClusterLabels struct {
+	// Member is the member's name.
+	// +kubebuilder:validation:MinLength=1
+	Member string `json:"member"`
+	// Reporting is the value of the reporting label (the Prometheus external
+	// label "cluster"), e.g. data-producer-1.
+	// +optional
+	Reporting string `json:"reporting,omitempty"`
+	// Serving is the value of the serving label (Istio's
+	// destination_cluster), e.g. argo-rollout1.
+	// +optional
+	Serving string `json:"serving,omitempty"`
+}
+
+// Metric is a success-ratio check: either a query template with {{scope}}
+// where the grouping goes (and optionally a count query), or a ratio of two
+// counters.
+//
+// +kubebuilder:validation:XValidation:rule="has(self.query) != has(self.ratio)",message="give exactly one of query and ratio"
+// +kubebuilder:validation:XValidation:rule="!has(self.countQuery) || has(self.query)",message="countQuery needs query"
+type Metric struct {
+	// Name identifies the metric in status and events.
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
+	// +kubebuilder:validation:MaxLength=63
+	Name string `json:"name"`
+	// Query is a PromQL template whose value is judged, e.g.
+	// sum {{scope}} (rate(good[1m])) / sum {{scope}} (rate(total[1m])).
+	// +optional
+	// +kubebuilder:validation:MaxLength=4096
+	Query string `json:"query,omitempty"`
+	// CountQuery is a PromQL template yielding the request count behind
+	// each value.
+	// +optional
+	// +kubebuilder:validation:MaxLength=4096
+	CountQuery string `json:"countQuery,omitempty"`
+	// Ratio builds both queries from two counter selectors.
+	// +optional
+	Ratio *Ratio `json:"ratio,omitempty"`
+	// Threshold is what the value must satisfy to pass.
+	Threshold Threshold `json:"threshold"`
+	// ReportingLabel names the clusters that report requests; default
+	// "cluster".
+	// +optional
+	// +kubebuilder:validation:Pattern=`^[a-zA-Z_][a-zA-Z0-9_]*$`
+	ReportingLabel string `json:"reportingLabel,omitempty"`
+	// ServingLabel names the clusters that serve requests; default
+	// "destination_cluster".
+	// +optional
+	// +kubebuilder:validation:Pattern=`^[a-zA-Z_][a-zA-Z0-9_]*$`
+	ServingLabel string `json:"servingLabel,omitempty"`
+}
+
+// Ratio is a success ratio of two counters over a window.
+type Ratio struct {
+	// Good selects the successful requests' counter.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=2048
+	Good string `json:"good"`
+	// Total selects all requests' counter.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=2048
+	Total string `json:"total"`
+	// Window is the range, e.g. 40s or 1m.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=64
+	Window string `json:"window"`
+	// Func is rate (the default) or irate.
+	// +optional
+	// +kubebuilder:validation:Enum=rate;irate
+	Func string `json:"func,omitempty"`
+}
+
+// ThresholdOp is a comparison.
+// +kubebuilder:validation:Enum=">";">=";"<";"<="
+type ThresholdOp string
+
+// Threshold operators.
+const (
+	OpGreater      ThresholdOp = ">"
+	OpGreaterEqual ThresholdOp = ">="
+	OpLess         ThresholdOp = "<"
+	OpLessEqual    ThresholdOp = "<="
+)
+
+// Threshold is the condition a metric value must meet, e.g. "> 0.9".
+type Threshold struct {
+	Op ThresholdOp `json:"op"`
+	// Value is a decimal number. It is a string because CRDs should not
+	// carry floats, which do not round-trip exactly.
+	// +kubebuilder:validation:Pattern=`^-?[0-9]+(\.[0-9]+)?$`
+	// +kubebuilder:validation:MaxLength=32
+	Value string `json:"value"`
+}
+
+// Policy holds the fleet's limits.
+type Policy struct {
+	// UnreachableDeadline is how long a member may stay unreachable before
+	// the fleet aborts.
+	// +optional
+	// +kubebuilder:default="2m"
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:XValidation:rule="duration(self) > duration('0s')",message="must be a positive duration such as 2m"
+	UnreachableDeadline *metav1.Duration `json:"unreachableDeadline,omitempty"`
+	// InconclusiveLimit is how long analysis may stay short of passing at a
+	// barrier before the fleet aborts.
+	// +optional
+	// +kubebuilder:default="5m"
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:XValidation:rule="duration(self) > duration('0s')",message="must be a positive duration such as 5m"
+	InconclusiveLimit *metav1.Duration `json:"inconclusiveLimit,omitempty"`
+	// AllowNewRevisionDuringProgress lets a new revision replace one whose
+	// canary is under way. When false, such a change is refused until a
+	// retry token is sent.
+	// +optional
+	AllowNewRevisionDuringProgress bool `json:"allowNewRevisionDuringProgress,omitempty"`
+}
+
+// FleetRolloutStatus is what the coordinator observed and decided. It is
+// the coordinator's only memory.
+type FleetRolloutStatus struct {
+	// ObservedGeneration is the generation last reconciled successfully.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+	// Phase summarises the fleet: Waiting, Holding, Promoting, Aborted,
+	// Completed or Refused.
+	// +optional
+	Phase Phase `json:"phase,omitempty"`
+	// Reason and Message explain the last decision.
+	// +optional
+	Reason string `json:"reason,omitempty"`
+	// +optional
+	Message string `json:"message,omitempty"`
+	// CurrentStep is the lowest step index any member is at.
+	// +optional
+	CurrentStep *int32 `json:"currentStep,omitempty"`
+	// Fleet is the coordinator's decision state; a restarted coordinator
+	// resumes from it.
+	// +optional
+	Fleet FleetState `json:"fleet,omitempty"`
+	// Analysis holds the latest verdicts.
+	// +optional
+	Analysis *AnalysisStatus `json:"analysis,omitempty"`
+	// Members is the last observation of each member.
+	// +optional
+	// +listType=map
+	// +listMapKey=name
+	Members []MemberStatus `json:"members,omitempty"`
+	// Conditions are Ready, Valid, MembersReachable, Aborted and Completed.
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+	// History lists the latest decisions that changed something, oldest
+	// first, at most MaxHistory entries.
+	// +optional
+	// +kubebuilder:validation:MaxItems=32
+	History []HistoryEntry `json:"history,omitempty"`
+}
+
+// MaxHistory bounds status.history.
+const MaxHistory = 32
+
+// Phase summarises a FleetRollout.
+type Phase string
+
+// Phases.
+const (
+	PhaseWaiting   Phase = "Waiting"
+	PhaseHolding   Phase = "Holding"
+	PhasePromoting Phase = "Promoting"
+	PhaseAborted   Phase = "Aborted"
+	PhaseCompleted Phase = "Completed"
+	PhaseRefused   Phase = "Refused"
+)
+
+// FleetState mirrors the decision state (decide.FleetStatus) field by field.
+type FleetState struct {
+	// Revision is the pod-template hash being rolled out.
+	// +optional
+	Revision string `json:"revision,omitempty"`
+	// BarrierStep is the pause step at which every member was last seen
+	// paused together; StepEnteredAt is when.
+	// +optional
+	BarrierStep *int32 `json:"barrierStep,omitempty"`
+	// +optional
+	StepEnteredAt *metav1.Time `json:"stepEnteredAt,omitempty"`
+	// InconclusiveSince is when analysis at the barrier first fell short.
+	// +optional
+	InconclusiveSince *metav1.Time `json:"inconclusiveSince,omitempty"`
+	// LastPromotedStep is the highest step promoted for Revision.
+	// +optional
+	LastPromotedStep *int32 `json:"lastPromotedStep,omitempty"`
+	// Aborted is sticky until the revision changes or a retry is handled.
+	// +optional
+	Aborted bool `json:"aborted,omitempty"`
+	// +optional
+	AbortReason string `json:"abortReason,omitempty"`
+	// +optional
+	AbortMessage string `json:"abortMessage,omitempty"`
+	// +optional
+	AbortedAt *metav1.Time `json:"abortedAt,omitempty"`
+	// Completed is set once every member runs Revision as stable.
+	// +optional
+	Completed bool `json:"completed,omitempty"`
+	// HandledRetryToken is the last spec.retryToken acted on.
+	// +optional
+	HandledRetryToken string `json:"handledRetryToken,omitempty"`
+	// +optional
+	RetriedAt *metav1.Time `json:"retriedAt,omitempty"`
+	// RetryPending lists members sent a retry that have not left the abort.
+	// +optional
+	// +listType=set
+	RetryPending []string `json:"retryPending,omitempty"`
+}
+
+// MemberStatus is the last observation of one member.
+type MemberStatus struct {
+	// Name is the member's cluster name.
+	Name string `json:"name"`
+	// Reachable is false when the coordinator could not read the member.
+	Reachable bool `json:"reachable"`
+	// UnreachableSince is when the current outage was first seen.
+	// +optional
+	UnreachableSince *metav1.Time `json:"unreachableSince,omitempty"`
+	// LastContact is when the member's Rollout was last read.
+	// +optional
+	LastContact *metav1.Time `json:"lastContact,omitempty"`
+	// Error is the last error reaching the member, as one line.
+	// +optional
+	Error string `json:"error,omitempty"`
+	// Revision is the Rollout's status.currentPodHash; StableRevision its
+	// status.stableRS.
+	// +optional
+	Revision string `json:"revision,omitempty"`
+	// +optional
+	StableRevision string `json:"stableRevision,omitempty"`
+	// Step is status.currentStepIndex.
+	// +optional
+	Step *int32 `json:"step,omitempty"`
+	// Phase is the Rollout's status.phase.
+	// +optional
+	Phase string `json:"phase,omitempty"`
+	// Paused is true when the Rollout is paused at a canary pause step.
+	// +optional
+	Paused bool `json:"paused,omitempty"`
+	// Aborted is the Rollout's status.abort.
+	// +optional
+	Aborted bool `json:"aborted,omitempty"`
+	// Weights are the VirtualService weights last seen.
+	// +optional
+	Weights *Weights `json:"weights,omitempty"`
+	// Verdict is the member's latest analysis verdict.
+	// +optional
+	Verdict *Verdict `json:"verdict,omitempty"`
+}
+
+// Weights are the traffic weights of a canary route.
+type Weights struct {
+	Stable int32 `json:"stable"`
+	Canary int32 `json:"canary"`
+}
+
+// AnalysisStatus holds the latest evaluation.
+type AnalysisStatus struct {
+	// EvaluatedAt is when the metrics were last evaluated.
+	EvaluatedAt metav1.Time `json:"evaluatedAt"`
+	// Revision is the revision the evaluation was taken for.
+	Revision string `json:"revision"`
+	// Global is the fleet-wide verdict.
+	Global Verdict `json:"global"`
+}
+
+// Verdict is one analysis verdict.
+type Verdict struct {
+	// Verdict is Pass, Inconclusive or Fail.
+	// +kubebuilder:validation:Enum=Pass;Inconclusive;Fail
+	Verdict string `json:"verdict"`
+	// +optional
+	Reason string `json:"reason,omitempty"`
+	// +optional
+	// +kubebuilder:validation:MaxLength=2048
+	Message string `json:"message,omitempty"`
+	// Revision and EvaluatedAt say what the verdict is about.
+	// +optional
+	Revision string `json:"revision,omitempty"`
+	// +optional
+	EvaluatedAt *metav1.Time `json:"evaluatedAt,omitempty"`
+	// Requests is the request count behind the verdict, when known, as a
+	// decimal string.
+	// +optional
+	Requests string `json:"requests,omitempty"`
+}
+
+// HistoryEntry is one decision a person may want to read later.
+type HistoryEntry struct {
+	Time metav1.Time `json:"time"`
+	// Action is Wait, Hold, Promote, Abort, Refuse or Complete.
+	Action string `json:"action"`
+	Reason string `json:"reason"`
+	// Step is the step promoted or held at, if any.
+	// +optional
+	Step *int32 `json:"step,omitempty"`
+	// Revision is the fleet revision at the time.
+	// +optional
+	Revision string `json:"revision,omitempty"`
+	// +kubebuilder:validation:MaxLength=1024
+	Message string `json:"message"`
+}
+
+// Condition types.
+const (
+	// ConditionReady is True while the fleet is progressing or complete
+	// and nothing is wrong.
+	ConditionReady = "Ready"
+	// ConditionValid is False when the spec or the members' Rollouts cannot
+	// be coordinated; the coordinator then touches nothing.
+	ConditionValid = "Valid"
+	// ConditionMembersReachable is False while some member cannot be read.
+	ConditionMembersReachable = "MembersReachable"
+	// ConditionAborted is True once the fleet was aborted.
+	ConditionAborted = "Aborted"
+	// ConditionCompleted is True when every member runs the revision as
+	// stable.
+	ConditionCompleted = "Completed"
+)
+
+// Condition reasons of the coordinator's own making. Decision reasons
+// (decide.Reason values such as BarrierPassed or AnalysisFailed) are used
+// verbatim as well.
+const (
+	ReasonValid              = "Valid"
+	ReasonInvalidSpec        = "InvalidSpec"
+	ReasonUnknownMember      = "UnknownMember"
+	ReasonNoMembers          = "NoMembers"
+	ReasonRevisionUnknown    = "RevisionUnknown"
+	ReasonRevisionsDiverge   = "RevisionsDiverge"
+	ReasonAllReachable       = "AllReachable"
+	ReasonUnreachable        = "Unreachable"
+	ReasonNotAborted         = "NotAborted"
+	ReasonNotCompleted       = "NotCompleted"
+	ReasonStatusWriteFailure = "StatusWriteFailed"
+)
+
+// Annotation on an Argo CD cluster Secret giving the member's reporting
+// label value (its Prometheus' external "cluster" label).
+const AnnotationReportingCluster = "lockstep.dev/reporting-cluster"

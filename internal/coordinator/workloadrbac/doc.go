@@ -1,0 +1,13 @@
+// Package workloadrbac holds only the RBAC markers of the role the
+// coordinator needs in every workload cluster; `make generate` turns them
+// into config/rbac/workload/role.yaml. They live apart from the hub role's
+// markers because controller-gen writes one role per package set, and the
+// workload role must stay least-privilege: read Rollouts, AnalysisRuns,
+// ReplicaSets and VirtualServices, and patch only rollouts/status (the
+// subresource that the promote, abort and retry patches go to).
+//
+// +kubebuilder:rbac:groups=argoproj.io,resources=rollouts;analysisruns,verbs=get;list;watch
+// +kubebuilder:rbac:groups=argoproj.io,resources=rollouts/status,verbs=patch
+// +kubebuilder:rbac:groups=apps,resources=replicasets,verbs=get;list;watch
+// +kubebuilder:rbac:groups=networking.istio.io,resources=virtualservices,verbs=get;list;watch
+package workloadrbac
