@@ -5,7 +5,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"lockstep.dev/lockstep/internal/kube"
+	"lockstep.dev/lockstep/internal/render"
 )
 
 // RepoURL is how Argo CD reaches the fleet's git repository.
@@ -112,7 +112,14 @@ func (f *fleet) startArgoCD(ctx context.Context) error {
 	if err := f.argocdConfig(ctx); err != nil {
 		return fmt.Errorf("argocd config: %w", err)
 	}
-	if err := SeedRepo(RepoDir(f.opt.Dir), f.opt.GitOps); err != nil {
+	params := render.Guide()
+	params.RepoURL = RepoURL(f.p.git)
+	params.ThanosURL = "http://" + addr(f.p.queryHTTP)
+	files, err := render.Tree(f.opt.GitOps, params)
+	if err != nil {
+		return err
+	}
+	if err := SeedRepo(RepoDir(f.opt.Dir), files); err != nil {
 		return fmt.Errorf("seed git repository: %w", err)
 	}
 	gitBase := filepath.Dir(RepoDir(f.opt.Dir))
@@ -186,8 +193,9 @@ func (f *fleet) startArgoCD(ctx context.Context) error {
 }
 
 // SeedRepo creates the fleet's bare repository with one commit holding the
-// GitOps tree, unless it already exists (a restarted fleet keeps history).
-func SeedRepo(bare string, tree fs.FS) error {
+// rendered GitOps tree, unless it already exists (a restarted fleet keeps
+// its history).
+func SeedRepo(bare string, files map[string][]byte) error {
 	if _, err := os.Stat(filepath.Join(bare, "HEAD")); err == nil {
 		return nil
 	}
@@ -202,10 +210,8 @@ func SeedRepo(bare string, tree fs.FS) error {
 		return err
 	}
 	defer os.RemoveAll(work)
-	if tree != nil {
-		if err := copyFS(tree, work); err != nil {
-			return err
-		}
+	if err := WriteFiles(work, files); err != nil {
+		return err
 	}
 	if err := os.WriteFile(filepath.Join(work, ".lockstep-fleet"), []byte("GitOps tree of a Lockstep local fleet.\n"), 0o644); err != nil {
 		return err
@@ -237,21 +243,18 @@ func git(dir string, args ...string) error {
 	return nil
 }
 
-func copyFS(src fs.FS, dst string) error {
-	return fs.WalkDir(src, ".", func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
+// WriteFiles writes a rendered tree (slash-separated paths) under dir.
+func WriteFiles(dir string, files map[string][]byte) error {
+	for p, b := range files {
+		target := filepath.Join(dir, filepath.FromSlash(p))
+		if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
 			return err
 		}
-		target := filepath.Join(dst, filepath.FromSlash(p))
-		if d.IsDir() {
-			return os.MkdirAll(target, 0o755)
-		}
-		b, err := fs.ReadFile(src, p)
-		if err != nil {
+		if err := os.WriteFile(target, b, 0o644); err != nil {
 			return err
 		}
-		return os.WriteFile(target, b, 0o644)
-	})
+	}
+	return nil
 }
 
 // ClusterSecretName is the Argo CD cluster Secret of a workload cluster.

@@ -44,6 +44,9 @@ type Options struct {
 	NoNetNS bool
 	// ThanosPort fixes Thanos Query's HTTP port (0: any free port).
 	ThanosPort int
+	// Self is the lockstep binary, which also runs the fleet's meshsim
+	// processes (default: the running executable).
+	Self string
 }
 
 // ports holds every port of the fleet, chosen before anything starts.
@@ -58,6 +61,9 @@ type ports struct {
 	prom                 map[string]int
 	sidecarGRPC          map[string]int
 	sidecarHTTP          map[string]int
+	meshIngress          map[string]int
+	meshEastWest         map[string]int
+	meshMetrics          map[string]int
 	redis, git, repo     int
 	repoMetrics          int
 	appsetMetrics        int
@@ -92,7 +98,8 @@ func allocPorts(clusters []string, workloads []string) (*ports, error) {
 	}
 	p := &ports{api: map[string]int{}, rolloutsHealth: map[string]int{}, rolloutsMetrics: map[string]int{},
 		rolloutsHealthHost: map[string]int{}, rolloutsMetricsHost: map[string]int{}, kwok: map[string]int{},
-		prom: map[string]int{}, sidecarGRPC: map[string]int{}, sidecarHTTP: map[string]int{}}
+		prom: map[string]int{}, sidecarGRPC: map[string]int{}, sidecarHTTP: map[string]int{},
+		meshIngress: map[string]int{}, meshEastWest: map[string]int{}, meshMetrics: map[string]int{}}
 	p.etcdClient, p.etcdPeer = uniq(), uniq()
 	for _, c := range clusters {
 		p.api[c] = uniq()
@@ -101,6 +108,7 @@ func allocPorts(clusters []string, workloads []string) (*ports, error) {
 		p.rolloutsHealth[w], p.rolloutsMetrics[w] = uniq(), uniq()
 		p.rolloutsHealthHost[w], p.rolloutsMetricsHost[w] = uniq(), uniq()
 		p.kwok[w], p.prom[w], p.sidecarGRPC[w], p.sidecarHTTP[w] = uniq(), uniq(), uniq(), uniq()
+		p.meshIngress[w], p.meshEastWest[w], p.meshMetrics[w] = uniq(), uniq(), uniq()
 	}
 	p.redis, p.git, p.repo, p.repoMetrics = uniq(), uniq(), uniq(), uniq()
 	p.appsetMetrics, p.appsetProbe, p.appsetWebhook, p.controllerMetrics = uniq(), uniq(), uniq(), uniq()
@@ -204,6 +212,7 @@ func (f *fleet) up(ctx context.Context) error {
 		{"CRDs (Argo CD, Argo Rollouts, Istio)", f.installCRDs},
 		{"controller-managers, schedulers, kwok nodes", f.startControllers},
 		{"Argo Rollouts controllers", f.startRollouts},
+		{"meshsim data planes (ingress gateways)", f.startMeshsim},
 		{"Prometheus, Thanos sidecars, Store, Compactor, Query", f.startMonitoring},
 		{"git server and Argo CD", f.startArgoCD},
 		{"workload clusters registered in Argo CD", f.registerClusters},

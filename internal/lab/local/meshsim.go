@@ -1,0 +1,70 @@
+package local
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+)
+
+// IngressURLKey is the state URL key of a workload's ingress gateway.
+func IngressURLKey(cluster string) string { return "ingress-" + cluster }
+
+// startMeshsim runs one simulated data plane per workload cluster (the
+// lockstep binary's `meshsim` command) and registers its metrics endpoint
+// with that cluster's Prometheus.
+func (f *fleet) startMeshsim(ctx context.Context) error {
+	self := f.opt.Self
+	if self == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			return err
+		}
+		self = exe
+	}
+	var specs []ProcSpec
+	for _, w := range f.workloads {
+		args := []string{"meshsim", "--cluster=" + w, "--kubeconfig=" + f.kubeconfigPath("kubeconfig"), "--context=" + w,
+			"--ingress-addr=" + addr(f.p.meshIngress[w]), "--eastwest-addr=" + addr(f.p.meshEastWest[w]),
+			"--metrics-addr=" + addr(f.p.meshMetrics[w])}
+		for _, peer := range f.workloads {
+			if peer != w {
+				args = append(args, "--peer="+peer+"="+peer, "--peer-eastwest="+peer+"=http://"+addr(f.p.meshEastWest[peer]))
+			}
+		}
+		specs = append(specs, ProcSpec{
+			Name: w + "/meshsim", Cluster: w, Path: self, Args: args, Addr: "http://" + addr(f.p.meshIngress[w]),
+			Ports:  map[string]int{"ingress": f.p.meshIngress[w], "eastwest": f.p.meshEastWest[w], "metrics": f.p.meshMetrics[w]},
+			Health: httpOK("http://" + addr(f.p.meshMetrics[w]) + "/healthz"),
+		})
+		if err := writeTargets(PrometheusTargetsDir(f.opt.Dir, w), "meshsim", addr(f.p.meshMetrics[w]), map[string]string{"job": "istio-mesh"}); err != nil {
+			return err
+		}
+	}
+	if err := f.startAll(ctx, specs...); err != nil {
+		return err
+	}
+	return f.s.Update(func(st *State) {
+		for _, w := range f.workloads {
+			st.URLs[IngressURLKey(w)] = "http://" + addr(f.p.meshIngress[w])
+		}
+	})
+}
+
+// writeTargets drops a Prometheus file_sd target file (written whole, then
+// renamed, so Prometheus never reads half of it).
+func writeTargets(dir, name, target string, labels map[string]string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	b, err := json.Marshal([]map[string]any{{"targets": []string{target}, "labels": labels}})
+	if err != nil {
+		return err
+	}
+	tmp := filepath.Join(dir, "."+name+".tmp")
+	if err := os.WriteFile(tmp, b, 0o644); err != nil {
+		return fmt.Errorf("prometheus target %s: %w", name, err)
+	}
+	return os.Rename(tmp, filepath.Join(dir, name+".json"))
+}
