@@ -1,0 +1,198 @@
+package fleet
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+)
+
+// Argo CD's cluster Secret conventions, as written by `argocd cluster add`.
+const (
+	SecretTypeLabel   = "argocd.argoproj.io/secret-type"
+	SecretTypeCluster = "cluster"
+	// DefaultArgoCDNamespace is where Argo CD keeps cluster Secrets.
+	DefaultArgoCDNamespace = "argocd"
+	// AnnotationReportingCluster on a cluster Secret gives the member's
+	// Prometheus external "cluster" label, which analysis needs to find the
+	// member in the metrics (it often differs from the Argo CD name).
+	AnnotationReportingCluster = "lockstep.dev/reporting-cluster"
+)
+
+// Member is one member cluster and how to reach it.
+type Member struct {
+	// Name is the cluster's name in Argo CD (or the kubeconfig context).
+	Name string
+	// Config reaches the cluster's API server.
+	Config *rest.Config
+	// Reporting is the member's metrics label value, if its Secret says so.
+	Reporting string
+}
+
+// UnknownMembersError lists member names that no cluster Secret carries.
+type UnknownMembersError struct {
+	Names     []string
+	Namespace string
+}
+
+func (e *UnknownMembersError) Error() string {
+	return fmt.Sprintf("no Argo CD cluster Secret in namespace %s for: %s", e.Namespace, strings.Join(e.Names, ", "))
+}
+
+// MembersFromSecrets returns the clusters registered in Argo CD in
+// namespace that match selector, or that are named in names (exactly one of
+// the two must be given). Members come back in the order of names, or
+// sorted by name for a selector. A name without a Secret is an
+// *UnknownMembersError: a typo must not shrink the fleet silently.
+func MembersFromSecrets(ctx context.Context, r client.Reader, namespace string, selector *metav1.LabelSelector, names []string) ([]Member, error) {
+	if (selector == nil) == (len(names) == 0) {
+		return nil, errors.New("give exactly one of a selector and names")
+	}
+	sel := labels.NewSelector()
+	if selector != nil {
+		var err error
+		if sel, err = metav1.LabelSelectorAsSelector(selector); err != nil {
+			return nil, fmt.Errorf("member selector: %w", err)
+		}
+	}
+	typeReq, err := labels.NewRequirement(SecretTypeLabel, "=", []string{SecretTypeCluster})
+	if err != nil {
+		return nil, err
+	}
+	sel = sel.Add(*typeReq)
+	var list corev1.SecretList
+	if err := r.List(ctx, &list, client.InNamespace(namespace), client.MatchingLabelsSelector{Selector: sel}); err != nil {
+		return nil, fmt.Errorf("list cluster Secrets in %s: %w", namespace, err)
+	}
+	byName := map[string]Member{}
+	for i := range list.Items {
+		m, err := MemberFromSecret(&list.Items[i])
+		if err != nil {
+			return nil, err
+		}
+		if _, dup := byName[m.Name]; dup {
+			return nil, fmt.Errorf("cluster %s is registered by more than one Secret in %s", m.Name, namespace)
+		}
+		byName[m.Name] = m
+	}
+	if selector != nil {
+		out := make([]Member, 0, len(byName))
+		for _, n := range slices.Sorted(maps.Keys(byName)) {
+			out = append(out, byName[n])
+		}
+		return out, nil
+	}
+	var out []Member
+	var unknown []string
+	for _, n := range names {
+		m, ok := byName[n]
+		if !ok {
+			unknown = append(unknown, n)
+			continue
+		}
+		out = append(out, m)
+	}
+	if len(unknown) > 0 {
+		return nil, &UnknownMembersError{Names: unknown, Namespace: namespace}
+	}
+	return out, nil
+}
+
+// clusterConfig is the JSON in a cluster Secret's data.config.
+type clusterConfig struct {
+	Username        string `json:"username,omitempty"`
+	Password        string `json:"password,omitempty"`
+	BearerToken     string `json:"bearerToken,omitempty"`
+	TLSClientConfig struct {
+		Insecure   bool   `json:"insecure,omitempty"`
+		ServerName string `json:"serverName,omitempty"`
+		CAData     string `json:"caData,omitempty"`
+		CertData   string `json:"certData,omitempty"`
+		KeyData    string `json:"keyData,omitempty"`
+	} `json:"tlsClientConfig"`
+	ExecProviderConfig json.RawMessage `json:"execProviderConfig,omitempty"`
+	AWSAuthConfig      json.RawMessage `json:"awsAuthConfig,omitempty"`
+}
+
+// MemberFromSecret turns one Argo CD cluster Secret into a Member. It
+// supports bearer tokens, basic auth and client certificates; exec and AWS
+// auth are refused with a clear error rather than half supported.
+func MemberFromSecret(sec *corev1.Secret) (Member, error) {
+	name := string(sec.Data["name"])
+	server := string(sec.Data["server"])
+	where := fmt.Sprintf("cluster Secret %s/%s", sec.Namespace, sec.Name)
+	if name == "" || server == "" {
+		return Member{}, fmt.Errorf("%s: data.name and data.server are required", where)
+	}
+	var cc clusterConfig
+	if raw := sec.Data["config"]; len(raw) > 0 {
+		if err := json.Unmarshal(raw, &cc); err != nil {
+			return Member{}, fmt.Errorf("%s: data.config: %w", where, err)
+		}
+	}
+	if len(cc.ExecProviderConfig) > 0 || len(cc.AWSAuthConfig) > 0 {
+		return Member{}, fmt.Errorf("%s: exec and AWS authentication are not supported; use a bearer token or client certificate", where)
+	}
+	cfg := &rest.Config{
+		Host:        server,
+		BearerToken: cc.BearerToken,
+		Username:    cc.Username,
+		Password:    cc.Password,
+		TLSClientConfig: rest.TLSClientConfig{
+			Insecure:   cc.TLSClientConfig.Insecure,
+			ServerName: cc.TLSClientConfig.ServerName,
+		},
+	}
+	for _, f := range []struct {
+		field string
+		in    string
+		out   *[]byte
+	}{
+		{"caData", cc.TLSClientConfig.CAData, &cfg.TLSClientConfig.CAData},
+		{"certData", cc.TLSClientConfig.CertData, &cfg.TLSClientConfig.CertData},
+		{"keyData", cc.TLSClientConfig.KeyData, &cfg.TLSClientConfig.KeyData},
+	} {
+		if f.in == "" {
+			continue
+		}
+		b, err := base64.StdEncoding.DecodeString(f.in)
+		if err != nil {
+			return Member{}, fmt.Errorf("%s: tlsClientConfig.%s: %w", where, f.field, err)
+		}
+		*f.out = b
+	}
+	return Member{Name: name, Config: cfg, Reporting: sec.Annotations[AnnotationReportingCluster]}, nil
+}
+
+// MembersFromKubeconfig returns one member per named context of the
+// kubeconfig at path ("" means the default loading rules), for running
+// without Argo CD.
+func MembersFromKubeconfig(path string, contexts []string) ([]Member, error) {
+	if len(contexts) == 0 {
+		return nil, errors.New("no kubeconfig contexts given")
+	}
+	rules := clientcmd.NewDefaultClientConfigLoadingRules()
+	if path != "" {
+		rules.ExplicitPath = path
+	}
+	out := make([]Member, 0, len(contexts))
+	for _, c := range contexts {
+		cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{CurrentContext: c}).ClientConfig()
+		if err != nil {
+			return nil, fmt.Errorf("kubeconfig context %s: %w", c, err)
+		}
+		out = append(out, Member{Name: c, Config: cfg})
+	}
+	return out, nil
+}
