@@ -1,0 +1,202 @@
+package coordinator
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	v1alpha1 "lockstep.dev/lockstep/api/v1alpha1"
+	"lockstep.dev/lockstep/internal/analysis"
+	"lockstep.dev/lockstep/internal/decide"
+)
+
+// Defaults for fields the API server did not default (objects created
+// before the CRD had defaults, or fake clients in tests).
+const (
+	defaultHold                = 30 * time.Second
+	defaultInterval            = 10 * time.Second
+	defaultUnreachableDeadline = 2 * time.Minute
+	defaultInconclusiveLimit   = 5 * time.Minute
+)
+
+func durationOr(d *metav1.Duration, def time.Duration) time.Duration {
+	if d == nil {
+		return def
+	}
+	return d.Duration
+}
+
+// policyFromSpec converts the spec's hold times and limits.
+func policyFromSpec(spec *v1alpha1.FleetRolloutSpec) decide.Policy {
+	p := decide.Policy{
+		DefaultHold:                    durationOr(spec.Hold.Default, defaultHold),
+		UnreachableDeadline:            durationOr(spec.Policy.UnreachableDeadline, defaultUnreachableDeadline),
+		InconclusiveLimit:              durationOr(spec.Policy.InconclusiveLimit, defaultInconclusiveLimit),
+		AllowNewRevisionDuringProgress: spec.Policy.AllowNewRevisionDuringProgress,
+	}
+	if len(spec.Hold.Steps) > 0 {
+		p.StepHold = make(map[int32]time.Duration, len(spec.Hold.Steps))
+		for _, s := range spec.Hold.Steps {
+			p.StepHold[s.Step] = s.Duration.Duration
+		}
+	}
+	if spec.Analysis != nil {
+		p.MinRequests = float64(spec.Analysis.MinRequests)
+	}
+	return p
+}
+
+// analysisPlan is the spec's analysis in package analysis' terms.
+type analysisPlan struct {
+	metrics  []analysis.Metric
+	args     map[string]string
+	interval time.Duration
+	labels   map[string]v1alpha1.ClusterLabels
+}
+
+// planFromSpec converts and validates the analysis; nil without analysis.
+func planFromSpec(a *v1alpha1.Analysis) (*analysisPlan, error) {
+	if a == nil {
+		return nil, nil
+	}
+	plan := &analysisPlan{
+		args:     map[string]string{},
+		interval: durationOr(a.Interval, defaultInterval),
+		labels:   map[string]v1alpha1.ClusterLabels{},
+	}
+	for _, arg := range a.Args {
+		plan.args[arg.Name] = arg.Value
+	}
+	for _, c := range a.Clusters {
+		plan.labels[c.Member] = c
+	}
+	var errs []error
+	for _, m := range a.Metrics {
+		v, err := strconv.ParseFloat(m.Threshold.Value, 64)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("metric %q: threshold value %q is not a number", m.Name, m.Threshold.Value))
+			continue
+		}
+		am := analysis.Metric{
+			Name: m.Name, Query: m.Query, CountQuery: m.CountQuery,
+			Threshold:      analysis.Threshold{Op: analysis.Op(m.Threshold.Op), Value: v},
+			MinCount:       float64(a.MinRequests),
+			ReportingLabel: m.ReportingLabel, ServingLabel: m.ServingLabel,
+		}
+		if m.Ratio != nil {
+			am.Ratio = &analysis.Ratio{Good: m.Ratio.Good, Total: m.Ratio.Total, Window: m.Ratio.Window, Func: m.Ratio.Func}
+		}
+		if err := am.Validate(plan.args); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		plan.metrics = append(plan.metrics, am)
+	}
+	if len(a.Metrics) == 0 {
+		errs = append(errs, errors.New("analysis has no metrics"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return plan, nil
+}
+
+func timePtr(t time.Time) *metav1.Time {
+	if t.IsZero() {
+		return nil
+	}
+	mt := metav1.NewTime(t)
+	return &mt
+}
+
+func timeOf(t *metav1.Time) time.Time {
+	if t == nil {
+		return time.Time{}
+	}
+	return t.Time
+}
+
+func int32Ptr(p *int32) *int32 {
+	if p == nil {
+		return nil
+	}
+	v := *p
+	return &v
+}
+
+// fleetFromStatus reads decide's memory back from the status.
+func fleetFromStatus(s v1alpha1.FleetState) decide.FleetStatus {
+	return decide.FleetStatus{
+		Revision:          s.Revision,
+		BarrierStep:       int32Ptr(s.BarrierStep),
+		StepEnteredAt:     timeOf(s.StepEnteredAt),
+		InconclusiveSince: timeOf(s.InconclusiveSince),
+		LastPromotedStep:  int32Ptr(s.LastPromotedStep),
+		Aborted:           s.Aborted,
+		AbortReason:       decide.Reason(s.AbortReason),
+		AbortMessage:      s.AbortMessage,
+		AbortedAt:         timeOf(s.AbortedAt),
+		Completed:         s.Completed,
+		HandledRetryToken: s.HandledRetryToken,
+		RetriedAt:         timeOf(s.RetriedAt),
+		RetryPending:      append([]string(nil), s.RetryPending...),
+	}
+}
+
+// fleetToStatus writes decide's memory into the status. metav1.Time keeps
+// only seconds, so times are truncated first; decide then compares the
+// same values before and after a restart.
+func fleetToStatus(f decide.FleetStatus) v1alpha1.FleetState {
+	return v1alpha1.FleetState{
+		Revision:          f.Revision,
+		BarrierStep:       int32Ptr(f.BarrierStep),
+		StepEnteredAt:     timePtr(f.StepEnteredAt),
+		InconclusiveSince: timePtr(f.InconclusiveSince),
+		LastPromotedStep:  int32Ptr(f.LastPromotedStep),
+		Aborted:           f.Aborted,
+		AbortReason:       string(f.AbortReason),
+		AbortMessage:      truncate(f.AbortMessage, 1024),
+		AbortedAt:         timePtr(f.AbortedAt),
+		Completed:         f.Completed,
+		HandledRetryToken: f.HandledRetryToken,
+		RetriedAt:         timePtr(f.RetriedAt),
+		RetryPending:      append([]string(nil), f.RetryPending...),
+	}
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n-3] + "..."
+}
+
+func verdictToStatus(v decide.AnalysisVerdict) *v1alpha1.Verdict {
+	out := &v1alpha1.Verdict{
+		Verdict: string(v.Verdict), Reason: v.Reason, Message: truncate(v.Message, 2048),
+		Revision: v.Revision, EvaluatedAt: timePtr(v.EvaluatedAt),
+	}
+	if out.Verdict != string(decide.VerdictPass) && out.Verdict != string(decide.VerdictFail) {
+		out.Verdict = string(decide.VerdictInconclusive)
+	}
+	if v.RequestsKnown {
+		out.Requests = strconv.FormatFloat(v.Requests, 'g', -1, 64)
+	}
+	return out
+}
+
+func verdictFromStatus(v *v1alpha1.Verdict) decide.AnalysisVerdict {
+	out := decide.AnalysisVerdict{
+		Verdict: decide.Verdict(v.Verdict), Reason: v.Reason, Message: v.Message,
+		Revision: v.Revision, EvaluatedAt: timeOf(v.EvaluatedAt),
+	}
+	if v.Requests != "" {
+		if n, err := strconv.ParseFloat(v.Requests, 64); err == nil {
+			out.Requests, out.RequestsKnown = n, true
+		}
+	}
+	return out
+}
