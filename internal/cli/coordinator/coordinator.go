@@ -1,0 +1,122 @@
+// Package coordinator implements `lockstep coordinator`: it runs the hub
+// controller that moves FleetRollouts through every member cluster in
+// step. It imports internal/coordinator, internal/cli/streams, client-go's
+// kubeconfig loading and cobra.
+package coordinator
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/go-logr/logr"
+	"github.com/spf13/cobra"
+	"k8s.io/client-go/tools/clientcmd"
+	ctrl "sigs.k8s.io/controller-runtime"
+
+	"lockstep.dev/lockstep/internal/cli/streams"
+	"lockstep.dev/lockstep/internal/coordinator"
+)
+
+type flags struct {
+	kubeconfig      string
+	context         string
+	thanosURL       string
+	metricsAddr     string
+	namespace       string
+	argocdNamespace string
+	leaderElect     bool
+	logLevel        string
+	logFormat       string
+}
+
+// NewCommand returns `lockstep coordinator`.
+func NewCommand(s streams.IO) *cobra.Command {
+	f := &flags{}
+	cmd := &cobra.Command{
+		Use:   "coordinator",
+		Short: "Run the hub coordinator that keeps every cluster's canary in step",
+		Long: `The coordinator runs on the hub and reconciles FleetRollouts (lockstep.dev/v1alpha1).
+For each one it reads the member clusters from Argo CD's cluster Secrets,
+waits until every member's Rollout is paused at the same step of the same
+revision, holds for the step's hold time while the analysis runs on Thanos
+Query, then promotes all members together; any failure aborts all of them.
+Its decisions live in the FleetRollout's status, so it can be stopped and
+started at any time.
+
+Logs go to stderr; Prometheus metrics are served on --metrics-addr.`,
+		Example: `  # Against the local fleet (lockstep lab up)
+  lockstep coordinator --kubeconfig ~/.local/state/lockstep/fleet/kubeconfig \
+    --context argo-hub --thanos-url http://127.0.0.1:10902
+
+  # In a Deployment on the hub (in-cluster credentials), fixed metrics port
+  lockstep coordinator --thanos-url http://thanos-query.monitoring:9090 \
+    --metrics-addr :8080 --leader-elect`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return run(cmd.Context(), s, f)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig of the hub (default: $KUBECONFIG, ~/.kube/config, or in-cluster)")
+	fl.StringVar(&f.context, "context", "", "kubeconfig context of the hub (default: the current context)")
+	fl.StringVar(&f.thanosURL, "thanos-url", "", "Thanos Query base URL for analysis; without it FleetRollouts with analysis are refused")
+	fl.StringVar(&f.metricsAddr, "metrics-addr", "127.0.0.1:0", `address for /metrics ("0" disables, port 0 picks a free port)`)
+	fl.StringVarP(&f.namespace, "namespace", "n", "", "only reconcile FleetRollouts in this namespace (default: all)")
+	fl.StringVar(&f.argocdNamespace, "argocd-namespace", "argocd", "namespace of Argo CD's cluster Secrets")
+	fl.BoolVar(&f.leaderElect, "leader-elect", false, "take a Lease so that only one replica acts at a time")
+	fl.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
+	fl.StringVar(&f.logFormat, "log-format", "text", "text or json")
+	return cmd
+}
+
+func run(ctx context.Context, s streams.IO, f *flags) error {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(f.logLevel)); err != nil {
+		return fmt.Errorf("--log-level %q: want debug, info, warn or error", f.logLevel)
+	}
+	hopts := &slog.HandlerOptions{Level: level}
+	var h slog.Handler
+	switch f.logFormat {
+	case "text":
+		h = slog.NewTextHandler(s.ErrOut, hopts)
+	case "json":
+		h = slog.NewJSONHandler(s.ErrOut, hopts)
+	default:
+		return fmt.Errorf("--log-format %q: want text or json", f.logFormat)
+	}
+	log := logr.FromSlogHandler(h)
+	// controller-runtime's packages log through its global logger.
+	ctrl.SetLogger(log)
+
+	rules := clientcmd.NewDefaultClientConfigLoadingRules()
+	if f.kubeconfig != "" {
+		rules.ExplicitPath = f.kubeconfig
+	}
+	hub, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{CurrentContext: f.context}).ClientConfig()
+	if err != nil {
+		return fmt.Errorf("hub kubeconfig: %w", err)
+	}
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	return coordinator.Run(ctx, coordinator.Config{
+		Hub:             hub,
+		ThanosURL:       strings.TrimRight(f.thanosURL, "/"),
+		MetricsAddr:     f.metricsAddr,
+		Namespace:       f.namespace,
+		ArgoCDNamespace: f.argocdNamespace,
+		LeaderElection:  f.leaderElect,
+		Logger:          log,
+		OnStarted: func(addr string) {
+			if addr != "" {
+				fmt.Fprintf(s.Out, "coordinator metrics: http://%s/metrics\n", addr)
+			}
+		},
+	})
+}
