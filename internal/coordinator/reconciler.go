@@ -15,7 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/dynamic"
-	"k8s.io/client-go/tools/events"
+	"k8s.io/client-go/tools/record"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -42,8 +42,11 @@ type Reconciler struct {
 	Clusters *fleet.Cache
 	// Querier reaches Thanos Query; nil refuses FleetRollouts with analysis.
 	Querier analysis.Querier
-	// Recorder records Events on FleetRollouts.
-	Recorder events.EventRecorder
+	// Recorder records Events on FleetRollouts. It is the core/v1 recorder
+	// on purpose: the events.k8s.io recorder folds events that differ only
+	// in their note into one series, which would hide which cluster was
+	// promoted or aborted at which step.
+	Recorder record.EventRecorder
 	// Metrics, when set, receives the coordinator's series.
 	Metrics *Metrics
 	// ArgoCDNamespace holds the cluster Secrets (default argocd).
@@ -666,11 +669,11 @@ func (r *Reconciler) patchEvent(fr *v1alpha1.FleetRollout, p decide.Patch, dec d
 	}
 }
 
-func (r *Reconciler) event(fr *v1alpha1.FleetRollout, typ, reason, action, note string, args ...any) {
+func (r *Reconciler) event(fr *v1alpha1.FleetRollout, typ, reason, _ string, note string, args ...any) {
 	if r.Recorder == nil {
 		return
 	}
-	r.Recorder.Eventf(fr, nil, typ, reason, action, note, args...)
+	r.Recorder.Eventf(fr, typ, reason, note, args...)
 }
 
 func (r *Reconciler) recordMetrics(fr *v1alpha1.FleetRollout, obs []memberObservation, dec decide.Decision, revision string, now time.Time) {

@@ -113,7 +113,7 @@ func Run(ctx context.Context, cfg Config) error {
 	r := &Reconciler{
 		Client:          mgr.GetClient(),
 		Querier:         querier,
-		Recorder:        mgr.GetEventRecorder("lockstep-coordinator"),
+		Recorder:        mgr.GetEventRecorderFor("lockstep-coordinator"), //nolint:staticcheck // see Reconciler.Recorder
 		Metrics:         metrics,
 		ArgoCDNamespace: argocdNS,
 		Now:             cfg.Now,

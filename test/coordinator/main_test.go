@@ -1,0 +1,16 @@
+// Package coordinator_test runs the hub coordinator in-process against the
+// local fleet (real kube-apiservers and real Argo Rollouts controllers in
+// argo-rollout1 and argo-rollout2) and checks that both clusters' canaries
+// move in step and abort together. Under -short the tests skip.
+package coordinator_test
+
+import (
+	"os"
+	"testing"
+
+	"lockstep.dev/lockstep/test/fleettest"
+)
+
+func TestMain(m *testing.M) {
+	os.Exit(fleettest.Main(m, "../..", fleettest.Options{}))
+}
