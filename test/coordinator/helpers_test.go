@@ -23,6 +23,7 @@ import (
 	v1alpha1 "lockstep.dev/lockstep/api/v1alpha1"
 	"lockstep.dev/lockstep/config"
 	"lockstep.dev/lockstep/internal/coordinator"
+	"lockstep.dev/lockstep/internal/decide"
 	"lockstep.dev/lockstep/internal/fleet"
 	"lockstep.dev/lockstep/internal/kube"
 	"lockstep.dev/lockstep/internal/rollouts"
@@ -519,4 +520,8 @@ func getFleetRollout(t *testing.T, name string) *v1alpha1.FleetRollout {
 		t.Fatal(err)
 	}
 	return &fr
+}
+
+func rolloutsState2(u *unstructured.Unstructured) (decide.RolloutState, error) {
+	return rollouts.State(u)
 }
