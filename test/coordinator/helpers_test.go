@@ -14,6 +14,7 @@ import (
 	"github.com/go-logr/logr"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/dynamic/dynamicinformer"
@@ -524,4 +525,8 @@ func getFleetRollout(t *testing.T, name string) *v1alpha1.FleetRollout {
 
 func rolloutsState2(u *unstructured.Unstructured) (decide.RolloutState, error) {
 	return rollouts.State(u)
+}
+
+func runtimeToMap(o any) (map[string]any, error) {
+	return runtime.DefaultUnstructuredConverter.ToUnstructured(o)
 }
