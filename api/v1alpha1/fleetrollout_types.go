@@ -351,6 +351,9 @@ const (
 )
 
 // FleetState mirrors the decision state (decide.FleetStatus) field by field.
+// Its times are MicroTimes: metav1.Time keeps whole seconds, which would
+// shorten a hold by up to a second after every status round trip and make a
+// restarted coordinator judge slightly different times than the one before.
 type FleetState struct {
 	// Revision is the pod-template hash being rolled out.
 	// +optional
@@ -360,10 +363,10 @@ type FleetState struct {
 	// +optional
 	BarrierStep *int32 `json:"barrierStep,omitempty"`
 	// +optional
-	StepEnteredAt *metav1.Time `json:"stepEnteredAt,omitempty"`
+	StepEnteredAt *metav1.MicroTime `json:"stepEnteredAt,omitempty"`
 	// InconclusiveSince is when analysis at the barrier first fell short.
 	// +optional
-	InconclusiveSince *metav1.Time `json:"inconclusiveSince,omitempty"`
+	InconclusiveSince *metav1.MicroTime `json:"inconclusiveSince,omitempty"`
 	// LastPromotedStep is the highest step promoted for Revision.
 	// +optional
 	LastPromotedStep *int32 `json:"lastPromotedStep,omitempty"`
@@ -375,7 +378,7 @@ type FleetState struct {
 	// +optional
 	AbortMessage string `json:"abortMessage,omitempty"`
 	// +optional
-	AbortedAt *metav1.Time `json:"abortedAt,omitempty"`
+	AbortedAt *metav1.MicroTime `json:"abortedAt,omitempty"`
 	// Completed is set once every member runs Revision as stable.
 	// +optional
 	Completed bool `json:"completed,omitempty"`
@@ -383,7 +386,7 @@ type FleetState struct {
 	// +optional
 	HandledRetryToken string `json:"handledRetryToken,omitempty"`
 	// +optional
-	RetriedAt *metav1.Time `json:"retriedAt,omitempty"`
+	RetriedAt *metav1.MicroTime `json:"retriedAt,omitempty"`
 	// RetryPending lists members sent a retry that have not left the abort.
 	// +optional
 	// +listType=set
@@ -398,7 +401,7 @@ type MemberStatus struct {
 	Reachable bool `json:"reachable"`
 	// UnreachableSince is when the current outage was first seen.
 	// +optional
-	UnreachableSince *metav1.Time `json:"unreachableSince,omitempty"`
+	UnreachableSince *metav1.MicroTime `json:"unreachableSince,omitempty"`
 	// LastContact is when the member's Rollout was last read.
 	// +optional
 	LastContact *metav1.Time `json:"lastContact,omitempty"`
@@ -440,7 +443,7 @@ type Weights struct {
 // AnalysisStatus holds the latest evaluation.
 type AnalysisStatus struct {
 	// EvaluatedAt is when the metrics were last evaluated.
-	EvaluatedAt metav1.Time `json:"evaluatedAt"`
+	EvaluatedAt metav1.MicroTime `json:"evaluatedAt"`
 	// Revision is the revision the evaluation was taken for.
 	Revision string `json:"revision"`
 	// Global is the fleet-wide verdict.
@@ -461,7 +464,7 @@ type Verdict struct {
 	// +optional
 	Revision string `json:"revision,omitempty"`
 	// +optional
-	EvaluatedAt *metav1.Time `json:"evaluatedAt,omitempty"`
+	EvaluatedAt *metav1.MicroTime `json:"evaluatedAt,omitempty"`
 	// Requests is the request count behind the verdict, when known, as a
 	// decimal string.
 	// +optional

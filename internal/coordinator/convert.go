@@ -112,7 +112,15 @@ func timePtr(t time.Time) *metav1.Time {
 	return &mt
 }
 
-func timeOf(t *metav1.Time) time.Time {
+func microPtr(t time.Time) *metav1.MicroTime {
+	if t.IsZero() {
+		return nil
+	}
+	mt := metav1.NewMicroTime(t)
+	return &mt
+}
+
+func timeOf(t *metav1.MicroTime) time.Time {
 	if t == nil {
 		return time.Time{}
 	}
@@ -146,23 +154,21 @@ func fleetFromStatus(s v1alpha1.FleetState) decide.FleetStatus {
 	}
 }
 
-// fleetToStatus writes decide's memory into the status. metav1.Time keeps
-// only seconds, so times are truncated first; decide then compares the
-// same values before and after a restart.
+// fleetToStatus writes decide's memory into the status.
 func fleetToStatus(f decide.FleetStatus) v1alpha1.FleetState {
 	return v1alpha1.FleetState{
 		Revision:          f.Revision,
 		BarrierStep:       int32Ptr(f.BarrierStep),
-		StepEnteredAt:     timePtr(f.StepEnteredAt),
-		InconclusiveSince: timePtr(f.InconclusiveSince),
+		StepEnteredAt:     microPtr(f.StepEnteredAt),
+		InconclusiveSince: microPtr(f.InconclusiveSince),
 		LastPromotedStep:  int32Ptr(f.LastPromotedStep),
 		Aborted:           f.Aborted,
 		AbortReason:       string(f.AbortReason),
 		AbortMessage:      truncate(f.AbortMessage, 1024),
-		AbortedAt:         timePtr(f.AbortedAt),
+		AbortedAt:         microPtr(f.AbortedAt),
 		Completed:         f.Completed,
 		HandledRetryToken: f.HandledRetryToken,
-		RetriedAt:         timePtr(f.RetriedAt),
+		RetriedAt:         microPtr(f.RetriedAt),
 		RetryPending:      append([]string(nil), f.RetryPending...),
 	}
 }
@@ -177,7 +183,7 @@ func truncate(s string, n int) string {
 func verdictToStatus(v decide.AnalysisVerdict) *v1alpha1.Verdict {
 	out := &v1alpha1.Verdict{
 		Verdict: string(v.Verdict), Reason: v.Reason, Message: truncate(v.Message, 2048),
-		Revision: v.Revision, EvaluatedAt: timePtr(v.EvaluatedAt),
+		Revision: v.Revision, EvaluatedAt: microPtr(v.EvaluatedAt),
 	}
 	if out.Verdict != string(decide.VerdictPass) && out.Verdict != string(decide.VerdictFail) {
 		out.Verdict = string(decide.VerdictInconclusive)

@@ -15,9 +15,9 @@ import (
 func TestFleetStatusRoundTrip(t *testing.T) {
 	t.Parallel()
 	two, three := int32(2), int32(3)
-	// Whole seconds: metav1.Time keeps no more, and the round trip must be
-	// exact for decide to reach the same decision after a restart.
-	at := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	// Microseconds survive the round trip (MicroTime); it must be exact for
+	// decide to reach the same decision after a restart.
+	at := time.Date(2026, 1, 2, 3, 4, 5, 123456000, time.UTC)
 	in := decide.FleetStatus{
 		Revision: "abc", BarrierStep: &three, StepEnteredAt: at, InconclusiveSince: at.Add(time.Second),
 		LastPromotedStep: &two, Aborted: true, AbortReason: decide.ReasonAnalysisFailed, AbortMessage: "bad",

@@ -207,7 +207,7 @@ func (r *Reconciler) reconcile(ctx context.Context, log logr.Logger, fr *v1alpha
 		}
 		if evaluated && analysisIn.Global != nil {
 			st.Analysis = &v1alpha1.AnalysisStatus{
-				EvaluatedAt: metav1.NewTime(analysisIn.Global.EvaluatedAt), Revision: revision,
+				EvaluatedAt: metav1.NewMicroTime(analysisIn.Global.EvaluatedAt), Revision: revision,
 				Global: *verdictToStatus(*analysisIn.Global),
 			}
 		}
@@ -295,7 +295,7 @@ func (r *Reconciler) observeOne(ctx context.Context, log logr.Logger, name strin
 		}
 		o.member.UnreachableSince = since
 		o.status.Reachable = false
-		o.status.UnreachableSince = timePtr(since)
+		o.status.UnreachableSince = microPtr(since)
 		o.status.LastContact = prev.LastContact
 		o.status.Error = truncate(firstLine(err.Error()), 512)
 		// Keep the last known position for people; decide ignores it.

@@ -417,6 +417,31 @@ func (r *recorder) timeline() string {
 	return b.String()
 }
 
+// maxBarrierSkew is maxStepSkew counted in pause steps passed rather than
+// step indexes: a member promoted past pause step 1 runs straight through
+// setWeight 50 to pause step 3 while the other may still be leaving step 1,
+// which is two indexes but one step of the canary, the most the barrier
+// allows.
+func maxBarrierSkew(samples []sample, revision string, steps []any) int32 {
+	passed := func(step int32) int32 {
+		var n int32
+		for i := int32(0); i < step && int(i) < len(steps); i++ {
+			if _, ok := steps[i].(map[string]any)["pause"]; ok {
+				n++
+			}
+		}
+		return n
+	}
+	mapped := make([]sample, len(samples))
+	for i, s := range samples {
+		if s.step >= 0 {
+			s.step = passed(s.step)
+		}
+		mapped[i] = s
+	}
+	return maxStepSkew(mapped, revision)
+}
+
 // maxStepSkew replays the samples and returns the largest difference in
 // step index between the clusters while both ran revision.
 func maxStepSkew(samples []sample, revision string) int32 {
