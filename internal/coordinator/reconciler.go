@@ -56,6 +56,11 @@ type Reconciler struct {
 	// Resync bounds the time between two reconciles of a FleetRollout even
 	// when nothing is heard from the members (default 30s).
 	Resync time.Duration
+	// EvaluationTimeout bounds one evaluation of all metrics (default 5s).
+	// A hung Thanos must not hold the reconcile, which also carries aborts:
+	// past the timeout the remaining queries fail and the verdicts are
+	// inconclusive.
+	EvaluationTimeout time.Duration
 
 	trigger chan event.TypedGenericEvent[*v1alpha1.FleetRollout]
 }
@@ -441,6 +446,12 @@ func (r *Reconciler) analysis(ctx context.Context, log logr.Logger, fr *v1alpha1
 			am[i].Serving = m.Name
 		}
 	}
+	timeout := r.EvaluationTimeout
+	if timeout <= 0 {
+		timeout = 5 * time.Second
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
 	parts := make([]decide.Analysis, 0, len(plan.metrics))
 	for _, m := range plan.metrics {
 		res := analysis.Evaluate(ctx, r.Querier, m, plan.args, am, now)

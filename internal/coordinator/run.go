@@ -1,6 +1,7 @@
 package coordinator
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -50,6 +51,8 @@ type Config struct {
 	OnStarted func(metricsAddr string)
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// EvaluationTimeout bounds one analysis evaluation; 0 means 5s.
+	EvaluationTimeout time.Duration
 }
 
 // Scheme returns a scheme with the core types and FleetRollouts.
@@ -75,7 +78,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	var querier analysis.Querier
 	if cfg.ThanosURL != "" {
-		q, err := analysis.NewPrometheusQuerier(analysis.PrometheusConfig{Address: cfg.ThanosURL, Timeout: 10 * time.Second})
+		q, err := analysis.NewPrometheusQuerier(analysis.PrometheusConfig{Address: cfg.ThanosURL, Timeout: cmp.Or(cfg.EvaluationTimeout, 5*time.Second)})
 		if err != nil {
 			return fmt.Errorf("thanos: %w", err)
 		}
@@ -117,6 +120,8 @@ func Run(ctx context.Context, cfg Config) error {
 		Metrics:         metrics,
 		ArgoCDNamespace: argocdNS,
 		Now:             cfg.Now,
+
+		EvaluationTimeout: cfg.EvaluationTimeout,
 	}
 	copts := cfg.Cluster
 	copts.Logger = log.WithName("fleet")

@@ -106,6 +106,17 @@ func TestMembersFromSecrets(t *testing.T) {
 	if !errors.As(err, &unknown) || strings.Join(unknown.Names, ",") != "nope,repo" {
 		t.Errorf("unknown names: %v", err)
 	}
+	// A broken registration of another cluster does not matter by name,
+	// but does when the selector picks it.
+	broken := fake.NewClientBuilder().WithScheme(scheme).WithObjects(
+		clusterSecret("c1", "argo-rollout1"), clusterSecret("bad", "broken", func(s *corev1.Secret) { s.Data["config"] = []byte("{") }),
+	).Build()
+	if ms, err := MembersFromSecrets(ctx, broken, "argocd", nil, []string{"argo-rollout1"}); err != nil || len(ms) != 1 {
+		t.Errorf("by name next to a broken Secret: %v", err)
+	}
+	if _, err := MembersFromSecrets(ctx, broken, "argocd", &metav1.LabelSelector{}, nil); err == nil || !strings.Contains(err.Error(), "argocd/bad") {
+		t.Errorf("by selector including a broken Secret: err = %v", err)
+	}
 	if _, err := MembersFromSecrets(ctx, c, "argocd", nil, nil); err == nil {
 		t.Error("neither selector nor names: no error")
 	}

@@ -75,9 +75,20 @@ func MembersFromSecrets(ctx context.Context, r client.Reader, namespace string, 
 	if err := r.List(ctx, &list, client.InNamespace(namespace), client.MatchingLabelsSelector{Selector: sel}); err != nil {
 		return nil, fmt.Errorf("list cluster Secrets in %s: %w", namespace, err)
 	}
+	// Only the Secrets that matter are parsed and checked: a broken or
+	// duplicated registration of a cluster this fleet does not use must not
+	// block it.
+	wanted := map[string]bool{}
+	for _, n := range names {
+		wanted[n] = true
+	}
 	byName := map[string]Member{}
 	for i := range list.Items {
-		m, err := MemberFromSecret(&list.Items[i])
+		sec := &list.Items[i]
+		if selector == nil && !wanted[string(sec.Data["name"])] {
+			continue
+		}
+		m, err := MemberFromSecret(sec)
 		if err != nil {
 			return nil, err
 		}
