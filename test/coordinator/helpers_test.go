@@ -239,24 +239,29 @@ func waitHealthy(t *testing.T, a app, image string, timeout time.Duration, clust
 type coordinatorRun struct {
 	cancel context.CancelFunc
 	done   chan error
+	// metrics is the host:port of its /metrics.
+	metrics chan string
 }
 
 // startCoordinator runs the coordinator until stop is called (or the test
 // ends). Logs go to the test log at debug level.
-func startCoordinator(t *testing.T) *coordinatorRun {
+func startCoordinator(t *testing.T, mods ...func(*coordinator.Config)) *coordinatorRun {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	r := &coordinatorRun{cancel: cancel, done: make(chan error, 1)}
-	thanos := fleettest.F.State.URLs["thanos-query"]
+	r := &coordinatorRun{cancel: cancel, done: make(chan error, 1), metrics: make(chan string, 1)}
 	log := logr.FromSlogHandler(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug - 1}))
-	go func() {
-		r.done <- coordinator.Run(ctx, coordinator.Config{
-			Hub:       fleettest.RESTConfig(t, "argo-hub"),
-			ThanosURL: thanos,
-			Logger:    log,
-			Cluster:   fleet.CacheOptions{HealthInterval: 500 * time.Millisecond, HealthTimeout: 500 * time.Millisecond, FailureThreshold: 2, RequestTimeout: 2 * time.Second},
-		})
-	}()
+	cfg := coordinator.Config{
+		Hub:         fleettest.RESTConfig(t, "argo-hub"),
+		ThanosURL:   fleettest.F.State.URLs["thanos-query"],
+		MetricsAddr: "127.0.0.1:0",
+		Logger:      log,
+		Cluster:     fleet.CacheOptions{HealthInterval: 500 * time.Millisecond, HealthTimeout: 500 * time.Millisecond, FailureThreshold: 2, RequestTimeout: 2 * time.Second},
+		OnStarted:   func(addr string) { r.metrics <- addr },
+	}
+	for _, m := range mods {
+		m(&cfg)
+	}
+	go func() { r.done <- coordinator.Run(ctx, cfg) }()
 	t.Cleanup(func() { r.stop(t) })
 	return r
 }

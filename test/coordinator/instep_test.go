@@ -3,7 +3,10 @@ package coordinator_test
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -32,7 +35,7 @@ func TestInStepV1ToV2(t *testing.T) {
 	rec := record(t, a)
 	fr := newFleetRollout("instep", a)
 	createFleetRollout(t, fr)
-	startCoordinator(t)
+	run := startCoordinator(t)
 
 	fleettest.Eventually(t, 30*time.Second, "FleetRollout completed at v1", func() error {
 		return wantPhase(t, fr.Name, v1alpha1.PhaseCompleted, v1rev)
@@ -77,6 +80,18 @@ func TestInStepV1ToV2(t *testing.T) {
 			// The benchmark measures the p99 target (250 ms); this bound
 			// only catches a cluster left behind by a whole reconcile cycle.
 			t.Errorf("canary weight %d%% reached %s apart", w, d)
+		}
+	}
+	metrics := scrape(t, run)
+	for _, c := range workloads {
+		want := fmt.Sprintf(`lockstep_promotions_total{cluster=%q,fleetrollout="instep",namespace="default"} 3`, c)
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	for _, want := range []string{`lockstep_fleet_step_skew{fleetrollout="instep",namespace="default"} 0`, `lockstep_step_seconds_count{fleetrollout="instep",namespace="default"} 3`} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics lacks %s", want)
 		}
 	}
 	promoted := promotedEvents(t, fr.Name)
@@ -138,4 +153,26 @@ func containsWord(s, w string) bool {
 		}
 	}
 	return false
+}
+
+// scrape reads the coordinator's /metrics.
+func scrape(t *testing.T, r *coordinatorRun) string {
+	t.Helper()
+	var addr string
+	select {
+	case addr = <-r.metrics:
+		r.metrics <- addr
+	case <-time.After(10 * time.Second):
+		t.Fatal("coordinator never served metrics")
+	}
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }
