@@ -2,6 +2,7 @@ package local
 
 import (
 	"context"
+	"errors"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -407,7 +408,7 @@ func Commit(bare, message string, edit func(workTree string) error) (string, err
 		return "", err
 	}
 	if err := git(work, "diff", "--cached", "--quiet"); err == nil {
-		return "", fmt.Errorf("commit %q: nothing changed", message)
+		return "", fmt.Errorf("commit %q: %w", message, ErrNothingToCommit)
 	}
 	if err := git(work, "commit", "--quiet", "-m", message); err != nil {
 		return "", err
@@ -420,4 +421,16 @@ func Commit(bare, message string, edit func(workTree string) error) (string, err
 		return "", err
 	}
 	return strings.TrimSpace(string(out)), nil
+}
+
+// ErrNothingToCommit is returned by Commit when the edit changed nothing.
+var ErrNothingToCommit = errors.New("nothing to commit")
+
+// ReadRepoFile reads one file of the main branch of a bare repository.
+func ReadRepoFile(bare, path string) ([]byte, error) {
+	out, err := exec.Command("git", "--git-dir="+bare, "show", "main:"+path).Output()
+	if err != nil {
+		return nil, fmt.Errorf("read %s from %s: %w", path, bare, err)
+	}
+	return out, nil
 }

@@ -136,7 +136,10 @@ func (f *fleet) startControllers(ctx context.Context) error {
 				Args: []string{"--kubeconfig=" + f.clusterKubeconfig(w), "--manage-all-nodes=false",
 					"--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
 					"--node-ip=10.0." + strconv.Itoa(i+1) + ".1", "--cidr=10.244." + strconv.Itoa(i+1) + ".0/24",
-					"--config=" + stages, "--server-address=" + addr(f.p.kwok[w])},
+					"--config=" + stages, "--server-address=" + addr(f.p.kwok[w]),
+					// Without it kwok renews no node Lease and the node lifecycle
+					// controller marks every node NotReady after ~50 s.
+					"--node-lease-duration-seconds=40"},
 				Health: tcpOK(addr(f.p.kwok[w])),
 			})
 	}

@@ -1,0 +1,275 @@
+// Package demo implements `lockstep demo`, `lockstep load` and `lockstep
+// render`: the lab guide's upgrade run end to end on the local fleet, the
+// traffic it needs, and the GitOps tree rendered for any fleet. It imports
+// internal/demo, internal/load, internal/render, internal/lab/local and
+// internal/cli/streams.
+package demo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"sort"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"lockstep.dev/lockstep/gitops"
+	"lockstep.dev/lockstep/internal/cli/streams"
+	"lockstep.dev/lockstep/internal/demo"
+	"lockstep.dev/lockstep/internal/lab/local"
+	"lockstep.dev/lockstep/internal/load"
+	"lockstep.dev/lockstep/internal/render"
+)
+
+// timings are the canary's timing flags shared by demo and render.
+type timings struct {
+	pause, delay, interval, scaleDown time.Duration
+}
+
+func (t *timings) register(cmd *cobra.Command, def render.Params) {
+	cmd.Flags().DurationVar(&t.pause, "pause", def.Pause, "length of each canary pause (the guide: 20s)")
+	cmd.Flags().DurationVar(&t.delay, "analysis-delay", def.AnalysisInitialDelay, "analysis initialDelay (the guide: 60s)")
+	cmd.Flags().DurationVar(&t.interval, "analysis-interval", def.AnalysisInterval, "analysis interval (the guide: 20s)")
+	cmd.Flags().DurationVar(&t.scaleDown, "scale-down-delay", def.ScaleDownDelay, "how long old and aborted ReplicaSets stay up (Rollouts: 30s)")
+}
+
+func (t *timings) apply(p render.Params) render.Params {
+	p.Pause, p.AnalysisInitialDelay, p.AnalysisInterval, p.ScaleDownDelay = t.pause, t.delay, t.interval, t.scaleDown
+	return p
+}
+
+// DemoParams are the demo's default timings: the guide's shape, shorter.
+func DemoParams() render.Params {
+	p := render.Guide()
+	p.Pause, p.AnalysisInitialDelay, p.AnalysisInterval, p.ScaleDownDelay = 10*time.Second, 20*time.Second, 10*time.Second, 10*time.Second
+	return p
+}
+
+// NewDemoCommand returns `lockstep demo`.
+func NewDemoCommand(s streams.IO) *cobra.Command {
+	var (
+		dir, output string
+		bad         bool
+		errorRate   float64
+		rate        float64
+		timeout     time.Duration
+		t           timings
+	)
+	cmd := &cobra.Command{
+		Use:   "demo",
+		Short: "Run the lab guide's v1 -> v2 canary in every workload cluster from one commit",
+		Long: `Demo starts the local fleet if it is not running, applies the guide's
+ApplicationSets, waits until every workload cluster serves the current
+version, puts load on every ingress gateway, commits the guide's change
+(sed -vN -> -vN+1 in argo-resources/rollout/strategy/rollout.yaml) to the
+fleet's git server, tells Argo CD at once, and shows every cluster's canary
+(step, weights, analysis) until the new version serves everywhere. Then it
+prints requests per version per cluster and success rates from Thanos.
+
+--bad-release ships a version whose pods fail a share of requests: the
+analysis (through Thanos on the hub) aborts the canary and traffic returns to
+the stable version.`,
+		Example: `  lockstep demo
+  lockstep demo --bad-release --error-rate 0.3
+  lockstep demo --pause 20s --analysis-delay 60s --analysis-interval 20s   # the guide's timings`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if output != "text" && output != "json" {
+				return fmt.Errorf("unknown output format %q (use text or json)", output)
+			}
+			if errorRate <= 0 || errorRate > 1 {
+				return fmt.Errorf("--error-rate %.2f must be in (0, 1]", errorRate)
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			progress := s.Out
+			if output == "json" {
+				progress = s.ErrOut
+			}
+			st, err := ensureFleet(ctx, dir, progress)
+			if err != nil {
+				return err
+			}
+			params := t.apply(render.Guide())
+			if err := (render.Params{RepoURL: "x", Revision: "x", ThanosURL: "x", Pause: params.Pause, AnalysisInterval: params.AnalysisInterval,
+				AnalysisInitialDelay: params.AnalysisInitialDelay, ScaleDownDelay: params.ScaleDownDelay}).Validate(); err != nil {
+				return err
+			}
+			sum, err := demo.Run(ctx, demo.Options{State: st, Params: params, BadRelease: bad, ErrorRate: errorRate,
+				Rate: rate, Timeout: timeout, Progress: progress})
+			if err != nil {
+				return err
+			}
+			if output == "json" {
+				return sum.JSON(s.Out)
+			}
+			sum.Print(s.Out)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&dir, "dir", local.DefaultDir(), "directory of the local fleet (env LOCKSTEP_DIR)")
+	cmd.Flags().BoolVar(&bad, "bad-release", false, "ship a version that fails --error-rate of its requests")
+	cmd.Flags().Float64Var(&errorRate, "error-rate", 0.3, "share of requests the bad release fails")
+	cmd.Flags().Float64Var(&rate, "rate", 20, "requests per second on each ingress gateway")
+	cmd.Flags().DurationVar(&timeout, "timeout", 10*time.Minute, "give up after this long")
+	cmd.Flags().StringVarP(&output, "output", "o", "text", "summary format: text or json (progress then goes to stderr)")
+	t.register(cmd, DemoParams())
+	return cmd
+}
+
+// ensureFleet returns a Ready local fleet, starting it when needed.
+func ensureFleet(ctx context.Context, dir string, progress interface{ Write([]byte) (int, error) }) (*local.State, error) {
+	if st, err := local.ReadState(dir); err == nil && st.Phase == local.PhaseReady && local.Alive(st.SupervisorPID, st.SupervisorAt) {
+		return st, nil
+	} else if err != nil && !errors.Is(err, local.ErrNoFleet) {
+		return nil, err
+	}
+	cache, err := local.DefaultCache()
+	if err != nil {
+		return nil, err
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(progress, "starting the local fleet in %s\n", dir)
+	st, err := local.Up(ctx, local.UpOptions{Dir: dir, Cache: cache, Workloads: 2, Nodes: 2, Supervisor: []string{exe}, Out: progress})
+	if errors.Is(err, local.ErrAlreadyRunning) {
+		return st, nil
+	}
+	return st, err
+}
+
+// NewLoadCommand returns `lockstep load`.
+func NewLoadCommand(s streams.IO) *cobra.Command {
+	var (
+		dir      string
+		rate     float64
+		duration time.Duration
+	)
+	cmd := &cobra.Command{
+		Use:   "load",
+		Short: "Send a steady, bounded stream of requests to every ingress gateway",
+		Long: `Load sends --rate requests per second to /hello on every workload cluster's
+ingress gateway (loopback only) for --duration, then stops by itself. Every
+second it prints the version split each gateway saw.`,
+		Example: "  lockstep load --rate 20 --duration 1m",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			st, err := local.ReadState(dir)
+			if err != nil {
+				return err
+			}
+			var targets []load.Target
+			for _, c := range st.Clusters {
+				if u := st.URLs[local.IngressURLKey(c.Name)]; u != "" {
+					targets = append(targets, load.Target{Cluster: c.Name, URL: u})
+				}
+			}
+			o := load.Options{Rate: rate, Duration: duration}
+			if err := load.Validate(targets, o); err != nil {
+				return err
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			window := load.NewStats()
+			o.OnResult = window.Add
+			done := make(chan *load.Stats, 1)
+			go func() {
+				total, _ := load.Run(ctx, targets, o)
+				done <- total
+			}()
+			tick := time.NewTicker(time.Second)
+			defer tick.Stop()
+			for {
+				select {
+				case total := <-done:
+					fmt.Fprintln(s.Out, "total:")
+					printStats(s, total.Snapshot())
+					return nil
+				case <-tick.C:
+					snap := window.Snapshot()
+					window = load.NewStats()
+					o.OnResult = window.Add
+					printStats(s, snap)
+				}
+			}
+		},
+	}
+	cmd.Flags().StringVar(&dir, "dir", local.DefaultDir(), "directory of the local fleet (env LOCKSTEP_DIR)")
+	cmd.Flags().Float64Var(&rate, "rate", 20, fmt.Sprintf("requests per second on each gateway (at most %d)", load.MaxRate))
+	cmd.Flags().DurationVar(&duration, "duration", time.Minute, "how long to send (the run always stops by itself)")
+	return cmd
+}
+
+func printStats(s streams.IO, m map[string]load.ClusterStats) {
+	var cs []string
+	for c := range m {
+		cs = append(cs, c)
+	}
+	sort.Strings(cs)
+	line := time.Now().Format("15:04:05")
+	for _, c := range cs {
+		line += fmt.Sprintf("  %s: %s", c, m[c].Split())
+	}
+	fmt.Fprintln(s.Out, line)
+}
+
+// NewRenderCommand returns `lockstep render`.
+func NewRenderCommand(s streams.IO) *cobra.Command {
+	var (
+		out, repoURL, revision, thanosURL, dir string
+		t                                      timings
+	)
+	cmd := &cobra.Command{
+		Use:   "render --out DIR",
+		Short: "Write the lab's GitOps tree with its parameters filled in",
+		Long: `Render writes the GitOps tree (ApplicationSets, Istio resources, the Rollout
+and its AnalysisTemplate, monitoring) with the repository URL, revision,
+Thanos Query address and canary timings substituted. Without --repo-url and
+--thanos-url it uses the local fleet's.`,
+		Example: `  lockstep render --out ./lab
+  lockstep render --out ./lab --repo-url https://git.example.com/lab.git --thanos-url http://thanos-query.monitoring:9090`,
+		Args: cobra.NoArgs,
+		RunE: func(_ *cobra.Command, _ []string) error {
+			if out == "" {
+				return errors.New("--out is required")
+			}
+			p := t.apply(render.Guide())
+			p.RepoURL, p.Revision, p.ThanosURL = repoURL, revision, thanosURL
+			if p.RepoURL == "" || p.ThanosURL == "" {
+				if st, err := local.ReadState(dir); err == nil {
+					if p.RepoURL == "" {
+						p.RepoURL = st.URLs["git"]
+					}
+					if p.ThanosURL == "" {
+						p.ThanosURL = st.URLs["thanos-query"]
+					}
+				}
+			}
+			files, err := render.Tree(gitops.Tree, p)
+			if err != nil {
+				return err
+			}
+			if err := local.WriteFiles(out, files); err != nil {
+				return err
+			}
+			for _, f := range render.Paths(files) {
+				fmt.Fprintln(s.Out, filepath.Join(out, f))
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&out, "out", "", "directory to write the tree into")
+	cmd.Flags().StringVar(&repoURL, "repo-url", "", "git URL Argo CD reads the tree from (default: the local fleet's)")
+	cmd.Flags().StringVar(&revision, "revision", "main", "git revision the ApplicationSets track")
+	cmd.Flags().StringVar(&thanosURL, "thanos-url", "", "Thanos Query URL of the AnalysisTemplate (default: the local fleet's)")
+	cmd.Flags().StringVar(&dir, "dir", local.DefaultDir(), "directory of the local fleet (env LOCKSTEP_DIR)")
+	t.register(cmd, render.Guide())
+	return cmd
+}

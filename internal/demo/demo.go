@@ -1,0 +1,532 @@
+// Package demo runs the lab guide's upgrade on a fleet: ApplicationSets
+// applied, v1 served in every workload cluster, steady load, one git commit
+// (-vN -> -vN+1, the guide's sed), Argo CD told at once, every cluster's
+// canary watched until the new version serves everywhere (or, for a bad
+// release, until the analysis aborted it everywhere), then a summary with
+// requests per version and success rates from Thanos. It imports the lab,
+// render, load and analysis packages, client-go and the gitops tree.
+package demo
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/dynamic"
+
+	"lockstep.dev/lockstep/gitops"
+	"lockstep.dev/lockstep/internal/analysis"
+	"lockstep.dev/lockstep/internal/kube"
+	"lockstep.dev/lockstep/internal/lab/local"
+	"lockstep.dev/lockstep/internal/load"
+	"lockstep.dev/lockstep/internal/render"
+)
+
+// Paths in the GitOps tree.
+const (
+	RolloutFile     = "argo-resources/rollout/strategy/rollout.yaml"
+	Namespace       = "helloworld"
+	RolloutName     = "helloworld"
+	VirtualService  = "helloworld-crosscluster-gateways"
+	ErrorRateAnnot  = "meshsim.lockstep.dev/error-rate"
+	refreshAnnot    = "argocd.argoproj.io/refresh"
+	rolloutAppLabel = "-rollout"
+)
+
+// AppSetFiles are applied to the hub in the guide's order.
+var AppSetFiles = []string{
+	"argo-resources/application-set/appset-helloworld.yaml",
+	"istio-resources/application-set/appset-istio-resources.yaml",
+	"argo-resources/rollout/appset-rollouts.yaml",
+}
+
+// Options configure a demo run.
+type Options struct {
+	State *local.State
+	// Params time the canary (pause, analysis delay and interval).
+	Params render.Params
+	// BadRelease ships a version that fails ErrorRate of its requests.
+	BadRelease bool
+	ErrorRate  float64
+	Rate       float64 // requests per second per gateway
+	Timeout    time.Duration
+	Progress   io.Writer
+}
+
+// Summary is the demo's result, printed for people or as JSON.
+type Summary struct {
+	From          string                        `json:"from"`
+	To            string                        `json:"to"`
+	BadRelease    bool                          `json:"badRelease"`
+	Revision      string                        `json:"gitRevision"`
+	Outcome       string                        `json:"outcome"` // Promoted or Aborted
+	Duration      time.Duration                 `json:"durationNs"`
+	Clusters      map[string]ClusterSummary     `json:"clusters"`
+	Requests      map[string]load.ClusterStats  `json:"requests"`
+	AfterOutcome  map[string]load.ClusterStats  `json:"requestsAfterOutcome"`
+	SuccessRate   map[string]float64            `json:"successRateByCluster"`
+	Timeline      map[string][]ClusterView      `json:"timeline"`
+	AnalysisRuns  map[string]string             `json:"analysisRuns"`
+	ThanosQueries map[string]map[string]float64 `json:"-"`
+}
+
+// ClusterSummary is one cluster's part of the outcome.
+type ClusterSummary struct {
+	Final    ClusterView   `json:"final"`
+	Duration time.Duration `json:"durationNs"` // commit -> outcome in this cluster
+	Weights  []int64       `json:"canaryWeightsSeen"`
+}
+
+type runner struct {
+	o        Options
+	dyn      map[string]dynamic.Interface
+	hub      dynamic.Interface
+	clusters []string
+	repo     string
+}
+
+// Run runs the demo on a Ready fleet.
+func Run(ctx context.Context, o Options) (*Summary, error) {
+	if o.Rate <= 0 {
+		o.Rate = 20
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = 10 * time.Minute
+	}
+	if o.ErrorRate <= 0 {
+		o.ErrorRate = 0.3
+	}
+	if o.ErrorRate > 1 {
+		return nil, fmt.Errorf("error rate %.2f is above 1", o.ErrorRate)
+	}
+	r := &runner{o: o, dyn: map[string]dynamic.Interface{}, repo: local.RepoDir(o.State.Dir)}
+	for _, c := range o.State.Clusters {
+		cfg, err := local.RESTConfig(o.State.Kubeconfig, c.Name)
+		if err != nil {
+			return nil, err
+		}
+		d, err := dynamic.NewForConfig(cfg)
+		if err != nil {
+			return nil, err
+		}
+		if c.Role == local.RoleHub {
+			r.hub = d
+		} else {
+			r.dyn[c.Name] = d
+			r.clusters = append(r.clusters, c.Name)
+		}
+	}
+	sort.Strings(r.clusters)
+	if r.hub == nil || len(r.clusters) == 0 {
+		return nil, errors.New("the fleet has no hub or no workload cluster")
+	}
+	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
+	defer cancel()
+	return r.run(ctx)
+}
+
+func (r *runner) say(format string, args ...any) {
+	fmt.Fprintf(r.o.Progress, "%s  %s\n", time.Now().Format("15:04:05.0"), fmt.Sprintf(format, args...))
+}
+
+func (r *runner) run(ctx context.Context) (*Summary, error) {
+	p := r.o.Params
+	p.RepoURL, p.ThanosURL = r.o.State.URLs["git"], r.o.State.URLs["thanos-query"]
+	files, err := render.Tree(gitops.Tree, p)
+	if err != nil {
+		return nil, err
+	}
+	// 1. The lab's parameters (timings) in git, unless already there. The
+	// rollout file keeps the version git has: the demo upgrades from it.
+	if _, err := local.Commit(r.repo, "lockstep demo: lab parameters", func(wt string) error {
+		cur, err := os.ReadFile(filepath.Join(wt, RolloutFile))
+		if err != nil {
+			return err
+		}
+		v, err := currentVersion(cur)
+		if err != nil {
+			return err
+		}
+		files[RolloutFile] = []byte(setVersion(string(files[RolloutFile]), "v1", v))
+		files[RolloutFile] = []byte(setErrorRate(string(files[RolloutFile]), errorRateOf(string(cur))))
+		return local.WriteFiles(wt, files)
+	}); err != nil && !errors.Is(err, local.ErrNothingToCommit) {
+		return nil, err
+	}
+	// 2. The guide's ApplicationSets on the hub.
+	r.say("applying the ApplicationSets to %s", local.HubName)
+	if err := r.applyAppSets(ctx, files); err != nil {
+		return nil, err
+	}
+	if err := r.refreshApps(ctx, ""); err != nil {
+		return nil, err
+	}
+	// 3. Every cluster serves the current version.
+	cur, err := r.repoRolloutVersion()
+	if err != nil {
+		return nil, err
+	}
+	r.say("waiting until %s serve %s", strings.Join(r.clusters, " and "), cur)
+	if err := r.waitStable(ctx, cur); err != nil {
+		return nil, err
+	}
+	next, err := bump(cur)
+	if err != nil {
+		return nil, err
+	}
+	// 4. Load on every gateway, for the whole upgrade.
+	var targets []load.Target
+	for _, c := range r.clusters {
+		targets = append(targets, load.Target{Cluster: c, URL: r.o.State.URLs[local.IngressURLKey(c)]})
+	}
+	var (
+		mu      sync.Mutex
+		outcome time.Time
+		after   = load.NewStats()
+	)
+	loadCtx, stopLoad := context.WithCancel(ctx)
+	defer stopLoad()
+	var stats *load.Stats
+	loadDone := make(chan error, 1)
+	go func() {
+		var err error
+		stats, err = load.Run(loadCtx, targets, load.Options{Rate: r.o.Rate, Duration: r.o.Timeout, OnResult: func(res load.Result) {
+			mu.Lock()
+			o := outcome
+			mu.Unlock()
+			if !o.IsZero() && res.At.After(o) {
+				after.Add(res)
+			}
+		}})
+		loadDone <- err
+	}()
+	r.say("load: %.0f requests/s on each gateway", r.o.Rate)
+	// Let Prometheus see the stable version's traffic first.
+	sleep(ctx, 2*r.o.Params.AnalysisInterval)
+	// 5. The commit: the guide's sed -v1 -> -v2, and for a bad release
+	// the fault that makes the new version fail.
+	msg := fmt.Sprintf("upgrade app to version %s", next)
+	if r.o.BadRelease {
+		msg = fmt.Sprintf("upgrade app to version %s (bad release: %.0f%% errors)", next, r.o.ErrorRate*100)
+	}
+	start := time.Now()
+	rev, err := local.Commit(r.repo, msg, func(wt string) error {
+		path := filepath.Join(wt, RolloutFile)
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		s := setVersion(string(b), cur, next)
+		rate := 0.0
+		if r.o.BadRelease {
+			rate = r.o.ErrorRate
+		}
+		return os.WriteFile(path, []byte(setErrorRate(s, rate)), 0o644)
+	})
+	if err != nil {
+		return nil, err
+	}
+	r.say("git commit %s: %q", rev[:8], msg)
+	if err := r.refreshApps(ctx, rolloutAppLabel); err != nil {
+		return nil, err
+	}
+	// 6. Watch every cluster until the outcome.
+	sum := &Summary{From: cur, To: next, BadRelease: r.o.BadRelease, Revision: rev, Clusters: map[string]ClusterSummary{},
+		Timeline: map[string][]ClusterView{}, AnalysisRuns: map[string]string{}}
+	wantImage := "docker.io/istio/examples-helloworld-" + next
+	last := map[string]string{}
+	done := map[string]time.Time{}
+	for len(done) < len(r.clusters) {
+		for _, c := range r.clusters {
+			v := observe(ctx, c, r.dyn[c], Namespace, RolloutName, VirtualService)
+			if v.key() != last[c] {
+				last[c] = v.key()
+				r.say("%s", v.Line())
+				sum.Timeline[c] = append(sum.Timeline[c], v)
+			}
+			if _, ok := done[c]; ok || v.Image != wantImage {
+				continue
+			}
+			promoted := v.Phase == "Healthy" && v.Stable == v.Current && v.StableWeight == 100 && v.CanaryWeight == 0
+			aborted := (v.Aborted || v.Phase == "Degraded") && v.CanaryWeight == 0
+			if promoted || aborted {
+				done[c] = time.Now()
+				cs := sum.Clusters[c]
+				cs.Final, cs.Duration = v, time.Since(start)
+				sum.Clusters[c] = cs
+				if aborted {
+					sum.Outcome = "Aborted"
+				} else if sum.Outcome == "" {
+					sum.Outcome = "Promoted"
+				}
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("no outcome after %s: %w", r.o.Timeout, ctx.Err())
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	sum.Duration = time.Since(start)
+	mu.Lock()
+	outcome = time.Now()
+	mu.Unlock()
+	r.say("outcome: %s in every cluster after %s", sum.Outcome, sum.Duration.Round(100*time.Millisecond))
+	for c, cs := range sum.Clusters {
+		cs.Weights = canaryWeights(sum.Timeline[c])
+		sum.Clusters[c] = cs
+		sum.AnalysisRuns[c] = cs.Final.Analysis
+	}
+	// A few more seconds of load show what serves after the outcome.
+	sleep(ctx, 3*time.Second)
+	stopLoad()
+	if err := <-loadDone; err != nil {
+		return nil, err
+	}
+	sum.Requests = stats.Snapshot()
+	sum.AfterOutcome = after.Snapshot()
+	sum.SuccessRate = r.successRates(ctx, time.Since(start))
+	return sum, nil
+}
+
+var httpClient = &http.Client{Timeout: 5 * time.Second}
+
+func sleep(ctx context.Context, d time.Duration) {
+	select {
+	case <-ctx.Done():
+	case <-time.After(d):
+	}
+}
+
+func canaryWeights(views []ClusterView) []int64 {
+	var out []int64
+	for _, v := range views {
+		if len(out) == 0 || out[len(out)-1] != v.CanaryWeight {
+			out = append(out, v.CanaryWeight)
+		}
+	}
+	return out
+}
+
+func (r *runner) applyAppSets(ctx context.Context, files map[string][]byte) error {
+	cfg, err := local.RESTConfig(r.o.State.Kubeconfig, local.HubName)
+	if err != nil {
+		return err
+	}
+	a, err := kube.NewApplier(cfg)
+	if err != nil {
+		return err
+	}
+	for _, f := range AppSetFiles {
+		objs, err := kube.DecodeYAML(files[f])
+		if err != nil {
+			return fmt.Errorf("%s: %w", f, err)
+		}
+		if err := a.Apply(ctx, objs...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// refreshApps asks Argo CD to compare the Applications whose name ends
+// with suffix against git now, instead of at its next poll.
+func (r *runner) refreshApps(ctx context.Context, suffix string) error {
+	deadline := time.Now().Add(60 * time.Second)
+	want := len(r.clusters) * len(AppSetFiles)
+	if suffix != "" {
+		want = len(r.clusters)
+	}
+	for {
+		apps, err := r.hub.Resource(appGVR).Namespace(local.ArgoCDNS).List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return err
+		}
+		n := 0
+		for _, app := range apps.Items {
+			if suffix != "" && !strings.HasSuffix(app.GetName(), suffix) {
+				continue
+			}
+			n++
+			patch := []byte(`{"metadata":{"annotations":{"` + refreshAnnot + `":"normal"}}}`)
+			if _, err := r.hub.Resource(appGVR).Namespace(local.ArgoCDNS).Patch(ctx, app.GetName(), types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
+				return err
+			}
+		}
+		if n >= want {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("only %d of %d Applications exist after 60s", n, want)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+}
+
+func (r *runner) repoRolloutVersion() (string, error) {
+	b, err := local.ReadRepoFile(r.repo, RolloutFile)
+	if err != nil {
+		return "", err
+	}
+	return currentVersion(b)
+}
+
+// waitStable waits until every cluster's Rollout is Healthy on version and
+// its gateway answers with it.
+func (r *runner) waitStable(ctx context.Context, version string) error {
+	want := "docker.io/istio/examples-helloworld-" + version
+	for {
+		ok := 0
+		var last []string
+		for _, c := range r.clusters {
+			v := observe(ctx, c, r.dyn[c], Namespace, RolloutName, VirtualService)
+			if v.Image == want && v.Phase == "Healthy" && v.Stable == v.Current {
+				res := load.Get(ctx, httpClient, load.Target{Cluster: c, URL: r.o.State.URLs[local.IngressURLKey(c)]})
+				if res.Version == version {
+					ok++
+					continue
+				}
+			}
+			last = append(last, v.Line())
+		}
+		if ok == len(r.clusters) {
+			r.say("every cluster serves %s", version)
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("clusters do not serve %s: %s", version, strings.Join(last, "; "))
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+var versionRe = regexp.MustCompile(`examples-helloworld-(v(\d+))`)
+
+func currentVersion(rollout []byte) (string, error) {
+	m := versionRe.FindSubmatch(rollout)
+	if m == nil {
+		return "", fmt.Errorf("%s names no examples-helloworld-vN image", RolloutFile)
+	}
+	return string(m[1]), nil
+}
+
+func bump(v string) (string, error) {
+	n, err := strconv.Atoi(strings.TrimPrefix(v, "v"))
+	if err != nil {
+		return "", fmt.Errorf("version %q is not vN", v)
+	}
+	return "v" + strconv.Itoa(n+1), nil
+}
+
+// setVersion is the guide's `sed -i 's/-v1/-v2/g'`.
+func setVersion(s, from, to string) string { return strings.ReplaceAll(s, "-"+from, "-"+to) }
+
+var annotRe = regexp.MustCompile(`(?m)^      annotations:\n        ` + regexp.QuoteMeta(ErrorRateAnnot) + `: "[^"]*"\n`)
+
+// setErrorRate adds (rate > 0) or removes the fault annotation of the pod
+// template.
+func setErrorRate(s string, rate float64) string {
+	s = annotRe.ReplaceAllString(s, "")
+	if rate <= 0 {
+		return s
+	}
+	const anchor = "  template:\n    metadata:\n"
+	return strings.Replace(s, anchor, anchor+fmt.Sprintf("      annotations:\n        %s: \"%g\"\n", ErrorRateAnnot, rate), 1)
+}
+
+var rateRe = regexp.MustCompile(regexp.QuoteMeta(ErrorRateAnnot) + `: "([^"]*)"`)
+
+func errorRateOf(s string) float64 {
+	m := rateRe.FindStringSubmatch(s)
+	if m == nil {
+		return 0
+	}
+	f, _ := strconv.ParseFloat(m[1], 64)
+	return f
+}
+
+// successRates asks Thanos for each reporting cluster's success rate over
+// the demo (partial_response=false: a missing cluster is an error).
+func (r *runner) successRates(ctx context.Context, window time.Duration) map[string]float64 {
+	q, err := analysis.NewPrometheusQuerier(analysis.PrometheusConfig{Address: r.o.State.URLs["thanos-query"], Timeout: 10 * time.Second})
+	if err != nil {
+		return nil
+	}
+	w := fmt.Sprintf("%ds", int(math.Ceil(window.Seconds()))+10)
+	query := `sum by (cluster) (increase(istio_requests_total{reporter="source",response_code!~"5.*"}[` + w + `])) / sum by (cluster) (increase(istio_requests_total{reporter="source"}[` + w + `]))`
+	vec, _, err := q.Query(ctx, query, time.Now())
+	if err != nil {
+		r.say("success rate from Thanos: %v", err)
+		return nil
+	}
+	out := map[string]float64{}
+	for _, s := range vec {
+		out[string(s.Metric["cluster"])] = float64(s.Value)
+	}
+	return out
+}
+
+// JSON writes the summary as indented JSON.
+func (s *Summary) JSON(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(s)
+}
+
+// Print writes the summary for people.
+func (s *Summary) Print(w io.Writer) {
+	kind := ""
+	if s.BadRelease {
+		kind = " (bad release)"
+	}
+	fmt.Fprintf(w, "\n%s -> %s%s: %s in %s (git %s)\n", s.From, s.To, kind, s.Outcome, s.Duration.Round(100*time.Millisecond), short(s.Revision))
+	var cs []string
+	for c := range s.Clusters {
+		cs = append(cs, c)
+	}
+	sort.Strings(cs)
+	for _, c := range cs {
+		x := s.Clusters[c]
+		fmt.Fprintf(w, "  %-14s %-8s after %-6s canary weights %v, analysis %s\n", c, x.Final.Phase, x.Duration.Round(100*time.Millisecond), x.Weights, orDash(x.Final.Analysis))
+		if st, ok := s.Requests[c]; ok {
+			fmt.Fprintf(w, "  %-14s requests: %s\n", "", st.Split())
+		}
+	}
+	var reps []string
+	for k := range s.SuccessRate {
+		reps = append(reps, k)
+	}
+	sort.Strings(reps)
+	for _, k := range reps {
+		fmt.Fprintf(w, "  success rate reported by %s (Thanos): %.1f%%\n", k, s.SuccessRate[k]*100)
+	}
+}
+
+func short(s string) string {
+	if len(s) > 8 {
+		return s[:8]
+	}
+	return s
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}

@@ -1,0 +1,149 @@
+package demo
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/dynamic"
+)
+
+var (
+	rolloutGVR     = schema.GroupVersionResource{Group: "argoproj.io", Version: "v1alpha1", Resource: "rollouts"}
+	analysisRunGVR = schema.GroupVersionResource{Group: "argoproj.io", Version: "v1alpha1", Resource: "analysisruns"}
+	vsGVR          = schema.GroupVersionResource{Group: "networking.istio.io", Version: "v1", Resource: "virtualservices"}
+	appGVR         = schema.GroupVersionResource{Group: "argoproj.io", Version: "v1alpha1", Resource: "applications"}
+)
+
+// ClusterView is what the demo shows of one cluster at one moment.
+type ClusterView struct {
+	Cluster   string `json:"cluster"`
+	Image     string `json:"image"`
+	Phase     string `json:"phase"`
+	Message   string `json:"message,omitempty"`
+	Step      int64  `json:"step"`
+	Steps     int    `json:"steps"`
+	Aborted   bool   `json:"aborted"`
+	Stable    string `json:"stableRS"`
+	Current   string `json:"currentPodHash"`
+	Stable100 bool   `json:"-"`
+	// Weights of the VirtualService route: stable/canary.
+	StableWeight int64  `json:"stableWeight"`
+	CanaryWeight int64  `json:"canaryWeight"`
+	Analysis     string `json:"analysis,omitempty"` // phase of the newest AnalysisRun
+	Err          string `json:"error,omitempty"`
+}
+
+func (v ClusterView) key() string {
+	return fmt.Sprintf("%s|%s|%d|%v|%d/%d|%s|%s", v.Image, v.Phase, v.Step, v.Aborted, v.StableWeight, v.CanaryWeight, v.Analysis, v.Err)
+}
+
+// Line is one progress line.
+func (v ClusterView) Line() string {
+	if v.Err != "" {
+		return fmt.Sprintf("%-14s unreachable: %s", v.Cluster, v.Err)
+	}
+	s := fmt.Sprintf("%-14s %-11s step %2d/%d  weights stable %3d / canary %3d  image %s", v.Cluster, v.Phase, v.Step, v.Steps, v.StableWeight, v.CanaryWeight, imageVersion(v.Image))
+	if v.Analysis != "" {
+		s += "  analysis " + v.Analysis
+	}
+	if v.Aborted {
+		s += "  ABORTED"
+	}
+	return s
+}
+
+func imageVersion(image string) string {
+	if i := strings.LastIndex(image, "-"); i >= 0 {
+		return image[i+1:]
+	}
+	return image
+}
+
+// observe reads the Rollout, its VirtualService and its newest AnalysisRun.
+func observe(ctx context.Context, cluster string, dyn dynamic.Interface, ns, name, vs string) ClusterView {
+	v := ClusterView{Cluster: cluster}
+	ro, err := dyn.Resource(rolloutGVR).Namespace(ns).Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		v.Err = firstLine(err.Error())
+		return v
+	}
+	containers, _, _ := unstructured.NestedSlice(ro.Object, "spec", "template", "spec", "containers")
+	if len(containers) > 0 {
+		if c, ok := containers[0].(map[string]any); ok {
+			v.Image, _ = c["image"].(string)
+		}
+	}
+	v.Phase, _, _ = unstructured.NestedString(ro.Object, "status", "phase")
+	v.Message, _, _ = unstructured.NestedString(ro.Object, "status", "message")
+	v.Step, _, _ = unstructured.NestedInt64(ro.Object, "status", "currentStepIndex")
+	steps, _, _ := unstructured.NestedSlice(ro.Object, "spec", "strategy", "canary", "steps")
+	v.Steps = len(steps)
+	v.Aborted, _, _ = unstructured.NestedBool(ro.Object, "status", "abort")
+	v.Stable, _, _ = unstructured.NestedString(ro.Object, "status", "stableRS")
+	v.Current, _, _ = unstructured.NestedString(ro.Object, "status", "currentPodHash")
+	if vso, err := dyn.Resource(vsGVR).Namespace(ns).Get(ctx, vs, metav1.GetOptions{}); err == nil {
+		v.StableWeight, v.CanaryWeight = weights(vso)
+	}
+	if runs, err := dyn.Resource(analysisRunGVR).Namespace(ns).List(ctx, metav1.ListOptions{}); err == nil {
+		var newest *unstructured.Unstructured
+		for i := range runs.Items {
+			r := &runs.Items[i]
+			if newest == nil || newerRun(r, newest) {
+				newest = r
+			}
+		}
+		if newest != nil && newest.GetLabels()["rollouts-pod-template-hash"] == v.Current {
+			v.Analysis, _, _ = unstructured.NestedString(newest.Object, "status", "phase")
+			if v.Analysis == "" {
+				v.Analysis = "Pending"
+			}
+		}
+	}
+	return v
+}
+
+// newerRun orders AnalysisRuns by creation time, then name (Rollouts
+// suffixes a run's name with a counter).
+func newerRun(a, b *unstructured.Unstructured) bool {
+	ta, tb := a.GetCreationTimestamp().Time, b.GetCreationTimestamp().Time
+	if !ta.Equal(tb) {
+		return ta.After(tb)
+	}
+	return a.GetName() > b.GetName()
+}
+
+// weights returns the stable and canary weights of the helloworld route.
+func weights(vs *unstructured.Unstructured) (stable, canary int64) {
+	http, _, _ := unstructured.NestedSlice(vs.Object, "spec", "http")
+	for _, h := range http {
+		hm, ok := h.(map[string]any)
+		if !ok || hm["name"] != "helloworld" {
+			continue
+		}
+		routes, _ := hm["route"].([]any)
+		for _, r := range routes {
+			rm, _ := r.(map[string]any)
+			dest, _ := rm["destination"].(map[string]any)
+			w, _ := rm["weight"].(int64)
+			if f, ok := rm["weight"].(float64); ok {
+				w = int64(f)
+			}
+			switch dest["host"] {
+			case "helloworld":
+				stable = w
+			case "helloworld-canary":
+				canary = w
+			}
+		}
+	}
+	return stable, canary
+}
+
+func firstLine(s string) string {
+	l, _, _ := strings.Cut(s, "\n")
+	return l
+}
