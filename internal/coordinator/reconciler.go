@@ -14,6 +14,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/tools/record"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -32,14 +33,28 @@ import (
 	"lockstep.dev/lockstep/internal/rollouts"
 )
 
+// Clusters is what the reconciler needs from the fleet cache; tests stand
+// in fake dynamic clients.
+type Clusters interface {
+	// Update registers members (new or changed credentials).
+	Update(members []fleet.Member) error
+	// Client returns a connected member's client, or an error matching
+	// fleet.ErrClusterNotConnected.
+	Client(ctx context.Context, name string) (dynamic.Interface, error)
+	// Watch makes changes of a resource in a member trigger reconciles.
+	Watch(name string, gvr schema.GroupVersionResource, namespace string) error
+}
+
+var _ Clusters = (*fleet.Cache)(nil)
+
 // Reconciler reconciles FleetRollouts on the hub.
 type Reconciler struct {
 	// Client reads FleetRollouts and cluster Secrets (through the
 	// manager's cache) and writes FleetRollout status.
 	Client client.Client
-	// Clusters hands out member clients. Its OnEvent must call
-	// ClusterEvent so member changes trigger reconciles.
-	Clusters *fleet.Cache
+	// Clusters hands out member clients: a *fleet.Cache, whose OnEvent
+	// must call ClusterEvent so member changes trigger reconciles.
+	Clusters Clusters
 	// Querier reaches Thanos Query; nil refuses FleetRollouts with analysis.
 	Querier analysis.Querier
 	// Recorder records Events on FleetRollouts. It is the core/v1 recorder

@@ -126,8 +126,9 @@ func Run(ctx context.Context, cfg Config) error {
 	copts := cfg.Cluster
 	copts.Logger = log.WithName("fleet")
 	copts.OnEvent = r.ClusterEvent
-	r.Clusters = fleet.NewCache(copts)
-	if err := mgr.Add(r.Clusters); err != nil {
+	clusters := fleet.NewCache(copts)
+	r.Clusters = clusters
+	if err := mgr.Add(clusters); err != nil {
 		return err
 	}
 	if err := r.SetupWithManager(mgr); err != nil {
