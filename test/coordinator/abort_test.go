@@ -47,7 +47,7 @@ func successRate() *v1alpha1.Analysis {
 }
 
 // load sends requests to every workload's ingress until ctx ends.
-func load(ctx context.Context, t *testing.T) *sync.WaitGroup {
+func load(ctx context.Context, t testing.TB) *sync.WaitGroup {
 	var wg sync.WaitGroup
 	hc := &http.Client{Timeout: 2 * time.Second}
 	for _, c := range workloads {
@@ -79,7 +79,7 @@ func load(ctx context.Context, t *testing.T) *sync.WaitGroup {
 // through meshsim's fault annotation, until ctx ends. Annotating pods
 // rather than the template keeps the pod-template hash, hence the
 // revision, identical in both clusters.
-func injectFault(ctx context.Context, t *testing.T, cluster, ns, revision string) {
+func injectFault(ctx context.Context, t testing.TB, cluster, ns, revision string) {
 	cs := fleettest.Clientset(t, cluster)
 	patch := []byte(`{"metadata":{"annotations":{"meshsim.lockstep.dev/error-rate":"1"}}}`)
 	go func() {
@@ -197,7 +197,7 @@ func TestFailureInOneClusterAbortsBoth(t *testing.T) {
 	}
 }
 
-func rolloutsStateOf(t *testing.T, cluster string, a app) (decide.RolloutState, error) {
+func rolloutsStateOf(t testing.TB, cluster string, a app) (decide.RolloutState, error) {
 	u := getRollout(t, cluster, a)
 	if u == nil {
 		return decide.RolloutState{}, fmt.Errorf("%s: no rollout", cluster)

@@ -36,7 +36,7 @@ var workloads = []string{"argo-rollout1", "argo-rollout2"}
 var crdOnce sync.Once
 
 // setup skips without a fleet and installs the FleetRollout CRD once.
-func setup(t *testing.T) {
+func setup(t testing.TB) {
 	t.Helper()
 	fleettest.Need(t)
 	var err error
@@ -65,7 +65,7 @@ func setup(t *testing.T) {
 	}
 }
 
-func hubClient(t *testing.T) client.Client {
+func hubClient(t testing.TB) client.Client {
 	t.Helper()
 	c, err := client.New(fleettest.RESTConfig(t, "argo-hub"), client.Options{Scheme: coordinator.Scheme()})
 	if err != nil {
@@ -161,7 +161,7 @@ const (
 )
 
 // deploy applies the app at image to the given clusters.
-func deploy(t *testing.T, a app, image string, clusters ...string) {
+func deploy(t testing.TB, a app, image string, clusters ...string) {
 	t.Helper()
 	ctx := context.Background()
 	for _, c := range clusters {
@@ -176,7 +176,7 @@ func deploy(t *testing.T, a app, image string, clusters ...string) {
 }
 
 // setImage changes only the Rollout's image in the given clusters.
-func setImage(t *testing.T, a app, image string, clusters ...string) {
+func setImage(t testing.TB, a app, image string, clusters ...string) {
 	t.Helper()
 	for _, c := range clusters {
 		patch := fmt.Sprintf(`{"spec":{"template":{"spec":{"containers":[{"name":"helloworld","image":%q}]}}}}`, image)
@@ -192,7 +192,7 @@ func setImage(t *testing.T, a app, image string, clusters ...string) {
 	}
 }
 
-func cleanupApp(t *testing.T, a app) {
+func cleanupApp(t testing.TB, a app) {
 	t.Cleanup(func() {
 		for _, c := range workloads {
 			_ = fleettest.Clientset(t, c).CoreV1().Namespaces().Delete(context.Background(), a.ns, metav1.DeleteOptions{})
@@ -200,7 +200,7 @@ func cleanupApp(t *testing.T, a app) {
 	})
 }
 
-func getRollout(t *testing.T, cluster string, a app) *unstructured.Unstructured {
+func getRollout(t testing.TB, cluster string, a app) *unstructured.Unstructured {
 	t.Helper()
 	u, err := rollouts.Get(context.Background(), fleettest.Dynamic(t, cluster), a.ns, a.rollout)
 	if err != nil {
@@ -210,7 +210,7 @@ func getRollout(t *testing.T, cluster string, a app) *unstructured.Unstructured 
 }
 
 // waitHealthy waits until the Rollout is Healthy with the given image.
-func waitHealthy(t *testing.T, a app, image string, timeout time.Duration, clusters ...string) {
+func waitHealthy(t testing.TB, a app, image string, timeout time.Duration, clusters ...string) {
 	t.Helper()
 	for _, c := range clusters {
 		fleettest.Eventually(t, timeout, c+" Rollout Healthy at "+image, func() error {
@@ -245,7 +245,7 @@ type coordinatorRun struct {
 
 // startCoordinator runs the coordinator until stop is called (or the test
 // ends). Logs go to the test log at debug level.
-func startCoordinator(t *testing.T, mods ...func(*coordinator.Config)) *coordinatorRun {
+func startCoordinator(t testing.TB, mods ...func(*coordinator.Config)) *coordinatorRun {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &coordinatorRun{cancel: cancel, done: make(chan error, 1), metrics: make(chan string, 1)}
@@ -266,7 +266,7 @@ func startCoordinator(t *testing.T, mods ...func(*coordinator.Config)) *coordina
 	return r
 }
 
-func (r *coordinatorRun) stop(t *testing.T) {
+func (r *coordinatorRun) stop(t testing.TB) {
 	if r.cancel == nil {
 		return
 	}
@@ -283,10 +283,10 @@ func (r *coordinatorRun) stop(t *testing.T) {
 }
 
 // testWriter sends logs to t.Log until the test ends.
-type testWriter struct{ t *testing.T }
+type testWriter struct{ t testing.TB }
 
 var logMu sync.Mutex
-var logDone = map[*testing.T]bool{}
+var logDone = map[testing.TB]bool{}
 
 func (w testWriter) Write(p []byte) (int, error) {
 	logMu.Lock()
@@ -298,7 +298,7 @@ func (w testWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-func stopLogs(t *testing.T) {
+func stopLogs(t testing.TB) {
 	t.Cleanup(func() {
 		logMu.Lock()
 		logDone[t] = true
@@ -330,7 +330,7 @@ type recorder struct {
 	cancel  context.CancelFunc
 }
 
-func record(t *testing.T, a app) *recorder {
+func record(t testing.TB, a app) *recorder {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &recorder{last: map[string]sample{}, cancel: cancel}
@@ -535,7 +535,7 @@ func newFleetRollout(name string, a app) *v1alpha1.FleetRollout {
 	}
 }
 
-func createFleetRollout(t *testing.T, fr *v1alpha1.FleetRollout) {
+func createFleetRollout(t testing.TB, fr *v1alpha1.FleetRollout) {
 	t.Helper()
 	c := hubClient(t)
 	if err := c.Create(context.Background(), fr); err != nil {
@@ -544,7 +544,7 @@ func createFleetRollout(t *testing.T, fr *v1alpha1.FleetRollout) {
 	t.Cleanup(func() { _ = c.Delete(context.Background(), fr) })
 }
 
-func getFleetRollout(t *testing.T, name string) *v1alpha1.FleetRollout {
+func getFleetRollout(t testing.TB, name string) *v1alpha1.FleetRollout {
 	t.Helper()
 	var fr v1alpha1.FleetRollout
 	if err := hubClient(t).Get(context.Background(), client.ObjectKey{Namespace: "default", Name: name}, &fr); err != nil {

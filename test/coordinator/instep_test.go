@@ -102,7 +102,7 @@ func TestInStepV1ToV2(t *testing.T) {
 	}
 }
 
-func getRolloutState(t *testing.T, cluster string, a app) rolloutsState {
+func getRolloutState(t testing.TB, cluster string, a app) rolloutsState {
 	t.Helper()
 	s, err := rollouts.State(getRollout(t, cluster, a))
 	if err != nil {
@@ -113,7 +113,7 @@ func getRolloutState(t *testing.T, cluster string, a app) rolloutsState {
 
 type rolloutsState struct{ Revision string }
 
-func wantPhase(t *testing.T, name string, phase v1alpha1.Phase, revision string) error {
+func wantPhase(t testing.TB, name string, phase v1alpha1.Phase, revision string) error {
 	got := getFleetRollout(t, name)
 	if got.Status.Phase != phase || (revision != "" && got.Status.Fleet.Revision != revision) {
 		return fmt.Errorf("phase %s (%s: %s), revision %s", got.Status.Phase, got.Status.Reason, got.Status.Message, got.Status.Fleet.Revision)
@@ -122,11 +122,11 @@ func wantPhase(t *testing.T, name string, phase v1alpha1.Phase, revision string)
 }
 
 // promotedEvents counts Promoted events on the FleetRollout per cluster.
-func promotedEvents(t *testing.T, name string) map[string]int {
+func promotedEvents(t testing.TB, name string) map[string]int {
 	return eventsByReason(t, name, "Promoted")
 }
 
-func eventsByReason(t *testing.T, name, reason string) map[string]int {
+func eventsByReason(t testing.TB, name, reason string) map[string]int {
 	t.Helper()
 	var list corev1.EventList
 	if err := hubClient(t).List(context.Background(), &list, client.InNamespace("default")); err != nil {
@@ -156,7 +156,7 @@ func containsWord(s, w string) bool {
 }
 
 // scrape reads the coordinator's /metrics.
-func scrape(t *testing.T, r *coordinatorRun) string {
+func scrape(t testing.TB, r *coordinatorRun) string {
 	t.Helper()
 	var addr string
 	select {

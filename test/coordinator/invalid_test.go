@@ -35,7 +35,7 @@ func pausedAtStep1(t *testing.T, a app, stepsByCluster map[string][]any) {
 	}
 }
 
-func isPausedAt(t *testing.T, cluster string, a app, step int32) error {
+func isPausedAt(t testing.TB, cluster string, a app, step int32) error {
 	s, err := rolloutsStateOf(t, cluster, a)
 	if err != nil {
 		return err

@@ -117,7 +117,7 @@ func TestThanosOutage(t *testing.T) {
 }
 
 // waitBarrier waits until the fleet holds at pause step `step`.
-func waitBarrier(t *testing.T, name string, step int32, timeout time.Duration) {
+func waitBarrier(t testing.TB, name string, step int32, timeout time.Duration) {
 	t.Helper()
 	fleettest.Eventually(t, timeout, fmt.Sprintf("fleet holding at step %d", step), func() error {
 		got := getFleetRollout(t, name)

@@ -42,6 +42,20 @@ func TestKwokNodesReady(t *testing.T) {
 		if ready < 1 || ready != len(nodes.Items) {
 			t.Errorf("%s: %d of %d nodes Ready", c, ready, len(nodes.Items))
 		}
+		// Without renewed leases the node lifecycle controller marks every
+		// node NotReady about 50 s after start and evicts the pods.
+		leases, err := clientset(t, c).CoordinationV1().Leases("kube-node-lease").List(context.Background(), metav1.ListOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(leases.Items) != len(nodes.Items) {
+			t.Fatalf("%s: %d node leases for %d nodes", c, len(leases.Items), len(nodes.Items))
+		}
+		for _, l := range leases.Items {
+			if l.Spec.RenewTime == nil || time.Since(l.Spec.RenewTime.Time) > 45*time.Second {
+				t.Errorf("%s: lease %s not renewed (renewTime %v)", c, l.Name, l.Spec.RenewTime)
+			}
+		}
 	}
 }
 
