@@ -125,7 +125,9 @@ func (a *Applier) Apply(ctx context.Context, objs ...*unstructured.Unstructured)
 			return err
 		}
 		force := true
-		opts := metav1.PatchOptions{FieldManager: FieldManager, Force: &force}
+		// Strict: an unknown or duplicated field is an error, not a
+		// warning, so a typo in a manifest never applies half of it.
+		opts := metav1.PatchOptions{FieldManager: FieldManager, Force: &force, FieldValidation: "Strict"}
 		if a.DryRun {
 			opts.DryRun = []string{metav1.DryRunAll}
 		}

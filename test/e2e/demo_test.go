@@ -227,24 +227,28 @@ func TestGitOpsTreeServerSideDryRun(t *testing.T) {
 		switch {
 		case strings.Contains(path, "application-set/") || strings.HasPrefix(path, "argo-resources/rollout/appset"):
 			targets = []string{local.HubName}
-		case strings.HasPrefix(path, "monitoring/"):
-			// prometheus-operator's CRDs are not part of the local fleet yet.
-			continue
 		}
 		for _, c := range targets {
 			a, err := kube.NewApplier(restConfig(t, c))
 			if err != nil {
 				t.Fatal(err)
 			}
-			// Namespaces for real (idempotent), everything else dry-run.
+			// Namespaces for real (idempotent; also those the objects
+			// live in), everything else dry-run.
 			var rest []*unstructured.Unstructured
 			for _, o := range objs {
+				ns := o.GetNamespace()
 				if o.GetKind() == "Namespace" {
-					if err := a.Apply(ctx, o); err != nil {
-						t.Fatalf("%s in %s: %v", path, c, err)
-					}
+					ns = o.GetName()
 				} else {
 					rest = append(rest, o)
+				}
+				if ns == "" {
+					continue
+				}
+				nsObj := &unstructured.Unstructured{Object: map[string]any{"apiVersion": "v1", "kind": "Namespace", "metadata": map[string]any{"name": ns}}}
+				if err := a.Apply(ctx, nsObj); err != nil {
+					t.Fatalf("%s in %s: %v", path, c, err)
 				}
 			}
 			a.DryRun = true

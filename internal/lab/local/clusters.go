@@ -3,6 +3,7 @@ package local
 import (
 	"context"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
@@ -17,6 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/kubernetes"
 
+	"lockstep.dev/lockstep/config"
 	"lockstep.dev/lockstep/internal/kube"
 )
 
@@ -67,6 +69,40 @@ func WorkloadCRDs(c Cache) ([]*unstructured.Unstructured, error) {
 			objs = append(objs, o)
 		}
 	}
+	// prometheus-operator's PodMonitor and ServiceMonitor, so the guide's
+	// monitoring/monitor.yaml is checked by the real schema.
+	for _, name := range []string{config.PodMonitorCRD, config.ServiceMonitorCRD} {
+		mon, err := embedded(config.Thirdparty, name)
+		if err != nil {
+			return nil, err
+		}
+		objs = append(objs, mon...)
+	}
+	return objs, nil
+}
+
+// HubCRDs returns the CRDs the hub gets: Argo CD's and Lockstep's.
+func HubCRDs(c Cache) ([]*unstructured.Unstructured, error) {
+	objs, err := readManifests(c.Asset("argocd", "crds"))
+	if err != nil {
+		return nil, err
+	}
+	fr, err := embedded(config.CRDs, config.FleetRolloutCRD)
+	if err != nil {
+		return nil, err
+	}
+	return append(objs, fr...), nil
+}
+
+func embedded(fsys fs.FS, name string) ([]*unstructured.Unstructured, error) {
+	b, err := fs.ReadFile(fsys, name)
+	if err != nil {
+		return nil, err
+	}
+	objs, err := kube.DecodeYAML(b)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
 	return objs, nil
 }
 
@@ -101,7 +137,7 @@ func (f *fleet) installCRDs(ctx context.Context) error {
 			return err
 		}
 	}
-	hub, err := readManifests(f.opt.Cache.Asset("argocd", "crds"))
+	hub, err := HubCRDs(f.opt.Cache)
 	if err != nil {
 		return err
 	}

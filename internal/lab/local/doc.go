@@ -4,6 +4,7 @@
 // It holds the component cache (pinned tool modules built once into
 // ~/.cache/lockstep), the PKI and kubeconfig of the fleet, the process
 // supervisor with its state file, and the ordered start-up plan. It may import
-// the standard library, client-go, apimachinery and lockstep's internal/kube
-// helpers; it must not import internal/cli.
+// the standard library, client-go, apimachinery, lockstep's generated
+// manifests (config), internal/kube and internal/render; it must not import
+// internal/cli.
 package local

@@ -209,7 +209,7 @@ func (f *fleet) up(ctx context.Context) error {
 		{"etcd", f.startEtcd},
 		{"kube-apiservers", f.startAPIServers},
 		{"kubeconfig", f.writeKubeconfigs},
-		{"CRDs (Argo CD, Argo Rollouts, Istio)", f.installCRDs},
+		{"CRDs (Argo CD, Lockstep, Argo Rollouts, Istio, prometheus-operator)", f.installCRDs},
 		{"controller-managers, schedulers, kwok nodes", f.startControllers},
 		{"Argo Rollouts controllers", f.startRollouts},
 		{"meshsim data planes (ingress gateways)", f.startMeshsim},
