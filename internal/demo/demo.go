@@ -515,6 +515,7 @@ func (s *Summary) Print(w io.Writer) {
 	for _, k := range reps {
 		fmt.Fprintf(w, "  success rate reported by %s (Thanos): %.1f%%\n", k, s.SuccessRate[k]*100)
 	}
+	fmt.Fprintln(w, "\nThe fleet keeps running: `lockstep lab status` shows it, `lockstep lab down` stops it.")
 }
 
 func short(s string) string {
