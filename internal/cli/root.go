@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"lockstep.dev/lockstep/internal/cli/coordinator"
 	"lockstep.dev/lockstep/internal/cli/demo"
 	"lockstep.dev/lockstep/internal/cli/lab"
 	"lockstep.dev/lockstep/internal/cli/meshsim"
@@ -37,7 +38,7 @@ abort in one cluster aborts them all.`,
 	root.SetIn(s.In)
 	root.SetOut(s.Out)
 	root.SetErr(s.ErrOut)
-	root.AddCommand(lab.NewCommand(s), demo.NewDemoCommand(s), demo.NewLoadCommand(s), demo.NewRenderCommand(s), meshsim.NewCommand(s))
+	root.AddCommand(lab.NewCommand(s), coordinator.NewCommand(s), demo.NewDemoCommand(s), demo.NewLoadCommand(s), demo.NewRenderCommand(s), meshsim.NewCommand(s))
 	return root
 }
 

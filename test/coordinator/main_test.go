@@ -12,5 +12,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	os.Exit(fleettest.Main(m, "../..", fleettest.Options{}))
+	// These tests run their own coordinator in-process: the fleet's must
+	// not act on the same FleetRollouts.
+	os.Exit(fleettest.Main(m, "../..", fleettest.Options{UpArgs: []string{"--no-coordinator"}}))
 }

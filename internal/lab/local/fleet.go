@@ -45,8 +45,11 @@ type Options struct {
 	// ThanosPort fixes Thanos Query's HTTP port (0: any free port).
 	ThanosPort int
 	// Self is the lockstep binary, which also runs the fleet's meshsim
-	// processes (default: the running executable).
+	// and coordinator processes (default: the running executable).
 	Self string
+	// NoCoordinator leaves the Lockstep coordinator out (for tests that
+	// run their own).
+	NoCoordinator bool
 }
 
 // ports holds every port of the fleet, chosen before anything starts.
@@ -73,6 +76,7 @@ type ports struct {
 	queryHTTP, queryGRPC int
 	storeHTTP, storeGRPC int
 	compactHTTP          int
+	coordinatorMetrics   int
 }
 
 func allocPorts(clusters []string, workloads []string) (*ports, error) {
@@ -113,6 +117,7 @@ func allocPorts(clusters []string, workloads []string) (*ports, error) {
 	p.redis, p.git, p.repo, p.repoMetrics = uniq(), uniq(), uniq(), uniq()
 	p.appsetMetrics, p.appsetProbe, p.appsetWebhook, p.controllerMetrics = uniq(), uniq(), uniq(), uniq()
 	p.queryHTTP, p.queryGRPC, p.storeHTTP, p.storeGRPC, p.compactHTTP = uniq(), uniq(), uniq(), uniq(), uniq()
+	p.coordinatorMetrics = uniq()
 	return p, err
 }
 
@@ -216,6 +221,7 @@ func (f *fleet) up(ctx context.Context) error {
 		{"Prometheus, Thanos sidecars, Store, Compactor, Query", f.startMonitoring},
 		{"git server and Argo CD", f.startArgoCD},
 		{"workload clusters registered in Argo CD", f.registerClusters},
+		{"Lockstep coordinator", f.startCoordinator},
 		{"fleet health", f.waitFleet},
 	}
 	for i, st := range steps {

@@ -15,13 +15,9 @@ func IngressURLKey(cluster string) string { return "ingress-" + cluster }
 // lockstep binary's `meshsim` command) and registers its metrics endpoint
 // with that cluster's Prometheus.
 func (f *fleet) startMeshsim(ctx context.Context) error {
-	self := f.opt.Self
-	if self == "" {
-		exe, err := os.Executable()
-		if err != nil {
-			return err
-		}
-		self = exe
+	self, err := f.self()
+	if err != nil {
+		return err
 	}
 	var specs []ProcSpec
 	for _, w := range f.workloads {
@@ -67,4 +63,39 @@ func writeTargets(dir, name, target string, labels map[string]string) error {
 		return fmt.Errorf("prometheus target %s: %w", name, err)
 	}
 	return os.Rename(tmp, filepath.Join(dir, name+".json"))
+}
+
+// self is the lockstep binary that runs the fleet's own components.
+func (f *fleet) self() (string, error) {
+	if f.opt.Self != "" {
+		return f.opt.Self, nil
+	}
+	return os.Executable()
+}
+
+// CoordinatorName is the coordinator's component name.
+const CoordinatorName = HubName + "/lockstep-coordinator"
+
+// startCoordinator runs `lockstep coordinator` against the hub with the
+// hub's Thanos Query: the local fleet's equivalent of its Deployment.
+func (f *fleet) startCoordinator(ctx context.Context) error {
+	if f.opt.NoCoordinator {
+		f.s.Progressf("      skipped (--no-coordinator)")
+		return nil
+	}
+	self, err := f.self()
+	if err != nil {
+		return err
+	}
+	metrics := addr(f.p.coordinatorMetrics)
+	if err := f.startAll(ctx, ProcSpec{
+		Name: CoordinatorName, Cluster: HubName, Path: self, Addr: "http://" + metrics + "/metrics",
+		Ports: map[string]int{"metrics": f.p.coordinatorMetrics},
+		Args: []string{"coordinator", "--kubeconfig=" + f.clusterKubeconfig(HubName), "--thanos-url=http://" + addr(f.p.queryHTTP),
+			"--metrics-addr=" + metrics, "--argocd-namespace=" + ArgoCDNS},
+		Health: httpOK("http://" + metrics + "/metrics"),
+	}); err != nil {
+		return err
+	}
+	return f.s.Update(func(st *State) { st.URLs["lockstep-coordinator-metrics"] = "http://" + metrics + "/metrics" })
 }

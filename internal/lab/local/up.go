@@ -39,7 +39,9 @@ type UpOptions struct {
 	Nodes      int
 	NoNetNS    bool
 	ThanosPort int
-	Supervisor []string // command that runs `lab supervise` (the lockstep binary)
+	// NoCoordinator leaves the Lockstep coordinator out.
+	NoCoordinator bool
+	Supervisor    []string // command that runs `lab supervise` (the lockstep binary)
 	Out        io.Writer
 	Timeout    time.Duration
 }
@@ -98,6 +100,9 @@ func Up(ctx context.Context, o UpOptions) (*State, error) {
 	}
 	if o.ThanosPort != 0 {
 		args = append(args, "--thanos-port", strconv.Itoa(o.ThanosPort))
+	}
+	if o.NoCoordinator {
+		args = append(args, "--no-coordinator")
 	}
 	cmd := exec.Command(o.Supervisor[0], args...)
 	cmd.Env = append(os.Environ(), fleetEnv+"="+o.Dir, "LOCKSTEP_CACHE_DIR="+o.Cache.Root)
