@@ -49,3 +49,9 @@ generate:
 # Fails when the committed generated files differ from what generate produces.
 verify-generate:
 	bash hack/generate.sh --verify
+
+# Step skew between the workload clusters, independent Rollouts vs the
+# coordinator, on one local fleet (prints a table).
+.PHONY: bench-coordinator
+bench-coordinator: deps components
+	$(GO) test -run '^$$' -bench StepSkew -benchtime 1x $(TEST_FLAGS) ./test/coordinator/
