@@ -1,6 +1,7 @@
 // Package coordinator implements `lockstep coordinator`: it runs the hub
 // controller that moves FleetRollouts through every member cluster in
-// step. It imports internal/coordinator, internal/cli/streams, client-go's
+// step. It imports internal/coordinator, internal/kube and the embedded
+// manifests (config) for --install-crd, internal/cli/streams, client-go's
 // kubeconfig loading and cobra.
 package coordinator
 
@@ -11,14 +12,18 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/go-logr/logr"
 	"github.com/spf13/cobra"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	ctrl "sigs.k8s.io/controller-runtime"
 
+	"lockstep.dev/lockstep/config"
 	"lockstep.dev/lockstep/internal/cli/streams"
 	"lockstep.dev/lockstep/internal/coordinator"
+	"lockstep.dev/lockstep/internal/kube"
 )
 
 type flags struct {
@@ -29,6 +34,7 @@ type flags struct {
 	namespace       string
 	argocdNamespace string
 	leaderElect     bool
+	installCRD      bool
 	logLevel        string
 	logFormat       string
 }
@@ -50,7 +56,7 @@ started at any time.
 Logs go to stderr; Prometheus metrics are served on --metrics-addr.`,
 		Example: `  # Against the local fleet (lockstep lab up)
   lockstep coordinator --kubeconfig ~/.local/state/lockstep/fleet/kubeconfig \
-    --context argo-hub --thanos-url http://127.0.0.1:10902
+    --context argo-hub --thanos-url http://127.0.0.1:10902 --install-crd
 
   # In a Deployment on the hub (in-cluster credentials), fixed metrics port
   lockstep coordinator --thanos-url http://thanos-query.monitoring:9090 \
@@ -68,9 +74,34 @@ Logs go to stderr; Prometheus metrics are served on --metrics-addr.`,
 	fl.StringVarP(&f.namespace, "namespace", "n", "", "only reconcile FleetRollouts in this namespace (default: all)")
 	fl.StringVar(&f.argocdNamespace, "argocd-namespace", "argocd", "namespace of Argo CD's cluster Secrets")
 	fl.BoolVar(&f.leaderElect, "leader-elect", false, "take a Lease so that only one replica acts at a time")
+	fl.BoolVar(&f.installCRD, "install-crd", false, "apply the FleetRollout CRD to the hub before starting (needs rights on CRDs)")
 	fl.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fl.StringVar(&f.logFormat, "log-format", "text", "text or json")
 	return cmd
+}
+
+// installCRD server-side applies the embedded FleetRollout CRD and waits
+// until the hub serves it.
+func installCRD(ctx context.Context, hub *rest.Config) error {
+	b, err := config.CRDs.ReadFile(config.FleetRolloutCRD)
+	if err != nil {
+		return err
+	}
+	objs, err := kube.DecodeYAML(b)
+	if err != nil {
+		return fmt.Errorf("FleetRollout CRD: %w", err)
+	}
+	a, err := kube.NewApplier(hub)
+	if err != nil {
+		return err
+	}
+	if err := a.Apply(ctx, objs...); err != nil {
+		return fmt.Errorf("install FleetRollout CRD: %w", err)
+	}
+	if err := kube.WaitEstablished(ctx, a.Dynamic, []string{"fleetrollouts.lockstep.dev"}, 30*time.Second); err != nil {
+		return fmt.Errorf("install FleetRollout CRD: %w", err)
+	}
+	return nil
 }
 
 func run(ctx context.Context, s streams.IO, f *flags) error {
@@ -105,6 +136,12 @@ func run(ctx context.Context, s streams.IO, f *flags) error {
 	}
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	if f.installCRD {
+		if err := installCRD(ctx, hub); err != nil {
+			return err
+		}
+		log.Info("FleetRollout CRD installed")
+	}
 	return coordinator.Run(ctx, coordinator.Config{
 		Hub:             hub,
 		ThanosURL:       strings.TrimRight(f.thanosURL, "/"),
