@@ -8,5 +8,5 @@ import "embed"
 
 // Tree is the GitOps tree, rooted at this folder.
 //
-//go:embed README.md argo-resources istio-resources monitoring
+//go:embed README.md argo-resources istio-resources monitoring lockstep
 var Tree embed.FS

@@ -497,12 +497,17 @@ func (d *decider) barrier(n int32) Decision {
 			early = append(early, label)
 		}
 	}
-	check("global", s.Analysis.Global)
-	for _, m := range s.Members {
-		if v, ok := s.Analysis.Members[m.Name]; ok {
-			check(m.Name, &v)
-		} else {
-			check(m.Name, nil)
+	// A barrier before the first setWeight (a leading pause that lines the
+	// members up) sends the canary no traffic: there is nothing to judge,
+	// only the hold applies.
+	if d.weightAt(n) > 0 {
+		check("global", s.Analysis.Global)
+		for _, m := range s.Members {
+			if v, ok := s.Analysis.Members[m.Name]; ok {
+				check(m.Name, &v)
+			} else {
+				check(m.Name, nil)
+			}
 		}
 	}
 
@@ -548,4 +553,25 @@ func (d *decider) barrier(n int32) Decision {
 	dec := d.decision(ActionPromote, ReasonBarrierPassed, n, fmt.Sprintf("all members paused at step %d, held %s, analysis passed; promoting", n, s.Policy.HoldFor(n)))
 	dec.Patches = patches
 	return dec
+}
+
+// weightAt is the canary weight in force at step n: the last setWeight
+// before it (step lists are identical across members by now).
+func (d *decider) weightAt(n int32) int32 {
+	for _, m := range d.s.Members {
+		if m.Rollout == nil {
+			continue
+		}
+		var w int32
+		for i, st := range m.Rollout.Steps {
+			if int32(i) >= n {
+				break
+			}
+			if st.Kind == StepSetWeight {
+				w = st.Weight
+			}
+		}
+		return w
+	}
+	return 0
 }

@@ -579,6 +579,29 @@ func TestDecide(t *testing.T) {
 			},
 		},
 		{
+			name: "a leading pause before any weight needs only the hold, no verdict",
+			snap: Snapshot{Revision: rev, Policy: policy(), Fleet: func() FleetStatus { f := atBarrier(); f.BarrierStep, f.LastPromotedStep = step(0), nil; return f }(),
+				Members: []Member{
+					with(paused("a", 0), func(r *RolloutState) { r.Steps = append([]Step{Pause()}, guideSteps...) }),
+					with(paused("b", 0), func(r *RolloutState) { r.Steps = append([]Step{Pause()}, guideSteps...) }),
+				}},
+			now:         at(5*time.Minute + time.Second),
+			wantAction:  ActionPromote,
+			wantReason:  ReasonBarrierPassed,
+			wantStep:    0,
+			wantPatches: []string{"Promote:a", "Promote:b"},
+		},
+		{
+			name: "after the first weight the same barrier without verdicts holds",
+			snap: Snapshot{Revision: rev, Policy: policy(), Fleet: func() FleetStatus { f := atBarrier(); f.BarrierStep = step(2); return f }(),
+				Members: []Member{
+					with(paused("a", 2), func(r *RolloutState) { r.Steps = append([]Step{Pause()}, guideSteps...) }),
+					with(paused("b", 2), func(r *RolloutState) { r.Steps = append([]Step{Pause()}, guideSteps...) }),
+				}},
+			now:        at(5*time.Minute + time.Second),
+			wantAction: ActionHold, wantReason: ReasonAnalysisInconclusive, wantStep: 2,
+		},
+		{
 			name: "per-step hold time",
 			snap: Snapshot{Revision: rev, Fleet: atBarrier(), Analysis: pass(at(time.Minute)), Members: []Member{paused("a", 3), paused("b", 3)},
 				Policy: func() Policy { p := policy(); p.StepHold = map[int32]time.Duration{3: time.Minute}; return p }()},

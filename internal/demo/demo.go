@@ -24,7 +24,10 @@ import (
 	"sync"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic"
 
@@ -38,7 +41,8 @@ import (
 
 // Paths in the GitOps tree.
 const (
-	RolloutFile     = "argo-resources/rollout/strategy/rollout.yaml"
+	LockstepApp     = "lockstep/application.yaml"
+	lockstepAppName = "lockstep-fleetrollout"
 	Namespace       = "helloworld"
 	RolloutName     = "helloworld"
 	VirtualService  = "helloworld-crosscluster-gateways"
@@ -46,6 +50,9 @@ const (
 	refreshAnnot    = "argocd.argoproj.io/refresh"
 	rolloutAppLabel = "-rollout"
 )
+
+// RolloutFile is the Rollout a mode deploys (the guide's is strategy/).
+func RolloutFile(mode string) string { return "argo-resources/rollout/" + mode + "/rollout.yaml" }
 
 // AppSetFiles are applied to the hub in the guide's order.
 var AppSetFiles = []string{
@@ -69,18 +76,24 @@ type Options struct {
 
 // Summary is the demo's result, printed for people or as JSON.
 type Summary struct {
-	From          string                        `json:"from"`
-	To            string                        `json:"to"`
-	BadRelease    bool                          `json:"badRelease"`
-	Revision      string                        `json:"gitRevision"`
-	Outcome       string                        `json:"outcome"` // Promoted or Aborted
-	Duration      time.Duration                 `json:"durationNs"`
-	Clusters      map[string]ClusterSummary     `json:"clusters"`
-	Requests      map[string]load.ClusterStats  `json:"requests"`
-	AfterOutcome  map[string]load.ClusterStats  `json:"requestsAfterOutcome"`
-	SuccessRate   map[string]float64            `json:"successRateByCluster"`
-	Timeline      map[string][]ClusterView      `json:"timeline"`
-	AnalysisRuns  map[string]string             `json:"analysisRuns"`
+	Mode         string                       `json:"mode"`
+	From         string                       `json:"from"`
+	To           string                       `json:"to"`
+	BadRelease   bool                         `json:"badRelease"`
+	Revision     string                       `json:"gitRevision"`
+	Outcome      string                       `json:"outcome"` // Promoted or Aborted
+	Duration     time.Duration                `json:"durationNs"`
+	Clusters     map[string]ClusterSummary    `json:"clusters"`
+	Requests     map[string]load.ClusterStats `json:"requests"`
+	AfterOutcome map[string]load.ClusterStats `json:"requestsAfterOutcome"`
+	SuccessRate  map[string]float64           `json:"successRateByCluster"`
+	Timeline     map[string][]ClusterView     `json:"timeline"`
+	AnalysisRuns map[string]string            `json:"analysisRuns"`
+	// MaxStepSkew is the largest difference of step index between two
+	// clusters seen while the canary ran.
+	MaxStepSkew int64 `json:"maxStepSkew"`
+	// FleetRollout is the coordinator's last phase (lockstep mode).
+	FleetRollout  string                        `json:"fleetRollout,omitempty"`
 	ThanosQueries map[string]map[string]float64 `json:"-"`
 }
 
@@ -93,6 +106,7 @@ type ClusterSummary struct {
 
 type runner struct {
 	o        Options
+	mode     string
 	dyn      map[string]dynamic.Interface
 	hub      dynamic.Interface
 	clusters []string
@@ -150,19 +164,27 @@ func (r *runner) run(ctx context.Context) (*Summary, error) {
 	if err != nil {
 		return nil, err
 	}
-	// 1. The lab's parameters (timings) in git, unless already there. The
-	// rollout file keeps the version git has: the demo upgrades from it.
-	if _, err := local.Commit(r.repo, "lockstep demo: lab parameters", func(wt string) error {
-		cur, err := os.ReadFile(filepath.Join(wt, RolloutFile))
-		if err != nil {
-			return err
+	if p.Mode == "" {
+		p.Mode = render.ModeIndependent
+	}
+	r.mode = p.Mode
+	cur, err := r.liveVersion(ctx)
+	if err != nil {
+		return nil, err
+	}
+	// 1. The lab's parameters (timings, mode) in git, unless already there.
+	// Both Rollout files keep the version that runs: the demo upgrades from
+	// it, and switching modes must not start a rollout by itself.
+	if _, err := local.Commit(r.repo, "lockstep demo: lab parameters ("+p.Mode+" mode)", func(wt string) error {
+		for _, mode := range []string{render.ModeIndependent, render.ModeLockstep} {
+			f := RolloutFile(mode)
+			files[f] = []byte(setVersion(string(files[f]), "v1", cur))
+			if mode == p.Mode {
+				if old, err := os.ReadFile(filepath.Join(wt, f)); err == nil {
+					files[f] = []byte(setErrorRate(string(files[f]), errorRateOf(string(old))))
+				}
+			}
 		}
-		v, err := currentVersion(cur)
-		if err != nil {
-			return err
-		}
-		files[RolloutFile] = []byte(setVersion(string(files[RolloutFile]), "v1", v))
-		files[RolloutFile] = []byte(setErrorRate(string(files[RolloutFile]), errorRateOf(string(cur))))
 		return local.WriteFiles(wt, files)
 	}); err != nil && !errors.Is(err, local.ErrNothingToCommit) {
 		return nil, err
@@ -172,19 +194,20 @@ func (r *runner) run(ctx context.Context) (*Summary, error) {
 	if err := r.applyAppSets(ctx, files); err != nil {
 		return nil, err
 	}
+	if err := r.lockstepApp(ctx, files); err != nil {
+		return nil, err
+	}
 	if err := r.refreshApps(ctx, ""); err != nil {
 		return nil, err
 	}
-	// 3. Every cluster serves the current version.
-	cur, err := r.repoRolloutVersion()
+	// 3. Every cluster settled (healthy, or back on stable after an abort)
+	// and serving one version.
+	r.say("waiting until %s settle on one version", strings.Join(r.clusters, " and "))
+	served, err := r.waitSettled(ctx)
 	if err != nil {
 		return nil, err
 	}
-	r.say("waiting until %s serve %s", strings.Join(r.clusters, " and "), cur)
-	if err := r.waitStable(ctx, cur); err != nil {
-		return nil, err
-	}
-	next, err := bump(cur)
+	next, err := bump(maxVersion(served, cur))
 	if err != nil {
 		return nil, err
 	}
@@ -225,7 +248,7 @@ func (r *runner) run(ctx context.Context) (*Summary, error) {
 	}
 	start := time.Now()
 	rev, err := local.Commit(r.repo, msg, func(wt string) error {
-		path := filepath.Join(wt, RolloutFile)
+		path := filepath.Join(wt, RolloutFile(r.mode))
 		b, err := os.ReadFile(path)
 		if err != nil {
 			return err
@@ -245,20 +268,32 @@ func (r *runner) run(ctx context.Context) (*Summary, error) {
 		return nil, err
 	}
 	// 6. Watch every cluster until the outcome.
-	sum := &Summary{From: cur, To: next, BadRelease: r.o.BadRelease, Revision: rev, Clusters: map[string]ClusterSummary{},
+	sum := &Summary{Mode: r.mode, From: served, To: next, BadRelease: r.o.BadRelease, Revision: rev, Clusters: map[string]ClusterSummary{},
 		Timeline: map[string][]ClusterView{}, AnalysisRuns: map[string]string{}}
 	wantImage := "docker.io/istio/examples-helloworld-" + next
 	last := map[string]string{}
 	done := map[string]time.Time{}
+	lastFleet := ""
 	for len(done) < len(r.clusters) {
+		if r.mode == render.ModeLockstep {
+			if ph := r.fleetPhase(ctx); ph != lastFleet {
+				lastFleet = ph
+				sum.FleetRollout = ph
+				r.say("%-14s %s", "FleetRollout", ph)
+			}
+		}
+		steps := map[string]int64{}
 		for _, c := range r.clusters {
 			v := observe(ctx, c, r.dyn[c], Namespace, RolloutName, VirtualService)
+			if v.Image == wantImage && v.Observed && !v.Aborted && v.Err == "" {
+				steps[c] = v.Step
+			}
 			if v.key() != last[c] {
 				last[c] = v.key()
 				r.say("%s", v.Line())
 				sum.Timeline[c] = append(sum.Timeline[c], v)
 			}
-			if _, ok := done[c]; ok || v.Image != wantImage {
+			if _, ok := done[c]; ok || v.Image != wantImage || !v.Observed {
 				continue
 			}
 			promoted := v.Phase == "Healthy" && v.Stable == v.Current && v.StableWeight == 100 && v.CanaryWeight == 0
@@ -274,6 +309,13 @@ func (r *runner) run(ctx context.Context) (*Summary, error) {
 					sum.Outcome = "Promoted"
 				}
 			}
+		}
+		if len(steps) == len(r.clusters) && len(done) == 0 {
+			lo, hi := int64(math.MaxInt64), int64(math.MinInt64)
+			for _, st := range steps {
+				lo, hi = min(lo, st), max(hi, st)
+			}
+			sum.MaxStepSkew = max(sum.MaxStepSkew, hi-lo)
 		}
 		select {
 		case <-ctx.Done():
@@ -377,42 +419,109 @@ func (r *runner) refreshApps(ctx context.Context, suffix string) error {
 	}
 }
 
-func (r *runner) repoRolloutVersion() (string, error) {
-	b, err := local.ReadRepoFile(r.repo, RolloutFile)
+// liveVersion is the version the clusters run (their Rollout's image),
+// else the one git names for this mode.
+func (r *runner) liveVersion(ctx context.Context) (string, error) {
+	for _, c := range r.clusters {
+		if v := observe(ctx, c, r.dyn[c], Namespace, RolloutName, VirtualService); v.Err == "" && v.Image != "" {
+			return currentVersion([]byte(v.Image))
+		}
+	}
+	b, err := local.ReadRepoFile(r.repo, RolloutFile(r.mode))
 	if err != nil {
 		return "", err
 	}
 	return currentVersion(b)
 }
 
-// waitStable waits until every cluster's Rollout is Healthy on version and
-// its gateway answers with it.
-func (r *runner) waitStable(ctx context.Context, version string) error {
-	want := "docker.io/istio/examples-helloworld-" + version
+// lockstepApp puts the FleetRollout's Application on the hub in lockstep
+// mode and removes it (and, through its finalizer, the FleetRollout) in
+// independent mode.
+func (r *runner) lockstepApp(ctx context.Context, files map[string][]byte) error {
+	apps := r.hub.Resource(appGVR).Namespace(local.ArgoCDNS)
+	if r.mode != render.ModeLockstep {
+		err := apps.Delete(ctx, lockstepAppName, metav1.DeleteOptions{})
+		if err != nil && !apierrors.IsNotFound(err) {
+			return err
+		}
+		return nil
+	}
+	cfg, err := local.RESTConfig(r.o.State.Kubeconfig, local.HubName)
+	if err != nil {
+		return err
+	}
+	a, err := kube.NewApplier(cfg)
+	if err != nil {
+		return err
+	}
+	objs, err := kube.DecodeYAML(files[LockstepApp])
+	if err != nil {
+		return err
+	}
+	return a.Apply(ctx, objs...)
+}
+
+var fleetRolloutGVR = schema.GroupVersionResource{Group: "lockstep.dev", Version: "v1alpha1", Resource: "fleetrollouts"}
+
+// fleetPhase is the coordinator's view: phase, reason and step.
+func (r *runner) fleetPhase(ctx context.Context) string {
+	fr, err := r.hub.Resource(fleetRolloutGVR).Namespace("lockstep").Get(ctx, "helloworld", metav1.GetOptions{})
+	if err != nil {
+		return "unavailable: " + firstLine(err.Error())
+	}
+	phase, _, _ := unstructured.NestedString(fr.Object, "status", "phase")
+	reason, _, _ := unstructured.NestedString(fr.Object, "status", "reason")
+	step, found, _ := unstructured.NestedInt64(fr.Object, "status", "currentStep")
+	s := fmt.Sprintf("%s (%s)", orDash(phase), orDash(reason))
+	if found {
+		s += fmt.Sprintf(" step %d", step)
+	}
+	return s
+}
+
+// waitSettled waits until every cluster's Rollout has seen its spec and is
+// either Healthy or aborted with all traffic on stable, and every gateway
+// answers with the same version, which it returns.
+func (r *runner) waitSettled(ctx context.Context) (string, error) {
 	for {
-		ok := 0
-		var last []string
+		var (
+			last   []string
+			served = map[string]bool{}
+		)
 		for _, c := range r.clusters {
 			v := observe(ctx, c, r.dyn[c], Namespace, RolloutName, VirtualService)
-			if v.Image == want && v.Phase == "Healthy" && v.Stable == v.Current {
+			healthy := v.Phase == "Healthy" && v.Stable == v.Current
+			aborted := (v.Aborted || v.Phase == "Degraded") && v.CanaryWeight == 0
+			if v.Err == "" && v.Observed && (healthy || aborted) {
 				res := load.Get(ctx, httpClient, load.Target{Cluster: c, URL: r.o.State.URLs[local.IngressURLKey(c)]})
-				if res.Version == version {
-					ok++
+				if res.Version != "" {
+					served[res.Version] = true
 					continue
 				}
 			}
 			last = append(last, v.Line())
 		}
-		if ok == len(r.clusters) {
-			r.say("every cluster serves %s", version)
-			return nil
+		if len(last) == 0 && len(served) == 1 {
+			for v := range served {
+				r.say("every cluster serves %s", v)
+				return v, nil
+			}
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("clusters do not serve %s: %s", version, strings.Join(last, "; "))
+			return "", fmt.Errorf("clusters did not settle: %s", strings.Join(last, "; "))
 		case <-time.After(500 * time.Millisecond):
 		}
 	}
+}
+
+func maxVersion(a, b string) string {
+	na, _ := strconv.Atoi(strings.TrimPrefix(a, "v"))
+	nb, _ := strconv.Atoi(strings.TrimPrefix(b, "v"))
+	if na >= nb {
+		return a
+	}
+	return b
 }
 
 var versionRe = regexp.MustCompile(`examples-helloworld-(v(\d+))`)
@@ -420,7 +529,7 @@ var versionRe = regexp.MustCompile(`examples-helloworld-(v(\d+))`)
 func currentVersion(rollout []byte) (string, error) {
 	m := versionRe.FindSubmatch(rollout)
 	if m == nil {
-		return "", fmt.Errorf("%s names no examples-helloworld-vN image", RolloutFile)
+		return "", errors.New("the Rollout names no docker.io/istio/examples-helloworld-vN image")
 	}
 	return string(m[1]), nil
 }
@@ -494,7 +603,7 @@ func (s *Summary) Print(w io.Writer) {
 	if s.BadRelease {
 		kind = " (bad release)"
 	}
-	fmt.Fprintf(w, "\n%s -> %s%s: %s in %s (git %s)\n", s.From, s.To, kind, s.Outcome, s.Duration.Round(100*time.Millisecond), short(s.Revision))
+	fmt.Fprintf(w, "\n%s -> %s%s, %s mode: %s in %s (git %s), largest step skew between clusters: %d\n", s.From, s.To, kind, s.Mode, s.Outcome, s.Duration.Round(100*time.Millisecond), short(s.Revision), s.MaxStepSkew)
 	var cs []string
 	for c := range s.Clusters {
 		cs = append(cs, c)

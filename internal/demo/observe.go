@@ -20,16 +20,18 @@ var (
 
 // ClusterView is what the demo shows of one cluster at one moment.
 type ClusterView struct {
-	Cluster   string `json:"cluster"`
-	Image     string `json:"image"`
-	Phase     string `json:"phase"`
-	Message   string `json:"message,omitempty"`
-	Step      int64  `json:"step"`
-	Steps     int    `json:"steps"`
-	Aborted   bool   `json:"aborted"`
-	Stable    string `json:"stableRS"`
-	Current   string `json:"currentPodHash"`
-	Stable100 bool   `json:"-"`
+	Cluster string `json:"cluster"`
+	Image   string `json:"image"`
+	Phase   string `json:"phase"`
+	Message string `json:"message,omitempty"`
+	Step    int64  `json:"step"`
+	Steps   int    `json:"steps"`
+	Aborted bool   `json:"aborted"`
+	Stable  string `json:"stableRS"`
+	Current string `json:"currentPodHash"`
+	// Observed is false while the controller has not seen the latest spec:
+	// status then describes the previous revision.
+	Observed bool `json:"observed"`
 	// Weights of the VirtualService route: stable/canary.
 	StableWeight int64  `json:"stableWeight"`
 	CanaryWeight int64  `json:"canaryWeight"`
@@ -38,7 +40,7 @@ type ClusterView struct {
 }
 
 func (v ClusterView) key() string {
-	return fmt.Sprintf("%s|%s|%d|%v|%d/%d|%s|%s", v.Image, v.Phase, v.Step, v.Aborted, v.StableWeight, v.CanaryWeight, v.Analysis, v.Err)
+	return fmt.Sprintf("%s|%s|%d|%v|%d/%d|%s|%s|%v", v.Image, v.Phase, v.Step, v.Aborted, v.StableWeight, v.CanaryWeight, v.Analysis, v.Err, v.Observed)
 }
 
 // Line is one progress line.
@@ -85,6 +87,9 @@ func observe(ctx context.Context, cluster string, dyn dynamic.Interface, ns, nam
 	v.Aborted, _, _ = unstructured.NestedBool(ro.Object, "status", "abort")
 	v.Stable, _, _ = unstructured.NestedString(ro.Object, "status", "stableRS")
 	v.Current, _, _ = unstructured.NestedString(ro.Object, "status", "currentPodHash")
+	// Argo Rollouts writes observedGeneration as a string.
+	og, _, _ := unstructured.NestedFieldNoCopy(ro.Object, "status", "observedGeneration")
+	v.Observed = fmt.Sprint(og) == fmt.Sprint(ro.GetGeneration())
 	if vso, err := dyn.Resource(vsGVR).Namespace(ns).Get(ctx, vs, metav1.GetOptions{}); err == nil {
 		v.StableWeight, v.CanaryWeight = weights(vso)
 	}

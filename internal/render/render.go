@@ -31,12 +31,21 @@ type Params struct {
 	AnalysisInterval     time.Duration
 	// ScaleDownDelay is how long an old ReplicaSet stays up (Rollouts: 30s).
 	ScaleDownDelay time.Duration
+	// Mode picks the Rollout the ApplicationSet deploys: ModeIndependent
+	// (the guide's) or ModeLockstep (driven by the hub's coordinator).
+	Mode string
 }
+
+// Rollout modes: the folder under argo-resources/rollout/ they deploy.
+const (
+	ModeIndependent = "strategy"
+	ModeLockstep    = "lockstep"
+)
 
 // Guide returns the lab guide's values for everything but the addresses.
 func Guide() Params {
 	return Params{Revision: "main", Pause: 20 * time.Second, AnalysisInitialDelay: 60 * time.Second,
-		AnalysisInterval: 20 * time.Second, ScaleDownDelay: 30 * time.Second}
+		AnalysisInterval: 20 * time.Second, ScaleDownDelay: 30 * time.Second, Mode: ModeIndependent}
 }
 
 // Validate reports the first parameter that cannot be rendered.
@@ -54,6 +63,8 @@ func (p Params) Validate() error {
 		return fmt.Errorf("render: analysis interval %s is shorter than 1s", p.AnalysisInterval)
 	case p.AnalysisInitialDelay < 0 || p.ScaleDownDelay < 0:
 		return fmt.Errorf("render: negative delay")
+	case p.Mode != ModeIndependent && p.Mode != ModeLockstep:
+		return fmt.Errorf("render: unknown rollout mode %q (want %s or %s)", p.Mode, ModeIndependent, ModeLockstep)
 	}
 	return nil
 }
@@ -67,6 +78,7 @@ func (p Params) values() map[string]string {
 		"ANALYSIS_INITIAL_DELAY": dur(p.AnalysisInitialDelay),
 		"ANALYSIS_INTERVAL":      dur(p.AnalysisInterval),
 		"SCALE_DOWN_DELAY":       fmt.Sprintf("%d", int(p.ScaleDownDelay/time.Second)),
+		"ROLLOUT_MODE":           p.Mode,
 	}
 }
 

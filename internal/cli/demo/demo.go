@@ -54,7 +54,7 @@ func DemoParams() render.Params {
 func NewDemoCommand(s streams.IO) *cobra.Command {
 	var (
 		dir, output string
-		bad         bool
+		bad, lock   bool
 		errorRate   float64
 		rate        float64
 		timeout     time.Duration
@@ -73,9 +73,15 @@ prints requests per version per cluster and success rates from Thanos.
 
 --bad-release ships a version whose pods fail a share of requests: the
 analysis (through Thanos on the hub) aborts the canary and traffic returns to
-the stable version.`,
+the stable version.
+
+--lockstep deploys the Rollout with indefinite pauses and the FleetRollout
+(lockstep/ in the GitOps tree, applied to the hub by an Application): the
+hub's coordinator moves both clusters step by step together and aborts both
+when either fails. Without it, the guide's independent Rollouts run.`,
 		Example: `  lockstep demo
   lockstep demo --bad-release --error-rate 0.3
+  lockstep demo --lockstep                  # through the hub's coordinator
   lockstep demo --pause 20s --analysis-delay 60s --analysis-interval 20s   # the guide's timings`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -96,8 +102,14 @@ the stable version.`,
 				return err
 			}
 			params := t.apply(render.Guide())
-			if err := (render.Params{RepoURL: "x", Revision: "x", ThanosURL: "x", Pause: params.Pause, AnalysisInterval: params.AnalysisInterval,
-				AnalysisInitialDelay: params.AnalysisInitialDelay, ScaleDownDelay: params.ScaleDownDelay}).Validate(); err != nil {
+			if lock {
+				params.Mode = render.ModeLockstep
+			}
+			// Check the timings before anything starts; the addresses
+			// come from the fleet.
+			check := params
+			check.RepoURL, check.ThanosURL = "fleet", "fleet"
+			if err := check.Validate(); err != nil {
 				return err
 			}
 			sum, err := demo.Run(ctx, demo.Options{State: st, Params: params, BadRelease: bad, ErrorRate: errorRate,
@@ -114,6 +126,7 @@ the stable version.`,
 	}
 	cmd.Flags().StringVar(&dir, "dir", local.DefaultDir(), "directory of the local fleet (env LOCKSTEP_DIR)")
 	cmd.Flags().BoolVar(&bad, "bad-release", false, "ship a version that fails --error-rate of its requests")
+	cmd.Flags().BoolVar(&lock, "lockstep", false, "run the canary through the hub's coordinator (FleetRollout, indefinite pauses) instead of the guide's independent Rollouts")
 	cmd.Flags().Float64Var(&errorRate, "error-rate", 0.3, "share of requests the bad release fails")
 	cmd.Flags().Float64Var(&rate, "rate", 20, "requests per second on each ingress gateway")
 	cmd.Flags().DurationVar(&timeout, "timeout", 10*time.Minute, "give up after this long")

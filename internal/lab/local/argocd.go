@@ -258,6 +258,10 @@ func WriteFiles(dir string, files map[string][]byte) error {
 	return nil
 }
 
+// ReportingClusterAnnotation on a cluster Secret names the cluster's
+// Prometheus external label "cluster" (see api/v1alpha1 Analysis.Clusters).
+const ReportingClusterAnnotation = "lockstep.dev/reporting-cluster"
+
 // ClusterSecretName is the Argo CD cluster Secret of a workload cluster.
 func ClusterSecretName(cluster string) string { return "cluster-" + cluster }
 
@@ -277,7 +281,7 @@ func (f *fleet) registerClusters(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	for _, w := range f.workloads {
+	for i, w := range f.workloads {
 		tok, err := f.managerToken(ctx, w)
 		if err != nil {
 			return fmt.Errorf("%s: %w", w, err)
@@ -290,12 +294,14 @@ func (f *fleet) registerClusters(ctx context.Context) error {
 			"apiVersion": "v1", "kind": "Secret",
 			"metadata": map[string]any{
 				"name": ClusterSecretName(w), "namespace": ArgoCDNS,
+				// How this cluster's Prometheus names it in Thanos (its
+				// external label), for the coordinator's per-cluster analysis.
+				"annotations": map[string]any{"managed-by": "argocd.argoproj.io", ReportingClusterAnnotation: PrometheusClusterLabel(i + 1)},
 				"labels": map[string]any{
 					"argocd.argoproj.io/secret-type": "cluster",
 					WorkloadLabel:                    RoleWorkload,
 					"lockstep.dev/cluster":           w,
 				},
-				"annotations": map[string]any{"managed-by": "argocd.argoproj.io"},
 			},
 			"type": "Opaque",
 			"stringData": map[string]any{

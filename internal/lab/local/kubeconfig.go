@@ -91,5 +91,8 @@ func RESTConfig(path, context string) (*rest.Config, error) {
 		return nil, fmt.Errorf("kubeconfig %s context %s: %w", path, context, err)
 	}
 	cfg.QPS, cfg.Burst = 100, 200
+	// Deprecation and naming warnings from the server (Argo CD's own
+	// finalizer name, for one) are not the user's to act on.
+	cfg.WarningHandler = rest.NoWarnings{}
 	return cfg, nil
 }

@@ -42,8 +42,8 @@ type UpOptions struct {
 	// NoCoordinator leaves the Lockstep coordinator out.
 	NoCoordinator bool
 	Supervisor    []string // command that runs `lab supervise` (the lockstep binary)
-	Out        io.Writer
-	Timeout    time.Duration
+	Out           io.Writer
+	Timeout       time.Duration
 }
 
 // ErrAlreadyRunning is returned (and reported as a no-op) by Up on a fleet
