@@ -148,6 +148,14 @@ type Analysis struct {
 	// +kubebuilder:validation:Type=string
 	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1s')",message="must be a duration of at least 1s"
 	Interval *metav1.Duration `json:"interval,omitempty"`
+	// InitialDelay is how long the canary of a revision must have had
+	// traffic before a verdict counts, so that no metric window mixes in
+	// traffic from before it (a previous release's canary). Default: the
+	// longest ratio window of the metrics.
+	// +optional
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('0s')",message="must be a non-negative duration such as 40s"
+	InitialDelay *metav1.Duration `json:"initialDelay,omitempty"`
 	// MinRequests is the number of requests each member and the fleet must
 	// have served in a metric's window before a pass counts. Zero disables
 	// the check.
@@ -370,6 +378,10 @@ type FleetState struct {
 	// LastPromotedStep is the highest step promoted for Revision.
 	// +optional
 	LastPromotedStep *int32 `json:"lastPromotedStep,omitempty"`
+	// CanaryStartedAt is when a member of Revision was first seen sending
+	// the canary traffic; verdicts count from InitialDelay after it.
+	// +optional
+	CanaryStartedAt *metav1.MicroTime `json:"canaryStartedAt,omitempty"`
 	// Aborted is sticky until the revision changes or a retry is handled.
 	// +optional
 	Aborted bool `json:"aborted,omitempty"`

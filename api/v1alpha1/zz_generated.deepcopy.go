@@ -29,6 +29,11 @@ func (in *Analysis) DeepCopyInto(out *Analysis) {
 		*out = new(v1.Duration)
 		**out = **in
 	}
+	if in.InitialDelay != nil {
+		in, out := &in.InitialDelay, &out.InitialDelay
+		*out = new(v1.Duration)
+		**out = **in
+	}
 	if in.Clusters != nil {
 		in, out := &in.Clusters, &out.Clusters
 		*out = make([]ClusterLabels, len(*in))
@@ -243,6 +248,10 @@ func (in *FleetState) DeepCopyInto(out *FleetState) {
 		in, out := &in.LastPromotedStep, &out.LastPromotedStep
 		*out = new(int32)
 		**out = **in
+	}
+	if in.CanaryStartedAt != nil {
+		in, out := &in.CanaryStartedAt, &out.CanaryStartedAt
+		*out = (*in).DeepCopy()
 	}
 	if in.AbortedAt != nil {
 		in, out := &in.AbortedAt, &out.AbortedAt

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/prometheus/common/model"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	v1alpha1 "lockstep.dev/lockstep/api/v1alpha1"
@@ -45,8 +46,28 @@ func policyFromSpec(spec *v1alpha1.FleetRolloutSpec) decide.Policy {
 	}
 	if spec.Analysis != nil {
 		p.MinRequests = float64(spec.Analysis.MinRequests)
+		p.AnalysisWarmup = analysisWarmup(spec.Analysis)
 	}
 	return p
+}
+
+// analysisWarmup is spec.analysis.initialDelay, else the longest ratio
+// window: a window that began before the canary had traffic judges other
+// traffic (a previous release's canary, for one).
+func analysisWarmup(a *v1alpha1.Analysis) time.Duration {
+	if a.InitialDelay != nil {
+		return a.InitialDelay.Duration
+	}
+	var longest time.Duration
+	for _, m := range a.Metrics {
+		if m.Ratio == nil {
+			continue
+		}
+		if d, err := model.ParseDuration(m.Ratio.Window); err == nil && time.Duration(d) > longest {
+			longest = time.Duration(d)
+		}
+	}
+	return longest
 }
 
 // analysisPlan is the spec's analysis in package analysis' terms.
@@ -143,6 +164,7 @@ func fleetFromStatus(s v1alpha1.FleetState) decide.FleetStatus {
 		StepEnteredAt:     timeOf(s.StepEnteredAt),
 		InconclusiveSince: timeOf(s.InconclusiveSince),
 		LastPromotedStep:  int32Ptr(s.LastPromotedStep),
+		CanaryStartedAt:   timeOf(s.CanaryStartedAt),
 		Aborted:           s.Aborted,
 		AbortReason:       decide.Reason(s.AbortReason),
 		AbortMessage:      s.AbortMessage,
@@ -162,6 +184,7 @@ func fleetToStatus(f decide.FleetStatus) v1alpha1.FleetState {
 		StepEnteredAt:     microPtr(f.StepEnteredAt),
 		InconclusiveSince: microPtr(f.InconclusiveSince),
 		LastPromotedStep:  int32Ptr(f.LastPromotedStep),
+		CanaryStartedAt:   microPtr(f.CanaryStartedAt),
 		Aborted:           f.Aborted,
 		AbortReason:       string(f.AbortReason),
 		AbortMessage:      truncate(f.AbortMessage, 1024),

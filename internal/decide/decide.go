@@ -87,6 +87,7 @@ func (d *decider) decide() Decision {
 		return d.decision(ActionRefuse, ReasonStepsNotCoordinable, NoStep, err.Error())
 	}
 
+	d.markCanaryStart()
 	retryPatches := d.updateRetryPending()
 
 	if dec, ok := d.failures(); ok {
@@ -154,9 +155,34 @@ func (d *decider) unreachableFor(m Member) time.Duration {
 }
 
 // counts reports whether a verdict bears on this canary: it must be about
-// the wanted revision and not predate the last retry.
+// the wanted revision, not predate the last retry, and judge a window that
+// holds only this canary's traffic.
 func (d *decider) counts(v AnalysisVerdict) bool {
-	return v.Revision == d.s.Revision && !v.EvaluatedAt.Before(d.next.RetriedAt)
+	return v.Revision == d.s.Revision && !v.EvaluatedAt.Before(d.next.RetriedAt) && d.warm(v.EvaluatedAt)
+}
+
+// warm reports whether a verdict taken at t judges only this revision's
+// canary traffic.
+func (d *decider) warm(t time.Time) bool {
+	return !d.next.CanaryStartedAt.IsZero() && !t.Before(d.next.CanaryStartedAt.Add(d.s.Policy.AnalysisWarmup))
+}
+
+// markCanaryStart records when a member of the wanted revision first
+// sends the canary traffic.
+func (d *decider) markCanaryStart() {
+	if !d.next.CanaryStartedAt.IsZero() {
+		return
+	}
+	for _, m := range d.s.Members {
+		ro := m.Rollout
+		if !m.Reachable || ro == nil || ro.Revision != d.s.Revision || ro.CurrentStepIndex == nil {
+			continue
+		}
+		if weightBefore(ro.Steps, *ro.CurrentStepIndex) > 0 {
+			d.next.CanaryStartedAt = d.now
+			return
+		}
+	}
 }
 
 // failures returns an Abort decision if anything has failed.
@@ -493,7 +519,7 @@ func (d *decider) barrier(n int32) Decision {
 			short = append(short, label+": request count unknown")
 		case s.Policy.MinRequests > 0 && v.Requests < s.Policy.MinRequests:
 			short = append(short, fmt.Sprintf("%s: %g requests, need %g", label, v.Requests, s.Policy.MinRequests))
-		case v.EvaluatedAt.Before(holdEnd):
+		case v.EvaluatedAt.Before(holdEnd) || !d.warm(v.EvaluatedAt):
 			early = append(early, label)
 		}
 	}
@@ -555,23 +581,27 @@ func (d *decider) barrier(n int32) Decision {
 	return dec
 }
 
-// weightAt is the canary weight in force at step n: the last setWeight
-// before it (step lists are identical across members by now).
+// weightAt is the canary weight in force at step n (step lists are
+// identical across members by now).
 func (d *decider) weightAt(n int32) int32 {
 	for _, m := range d.s.Members {
-		if m.Rollout == nil {
-			continue
+		if m.Rollout != nil {
+			return weightBefore(m.Rollout.Steps, n)
 		}
-		var w int32
-		for i, st := range m.Rollout.Steps {
-			if int32(i) >= n {
-				break
-			}
-			if st.Kind == StepSetWeight {
-				w = st.Weight
-			}
-		}
-		return w
 	}
 	return 0
+}
+
+// weightBefore is the weight of the last setWeight before step n.
+func weightBefore(steps []Step, n int32) int32 {
+	var w int32
+	for i, st := range steps {
+		if int32(i) >= n {
+			break
+		}
+		if st.Kind == StepSetWeight {
+			w = st.Weight
+		}
+	}
+	return w
 }

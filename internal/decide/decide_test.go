@@ -92,7 +92,7 @@ func analysisAll(v AnalysisVerdict, names ...string) Analysis {
 
 // atBarrier is the fleet state once step 3 was first seen paused at t0.
 func atBarrier() FleetStatus {
-	return FleetStatus{Revision: rev, BarrierStep: step(3), StepEnteredAt: t0, LastPromotedStep: step(1)}
+	return FleetStatus{Revision: rev, BarrierStep: step(3), StepEnteredAt: t0, LastPromotedStep: step(1), CanaryStartedAt: t0.Add(-time.Hour)}
 }
 
 func abortedFleet() FleetStatus {
@@ -885,5 +885,60 @@ func TestCombineAnalysis(t *testing.T) {
 
 	if Worst(VerdictPass, "bogus") != VerdictInconclusive || Worst("bogus", VerdictPass) != VerdictInconclusive {
 		t.Error("an unknown verdict must not combine to a pass")
+	}
+}
+
+// TestAnalysisWarmup: verdicts whose window still holds traffic from before
+// this revision's canary (a previous bad release, say) neither fail nor pass
+// the fleet.
+func TestAnalysisWarmup(t *testing.T) {
+	t.Parallel()
+	warm := func() Policy { p := policy(); p.AnalysisWarmup = 40 * time.Second; return p }()
+	fleet := func() FleetStatus { f := atBarrier(); f.CanaryStartedAt = t0; return f }()
+	members := []Member{paused("a", 3), paused("b", 3)}
+	fail := func(at time.Time) Analysis {
+		a := analysisAll(verdict(VerdictPass, at), "a", "b")
+		a.Members["b"] = verdict(VerdictFail, at)
+		return a
+	}
+	d := Decide(Snapshot{Revision: rev, Policy: warm, Fleet: fleet, Analysis: fail(at(10 * time.Second)), Members: members}, at(11*time.Second))
+	if d.Action == ActionAbort {
+		t.Fatalf("a failure measured 10s into the canary (warm-up 40s) aborted: %s", d.Message)
+	}
+	d = Decide(Snapshot{Revision: rev, Policy: warm, Fleet: fleet, Analysis: fail(at(41 * time.Second)), Members: members}, at(42*time.Second))
+	if d.Action != ActionAbort || d.Reason != ReasonAnalysisFailed {
+		t.Fatalf("a failure after the warm-up: %s/%s, want Abort/AnalysisFailed", d.Action, d.Reason)
+	}
+	// Passes during the warm-up do not promote either.
+	p := warm
+	p.DefaultHold = time.Second
+	d = Decide(Snapshot{Revision: rev, Policy: p, Fleet: fleet, Analysis: analysisAll(verdict(VerdictPass, at(20*time.Second)), "a", "b"), Members: members}, at(21*time.Second))
+	if d.Action == ActionPromote {
+		t.Fatalf("passes taken during the warm-up promoted")
+	}
+}
+
+func TestCanaryStartIsRecorded(t *testing.T) {
+	t.Parallel()
+	// Index 1 is the pause after setWeight 20: the canary has traffic.
+	d := Decide(Snapshot{Revision: rev, Policy: policy(), Members: []Member{paused("a", 1), moving("b", 0)}}, at(time.Minute))
+	if !d.Next.CanaryStartedAt.Equal(at(time.Minute)) {
+		t.Fatalf("CanaryStartedAt = %s, want the first time a member sends canary traffic", d.Next.CanaryStartedAt)
+	}
+	// Before any setWeight completed nothing is recorded.
+	d = Decide(Snapshot{Revision: rev, Policy: policy(), Members: []Member{moving("a", 0), moving("b", 0)}}, at(time.Minute))
+	if !d.Next.CanaryStartedAt.IsZero() {
+		t.Fatalf("CanaryStartedAt = %s before any weight", d.Next.CanaryStartedAt)
+	}
+	// A recorded start is kept, and dropped with the revision.
+	f := FleetStatus{Revision: rev, CanaryStartedAt: t0}
+	d = Decide(Snapshot{Revision: rev, Policy: policy(), Fleet: f, Members: []Member{paused("a", 1), paused("b", 1)}}, at(time.Hour))
+	if !d.Next.CanaryStartedAt.Equal(t0) {
+		t.Fatalf("CanaryStartedAt moved to %s", d.Next.CanaryStartedAt)
+	}
+	f.Revision = oldRev
+	d = Decide(Snapshot{Revision: rev, Policy: policy(), Fleet: f, Members: []Member{moving("a", 0), moving("b", 0)}}, at(time.Hour))
+	if !d.Next.CanaryStartedAt.IsZero() {
+		t.Fatalf("CanaryStartedAt %s survived a new revision", d.Next.CanaryStartedAt)
 	}
 }

@@ -182,6 +182,10 @@ type RolloutState struct {
 // Policy holds the operator's limits. Zero deadlines are rejected by
 // Validate because they would abort the fleet on the first blip.
 type Policy struct {
+	// AnalysisWarmup is how long the canary must have had traffic before a
+	// verdict counts: the longest metric window, so that no window mixes in
+	// traffic from before this revision's canary.
+	AnalysisWarmup time.Duration
 	// DefaultHold is how long the fleet holds at a pause step before it may be
 	// promoted, when StepHold has no entry for the step.
 	DefaultHold time.Duration
@@ -261,6 +265,12 @@ type FleetStatus struct {
 	Completed bool
 	// HandledRetryToken is the last Snapshot.RetryToken Decide has seen.
 	HandledRetryToken string
+	// CanaryStartedAt is when a member of this revision was first seen
+	// sending the canary traffic (a step past a non-zero setWeight). Verdicts
+	// taken before Policy.AnalysisWarmup has passed since then judge a window
+	// that still holds earlier traffic (a previous release's canary) and do
+	// not count.
+	CanaryStartedAt time.Time
 	// RetriedAt is when the last retry was handled. Verdicts taken before it
 	// are ignored, or the failure that caused the abort would cause it again.
 	RetriedAt time.Time

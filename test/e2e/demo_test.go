@@ -262,3 +262,39 @@ func TestGitOpsTreeServerSideDryRun(t *testing.T) {
 		t.Fatalf("dry-ran only %d objects", checked)
 	}
 }
+
+// TestDemoLockstepMode runs the same upgrade through the hub's coordinator:
+// the FleetRollout comes from git through an Application, both clusters
+// pass the same barriers, and a bad release is aborted in both.
+func TestDemoLockstepMode(t *testing.T) {
+	needFleet(t)
+	good := runDemo(t, "--lockstep")
+	if good.Outcome != "Promoted" || good.Mode != render.ModeLockstep {
+		t.Fatalf("outcome %q mode %q, want Promoted in lockstep mode", good.Outcome, good.Mode)
+	}
+	if !strings.HasPrefix(good.FleetRollout, "Completed") {
+		t.Errorf("FleetRollout ended %q, want Completed", good.FleetRollout)
+	}
+	for _, c := range workloads {
+		for _, w := range []int64{10, 50, 90} {
+			if !slices.Contains(good.Clusters[c].Weights, w) {
+				t.Errorf("%s: canary weights seen %v lack %d", c, good.Clusters[c].Weights, w)
+			}
+		}
+	}
+	if good.MaxStepSkew > 1 {
+		t.Errorf("step skew %d between clusters in lockstep mode, want at most 1", good.MaxStepSkew)
+	}
+	bad := runDemo(t, "--lockstep", "--bad-release")
+	if bad.Outcome != "Aborted" || !strings.HasPrefix(bad.FleetRollout, "Aborted") {
+		t.Fatalf("bad release: outcome %q FleetRollout %q, want both Aborted", bad.Outcome, bad.FleetRollout)
+	}
+	for _, c := range workloads {
+		if f := bad.Clusters[c].Final; !f.Aborted || f.CanaryWeight != 0 {
+			t.Errorf("%s: %+v, want aborted with no canary weight", c, f)
+		}
+		if n := bad.AfterOutcome[c].ByVersion[bad.To]; n != 0 {
+			t.Errorf("%s: %d requests answered by the bad version after the abort", c, n)
+		}
+	}
+}
