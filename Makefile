@@ -2,7 +2,9 @@
 # fresh machine needs (see README.md); both install what they use.
 GO        ?= go
 BIN       := bin/lockstep
-TEST_FLAGS ?= -timeout 60m
+# -p 1: each integration package starts a whole fleet; two at once on two
+# cores would make their timings (the thing under test) noisy.
+TEST_FLAGS ?= -timeout 60m -p 1
 
 .PHONY: all build deps components demo test test-short bench lint fmt vet clean
 
