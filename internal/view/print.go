@@ -1,0 +1,252 @@
+package view
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"sigs.k8s.io/yaml"
+)
+
+// Output formats.
+const (
+	FormatTable = "table"
+	FormatWide  = "wide"
+	FormatJSON  = "json"
+	FormatYAML  = "yaml"
+)
+
+// Formats lists the output formats Print knows, for flag help and
+// completion.
+var Formats = []string{FormatTable, FormatWide, FormatJSON, FormatYAML}
+
+// ValidateFormat returns an error naming the allowed formats when format
+// is not one of them, so a typo fails before any cluster is contacted.
+func ValidateFormat(format string) error {
+	for _, f := range Formats {
+		if f == format {
+			return nil
+		}
+	}
+	return fmt.Errorf("unknown output format %q (allowed: %s)", format, strings.Join(Formats, ", "))
+}
+
+// Print writes f in format.
+func Print(w io.Writer, format string, f Fleet) error {
+	switch format {
+	case FormatJSON:
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		// Verdict messages hold comparisons ("0.98 > 0.9") that people and
+		// jq should read as written, not as \u003e.
+		enc.SetEscapeHTML(false)
+		return enc.Encode(f)
+	case FormatYAML:
+		b, err := yaml.Marshal(f)
+		if err != nil {
+			return err
+		}
+		_, err = w.Write(b)
+		return err
+	case FormatTable:
+		return printTable(w, f, false)
+	case FormatWide:
+		return printTable(w, f, true)
+	}
+	return ValidateFormat(format)
+}
+
+func printTable(w io.Writer, f Fleet, wide bool) error {
+	var b strings.Builder
+	b.WriteString("ROLLOUT " + f.Rollout)
+	if c := f.Coordinator; c != nil {
+		fmt.Fprintf(&b, "  FLEETROLLOUT %s  PHASE %s", c.FleetRollout, dash(c.Phase))
+		if c.Reason != "" {
+			fmt.Fprintf(&b, " (%s)", c.Reason)
+		}
+		fmt.Fprintf(&b, "  REVISION %s  STEP %s", dash(c.Revision), ptr(c.CurrentStep))
+		if c.Barrier != "" {
+			fmt.Fprintf(&b, "  BARRIER %s", c.Barrier)
+		}
+		if c.Global != nil {
+			fmt.Fprintf(&b, "  ANALYSIS %s", verdictCell(c.Global))
+		}
+		b.WriteString("\n")
+		if c.Message != "" {
+			b.WriteString("  " + c.Message + "\n")
+		}
+	} else {
+		b.WriteString("  (no FleetRollout: clusters read directly)\n")
+	}
+	b.WriteString("\n")
+	if _, err := io.WriteString(w, b.String()); err != nil {
+		return err
+	}
+
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	if wide {
+		fmt.Fprintln(tw, "CLUSTER\tSTATUS\tREVISION\tSTABLE\tSTEP\tSET\tWEIGHTS\tSTABLE IMAGE\tCANARY IMAGE\tPODS\tANALYSISRUN\tVERDICT\tRATE\tLAST CONTACT")
+	} else {
+		fmt.Fprintln(tw, "CLUSTER\tSTATUS\tREVISION\tSTEP\tSET\tWEIGHTS\tCANARY IMAGE\tANALYSIS\tVERDICT")
+	}
+	var problems []string
+	for _, c := range f.Clusters {
+		if c.Error != "" {
+			problems = append(problems, fmt.Sprintf("%s: %s", c.Name, c.Error))
+		}
+		if c.WeightsError != "" {
+			problems = append(problems, fmt.Sprintf("%s: weights: %s", c.Name, c.WeightsError))
+		}
+		if wide {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
+				c.Name, Status(c), dash(c.Revision), dash(c.StableRevision), stepCell(c), ptr(c.SetWeight), weightsCell(c.Weights),
+				dash(c.StableImage), dash(c.CanaryImage), podsCell(c.ReplicaSets), analysisRunCell(c.Analysis), verdictCell(c.Verdict),
+				rateCell(c.Verdict), timeCell(c.LastContact))
+		} else {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
+				c.Name, Status(c), dash(c.Revision), stepCell(c), ptr(c.SetWeight), weightsCell(c.Weights),
+				dash(c.CanaryImage), analysisPhase(c.Analysis), verdictCell(c.Verdict))
+		}
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, p := range problems {
+		if _, err := fmt.Fprintln(w, "  "+p); err != nil {
+			return err
+		}
+	}
+	if wide {
+		for _, c := range f.Clusters {
+			if c.Analysis == nil || len(c.Analysis.Metrics) == 0 {
+				continue
+			}
+			for _, m := range c.Analysis.Metrics {
+				fmt.Fprintf(w, "  %s: analysisrun %s metric %s %s value %s (%d ok, %d failed)\n",
+					c.Name, c.Analysis.Name, m.Metric, dash(m.Phase), dash(m.Value), m.Successful, m.Failed)
+			}
+		}
+		if c := f.Coordinator; c != nil && len(c.Events) > 0 {
+			fmt.Fprintln(w, "\nEVENTS")
+			for _, e := range c.Events {
+				step := ""
+				if e.Step != nil {
+					step = fmt.Sprintf(" step %d", *e.Step)
+				}
+				fmt.Fprintf(w, "  %s  %s%s  %s  %s\n", e.Time.Format("15:04:05.000"), e.Action, step, e.Reason, e.Message)
+			}
+		}
+	}
+	return nil
+}
+
+// Status is a cluster's one-word state: Unreachable, NotFound, Aborted,
+// or the Rollout's phase.
+func Status(c Cluster) string {
+	switch {
+	case !c.Reachable:
+		return "Unreachable"
+	case !c.Found:
+		return "NotFound"
+	case c.Aborted:
+		return "Aborted"
+	}
+	return dash(c.Phase)
+}
+
+// Line is one line per cluster for a stream of changes (status -w without
+// a terminal): the cluster's state, step, weights and verdict.
+func Line(c Cluster) string {
+	s := fmt.Sprintf("%s %s step %s weights %s", c.Name, Status(c), stepCell(c), weightsCell(c.Weights))
+	if c.Revision != "" {
+		s += " revision " + c.Revision
+	}
+	if c.Verdict != nil {
+		s += " verdict " + verdictCell(c.Verdict)
+	}
+	if c.Error != "" {
+		s += " (" + c.Error + ")"
+	}
+	return s
+}
+
+func stepCell(c Cluster) string {
+	if c.Step == nil {
+		return "-"
+	}
+	return fmt.Sprintf("%d/%d", *c.Step, c.Steps)
+}
+
+func weightsCell(w *Weights) string {
+	if w == nil {
+		return "-"
+	}
+	return fmt.Sprintf("%d/%d", w.Stable, w.Canary)
+}
+
+func podsCell(rss []ReplicaSet) string {
+	if len(rss) == 0 {
+		return "-"
+	}
+	parts := make([]string, 0, len(rss))
+	for _, rs := range rss {
+		parts = append(parts, fmt.Sprintf("%s %d/%d", rs.Role, rs.Ready, rs.Replicas))
+	}
+	return strings.Join(parts, ",")
+}
+
+func analysisPhase(a *AnalysisRun) string {
+	if a == nil {
+		return "-"
+	}
+	return dash(a.Phase)
+}
+
+func analysisRunCell(a *AnalysisRun) string {
+	if a == nil {
+		return "-"
+	}
+	return a.Name + " " + dash(a.Phase)
+}
+
+func verdictCell(v *Verdict) string {
+	if v == nil {
+		return "-"
+	}
+	if v.Reason != "" {
+		return v.Verdict + "(" + v.Reason + ")"
+	}
+	return v.Verdict
+}
+
+func rateCell(v *Verdict) string {
+	if v == nil || v.SuccessRate == nil {
+		return "-"
+	}
+	return strconv.FormatFloat(*v.SuccessRate, 'f', 3, 64)
+}
+
+func timeCell(t *time.Time) string {
+	if t == nil {
+		return "-"
+	}
+	return t.UTC().Format("15:04:05")
+}
+
+func ptr(p *int32) string {
+	if p == nil {
+		return "-"
+	}
+	return strconv.Itoa(int(*p))
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
