@@ -319,3 +319,28 @@ func mergeStatus(ctx context.Context, dyn dynamic.Interface, verb, namespace, na
 	}
 	return nil
 }
+
+// pausePatch is what `kubectl argo rollouts pause` sends (v1.10.1,
+// cmd/pause/pause.go). The plugin has no resume command: its promote sends
+// unpausePatch first and then moves the step, so resuming a human pause
+// without skipping a step is unpausePatch alone.
+const pausePatch = `{"spec":{"paused":true}}`
+
+// Pause pauses a Rollout as `kubectl argo rollouts pause` does.
+func Pause(ctx context.Context, dyn dynamic.Interface, namespace, name string) error {
+	return mergeSpec(ctx, dyn, "pause", namespace, name, pausePatch)
+}
+
+// Resume clears a pause set by Pause (spec.paused) and nothing else: a
+// Rollout waiting at a pause step stays there until promoted.
+func Resume(ctx context.Context, dyn dynamic.Interface, namespace, name string) error {
+	return mergeSpec(ctx, dyn, "resume", namespace, name, unpausePatch)
+}
+
+func mergeSpec(ctx context.Context, dyn dynamic.Interface, verb, namespace, name, body string) error {
+	_, err := dyn.Resource(RolloutGVR).Namespace(namespace).Patch(ctx, name, types.MergePatchType, []byte(body), metav1.PatchOptions{})
+	if err != nil {
+		return fmt.Errorf("%s %s/%s: %w", verb, namespace, name, err)
+	}
+	return nil
+}
