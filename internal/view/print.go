@@ -101,6 +101,9 @@ func printTable(w io.Writer, f Fleet, wide bool) error {
 		if c.WeightsError != "" {
 			problems = append(problems, fmt.Sprintf("%s: weights: %s", c.Name, c.WeightsError))
 		}
+		for _, w := range c.Warnings {
+			problems = append(problems, fmt.Sprintf("%s: %s", c.Name, w))
+		}
 		if wide {
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
 				c.Name, Status(c), dash(c.Revision), dash(c.StableRevision), stepCell(c), ptr(c.SetWeight), weightsCell(c.Weights),

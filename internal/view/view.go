@@ -80,13 +80,15 @@ type Cluster struct {
 	Aborted        bool   `json:"aborted,omitempty"`
 	// SetWeight is the canary weight the Rollout's steps ask for now;
 	// Weights are what its VirtualService really says.
-	SetWeight    *int32       `json:"setWeight,omitempty"`
-	Weights      *Weights     `json:"weights,omitempty"`
-	WeightsError string       `json:"weightsError,omitempty"`
-	StableImage  string       `json:"stableImage,omitempty"`
-	CanaryImage  string       `json:"canaryImage,omitempty"`
-	ReplicaSets  []ReplicaSet `json:"replicaSets,omitempty"`
-	Analysis     *AnalysisRun `json:"analysisRun,omitempty"`
+	SetWeight    *int32   `json:"setWeight,omitempty"`
+	Weights      *Weights `json:"weights,omitempty"`
+	WeightsError string   `json:"weightsError,omitempty"`
+	// Warnings are other reads that failed in a reachable cluster.
+	Warnings    []string     `json:"warnings,omitempty"`
+	StableImage string       `json:"stableImage,omitempty"`
+	CanaryImage string       `json:"canaryImage,omitempty"`
+	ReplicaSets []ReplicaSet `json:"replicaSets,omitempty"`
+	Analysis    *AnalysisRun `json:"analysisRun,omitempty"`
 	// Verdict and LastContact come from the coordinator, when there is one.
 	Verdict     *Verdict   `json:"verdict,omitempty"`
 	LastContact *time.Time `json:"lastContact,omitempty"`
@@ -143,6 +145,9 @@ type Observation struct {
 	ReplicaSets []appsv1.ReplicaSet
 	// AnalysisRun is the run named by CurrentAnalysisRun, if any.
 	AnalysisRun *unstructured.Unstructured
+	// OtherErrs are reads that failed while the Rollout itself was read
+	// (ReplicaSets, AnalysisRun); they are shown, never dropped.
+	OtherErrs []error
 }
 
 // Build assembles the view. fr may be nil (no coordinator). Clusters come
@@ -303,6 +308,9 @@ func cluster(o Observation) Cluster {
 	}
 	if o.WeightsErr != nil {
 		c.WeightsError = oneLine(o.WeightsErr.Error())
+	}
+	for _, err := range o.OtherErrs {
+		c.Warnings = append(c.Warnings, oneLine(err.Error()))
 	}
 	c.ReplicaSets = replicaSets(ro, o.ReplicaSets, c.StableRevision, c.Revision)
 	for _, rs := range c.ReplicaSets {

@@ -1,0 +1,261 @@
+package status
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	tea "github.com/charmbracelet/bubbletea"
+
+	"lockstep.dev/lockstep/internal/cli/streams"
+	"lockstep.dev/lockstep/internal/view"
+)
+
+// sparkWidth is how many success-rate samples a sparkline keeps.
+const sparkWidth = 24
+
+// Model is the live view's state. It is a plain bubbletea model: Update
+// folds a fleet picture or a key into it and View renders it, with no I/O,
+// so frames are tested as strings.
+type Model struct {
+	fleet view.Fleet
+	err   error
+	at    time.Time
+	seen  bool
+	// rates are each cluster's success-rate samples, oldest first; a
+	// sample is taken when the verdict's evaluation time changes, so an
+	// unchanged verdict redrawn many times counts once.
+	rates    map[string][]float64
+	rateAt   map[string]time.Time
+	steps    map[string][]stepMark
+	width    int
+	quitting bool
+}
+
+type stepMark struct {
+	step int32
+	at   time.Time
+}
+
+// NewModel returns an empty live view.
+func NewModel() Model {
+	return Model{rates: map[string][]float64{}, rateAt: map[string]time.Time{}, steps: map[string][]stepMark{}, width: 100}
+}
+
+type updateMsg Update
+type closedMsg struct{}
+
+// Init implements tea.Model.
+func (m Model) Init() tea.Cmd { return nil }
+
+// Update implements tea.Model.
+func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
+	switch msg := msg.(type) {
+	case tea.KeyMsg:
+		switch msg.String() {
+		case "q", "ctrl+c", "esc":
+			m.quitting = true
+			return m, tea.Quit
+		}
+	case tea.WindowSizeMsg:
+		m.width = msg.Width
+	case updateMsg:
+		m = m.apply(Update(msg))
+	case closedMsg:
+		m.quitting = true
+		return m, tea.Quit
+	}
+	return m, nil
+}
+
+func (m Model) apply(u Update) Model {
+	m.fleet, m.err, m.at, m.seen = u.Fleet, u.Err, u.At, true
+	// Maps are shared between copies of the model; bubbletea keeps only
+	// the latest copy, so updating them in place is safe.
+	for _, c := range u.Fleet.Clusters {
+		if v := c.Verdict; v != nil && v.SuccessRate != nil {
+			at := u.At
+			if v.EvaluatedAt != nil {
+				at = *v.EvaluatedAt
+			}
+			if !at.Equal(m.rateAt[c.Name]) {
+				m.rateAt[c.Name] = at
+				r := append(m.rates[c.Name], *v.SuccessRate)
+				if len(r) > sparkWidth {
+					r = r[len(r)-sparkWidth:]
+				}
+				m.rates[c.Name] = r
+			}
+		}
+		if c.Step != nil {
+			marks := m.steps[c.Name]
+			if len(marks) == 0 || marks[len(marks)-1].step != *c.Step {
+				m.steps[c.Name] = append(marks, stepMark{step: *c.Step, at: u.At})
+			}
+		}
+	}
+	return m
+}
+
+// View implements tea.Model.
+func (m Model) View() string {
+	if m.quitting {
+		return ""
+	}
+	if !m.seen {
+		return "reading the fleet...\n"
+	}
+	var b strings.Builder
+	f := m.fleet
+	fmt.Fprintf(&b, "lockstep status  %s  %s\n", f.Rollout, m.at.UTC().Format("15:04:05"))
+	if c := f.Coordinator; c != nil {
+		fmt.Fprintf(&b, "fleet %s  %s", c.FleetRollout, orDash(c.Phase))
+		if c.Reason != "" {
+			fmt.Fprintf(&b, " (%s)", c.Reason)
+		}
+		if c.Barrier != "" {
+			fmt.Fprintf(&b, "  barrier %s", c.Barrier)
+		}
+		if c.Global != nil {
+			fmt.Fprintf(&b, "  analysis %s", c.Global.Verdict)
+			if c.Global.SuccessRate != nil {
+				fmt.Fprintf(&b, " %.3f", *c.Global.SuccessRate)
+			}
+		}
+		b.WriteString("\n")
+		if c.Message != "" {
+			b.WriteString("  " + truncate(c.Message, m.width-2) + "\n")
+		}
+	} else {
+		b.WriteString("no FleetRollout: clusters read directly\n")
+	}
+	if m.err != nil {
+		b.WriteString("hub: " + truncate(m.err.Error(), m.width-5) + "\n")
+	}
+	for _, c := range f.Clusters {
+		b.WriteString("\n")
+		fmt.Fprintf(&b, "%-16s %-11s rev %-10s weights %-7s set %s\n", c.Name, view.Status(c), orDash(c.Revision), weights(c.Weights), ptrStr(c.SetWeight))
+		if !c.Reachable {
+			b.WriteString("  " + truncate(c.Error, m.width-2) + "\n")
+			continue
+		}
+		fmt.Fprintf(&b, "  steps %s\n", Timeline(c))
+		if marks := m.steps[c.Name]; len(marks) > 1 {
+			parts := make([]string, 0, 4)
+			if len(marks) > 4 {
+				marks = marks[len(marks)-4:]
+			}
+			for _, mk := range marks {
+				parts = append(parts, fmt.Sprintf("%d@%s", mk.step, mk.at.UTC().Format("15:04:05")))
+			}
+			fmt.Fprintf(&b, "  moved %s\n", strings.Join(parts, " "))
+		}
+		rate := "-"
+		if c.Verdict != nil && c.Verdict.SuccessRate != nil {
+			rate = fmt.Sprintf("%.3f", *c.Verdict.SuccessRate)
+		}
+		verdict := "-"
+		if c.Verdict != nil {
+			verdict = c.Verdict.Verdict
+		}
+		fmt.Fprintf(&b, "  success %s %s  verdict %s\n", Sparkline(m.rates[c.Name]), rate, verdict)
+	}
+	b.WriteString("\nq to quit\n")
+	return b.String()
+}
+
+// Timeline draws a cluster's steps: done, the current one, still ahead,
+// or where an abort stopped it.
+func Timeline(c view.Cluster) string {
+	if c.Steps == 0 {
+		return "-"
+	}
+	cur := int32(-1)
+	if c.Step != nil {
+		cur = *c.Step
+	}
+	var b strings.Builder
+	for i := int32(0); i < int32(c.Steps); i++ {
+		switch {
+		case i < cur:
+			b.WriteRune('■')
+		case i == cur && c.Aborted:
+			b.WriteRune('✗')
+		case i == cur:
+			b.WriteRune('▶')
+		default:
+			b.WriteRune('·')
+		}
+	}
+	fmt.Fprintf(&b, " %s/%d", ptrStr(c.Step), c.Steps)
+	return b.String()
+}
+
+var sparkRunes = []rune("▁▂▃▄▅▆▇█")
+
+// Sparkline draws success rates on a fixed 0..1 scale, so a fall from
+// 0.99 to 0.7 looks like one and a flat 0.99 does not look like noise.
+func Sparkline(vals []float64) string {
+	if len(vals) == 0 {
+		return "-"
+	}
+	var b strings.Builder
+	for _, v := range vals {
+		if v < 0 {
+			v = 0
+		}
+		if v > 1 {
+			v = 1
+		}
+		b.WriteRune(sparkRunes[int(v*float64(len(sparkRunes)-1)+0.5)])
+	}
+	return b.String()
+}
+
+func runLive(ctx context.Context, s streams.IO, updates <-chan Update) error {
+	p := tea.NewProgram(NewModel(), tea.WithContext(ctx), tea.WithInput(s.In), tea.WithOutput(s.Out), tea.WithAltScreen())
+	go func() {
+		for u := range updates {
+			p.Send(updateMsg(u))
+		}
+		p.Send(closedMsg{})
+	}()
+	_, err := p.Run()
+	if err == tea.ErrProgramKilled && ctx.Err() != nil {
+		return nil
+	}
+	return err
+}
+
+func weights(w *view.Weights) string {
+	if w == nil {
+		return "-"
+	}
+	return fmt.Sprintf("%d/%d", w.Stable, w.Canary)
+}
+
+func ptrStr(p *int32) string {
+	if p == nil {
+		return "-"
+	}
+	return fmt.Sprint(*p)
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func truncate(s string, n int) string {
+	if n < 10 {
+		n = 10
+	}
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	return string(r[:n-1]) + "…"
+}
