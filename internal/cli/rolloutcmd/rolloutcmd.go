@@ -1,0 +1,315 @@
+package rolloutcmd
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/spf13/cobra"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/dynamic"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"lockstep.dev/lockstep/api/v1alpha1"
+	"lockstep.dev/lockstep/internal/cli/status"
+	"lockstep.dev/lockstep/internal/cli/streams"
+	"lockstep.dev/lockstep/internal/rollouts"
+)
+
+// Verb is one of the rollout verbs.
+type Verb string
+
+// The verbs.
+const (
+	Promote Verb = "promote"
+	Abort   Verb = "abort"
+	Retry   Verb = "retry"
+	Pause   Verb = "pause"
+	Resume  Verb = "resume"
+)
+
+type flags struct {
+	target  *status.TargetFlags
+	cluster []string
+	full    bool
+	wait    time.Duration
+}
+
+var help = map[Verb]struct{ short, long, example, done string }{
+	Promote: {
+		"Promote the canary to the next step in every cluster",
+		`Promote sends what ` + "`kubectl argo rollouts promote`" + ` sends, to every member at
+once: it unpauses a paused Rollout and moves it past its current pause step;
+with --full it skips all remaining steps.
+
+With a coordinator (a FleetRollout names the Rollout) the coordinator
+promotes by itself once a step's hold time and analysis have passed; a manual
+promote skips what is left of the hold and the analysis at the current step,
+in every member together. It refuses --cluster then, because promoting one
+member would put it a step ahead of the others.`,
+		`  # Next step everywhere
+  lockstep promote --context argo-hub
+
+  # Skip the remaining steps in one cluster (no coordinator)
+  lockstep promote --full --cluster argo-rollout1 --context argo-hub`,
+		"promoted",
+	},
+	Abort: {
+		"Abort the canary in every cluster",
+		`Abort sends what ` + "`kubectl argo rollouts abort`" + ` sends ({"status":{"abort":true}}):
+traffic goes back to the stable version and the canary scales down.
+
+With a coordinator the patch goes to the members just the same; the
+coordinator reads a member abort as a failure and keeps every member aborted
+until a new revision or ` + "`lockstep retry`" + `. With --cluster only that member is
+patched, and the coordinator aborts the others.`,
+		`  # Stop the canary everywhere
+  lockstep abort --context argo-hub
+
+  # Named kubeconfig contexts, no hub
+  lockstep abort --clusters argo-rollout1,argo-rollout2`,
+		"aborted",
+	},
+	Retry: {
+		"Retry an aborted canary in every cluster",
+		`Retry restarts an aborted canary from its first step.
+
+Without a coordinator it sends what ` + "`kubectl argo rollouts retry`" + ` sends
+({"status":{"abort":false}}) to every member. With a coordinator it sets a
+new spec.retryToken on the FleetRollout and waits (--wait) until the
+coordinator has acted on it, so that the members restart together; --cluster
+is refused then.`,
+		`  # Restart the canary everywhere
+  lockstep retry --context argo-hub
+
+  # A FleetRollout in another namespace
+  lockstep retry helloworld -n team-a --context argo-hub`,
+		"retried",
+	},
+	Pause: {
+		"Pause the Rollout in every cluster",
+		`Pause sends what ` + "`kubectl argo rollouts pause`" + ` sends ({"spec":{"paused":true}}).
+A coordinator never clears spec.paused; a paused member is not at the
+barrier, so the whole fleet holds at the next step until ` + "`lockstep resume`" + `.`,
+		`  # Hold everything
+  lockstep pause --context argo-hub
+
+  # Hold one cluster
+  lockstep pause --cluster argo-rollout2 --context argo-hub`,
+		"paused",
+	},
+	Resume: {
+		"Resume a paused Rollout in every cluster",
+		`Resume clears spec.paused ({"spec":{"paused":false}}, the first patch of the
+plugin's promote) and nothing else: a Rollout waiting at a pause step stays
+there until it is promoted (by the coordinator, or ` + "`lockstep promote`" + `).`,
+		`  # Undo lockstep pause
+  lockstep resume --context argo-hub`,
+		"resumed",
+	},
+}
+
+// NewCommands returns the five verbs.
+func NewCommands(s streams.IO) []*cobra.Command {
+	return []*cobra.Command{
+		NewCommand(s, Promote), NewCommand(s, Abort), NewCommand(s, Retry), NewCommand(s, Pause), NewCommand(s, Resume),
+	}
+}
+
+// NewCommand returns one verb's command.
+func NewCommand(s streams.IO, v Verb) *cobra.Command {
+	f := &flags{target: status.NewTargetFlags(), wait: 30 * time.Second}
+	h := help[v]
+	cmd := &cobra.Command{
+		Use:     string(v) + " [FLEETROLLOUT]",
+		Short:   h.short,
+		Long:    h.long,
+		Example: h.example,
+		Args:    cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			name := ""
+			if len(args) == 1 {
+				name = args[0]
+			}
+			if err := f.target.Validate(name); err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			if ctx == nil {
+				ctx = context.Background()
+			}
+			return run(ctx, s, v, f, name)
+		},
+	}
+	fl := cmd.Flags()
+	f.target.AddFlags(fl)
+	fl.StringSliceVar(&f.cluster, "cluster", nil, "act only on these member clusters (default: every member)")
+	if v == Promote {
+		fl.BoolVar(&f.full, "full", false, "skip every remaining step and analysis")
+	}
+	if v == Retry {
+		fl.DurationVar(&f.wait, "wait", f.wait, "with a coordinator, how long to wait for it to act on the retry")
+	}
+	return cmd
+}
+
+func run(ctx context.Context, s streams.IO, v Verb, f *flags, name string) error {
+	t, err := f.target.Resolve(ctx, name, status.ResolveOptions{Discover: true})
+	if err != nil {
+		return err
+	}
+	defer t.Cache.Stop()
+	members := make([]string, 0, len(t.Members))
+	for _, m := range t.Members {
+		members = append(members, m.Name)
+	}
+	if len(f.cluster) > 0 {
+		for _, c := range f.cluster {
+			if !slices.Contains(members, c) {
+				return fmt.Errorf("cluster %s is not a member (members: %s)", c, strings.Join(members, ", "))
+			}
+		}
+		members = f.cluster
+	}
+	if fr := t.FleetRollout; fr != nil {
+		ref := fr.Namespace + "/" + fr.Name
+		switch {
+		case v == Retry:
+			if len(f.cluster) > 0 {
+				return fmt.Errorf("fleetrollout %s: retry is fleet-wide with a coordinator; drop --cluster", ref)
+			}
+			return retryThroughCoordinator(ctx, s.Out, t.Hub, fr, f.wait)
+		case v == Promote && len(f.cluster) > 0:
+			return fmt.Errorf("fleetrollout %s: promoting only %s would put it a step ahead of the other members; drop --cluster", ref, strings.Join(f.cluster, ","))
+		}
+	}
+	act := Action(v, f.full)
+	results := Apply(ctx, t.Cache.Client, members, t.RolloutNamespace, t.RolloutName, act)
+	note := ""
+	if fr := t.FleetRollout; fr != nil && v == Abort {
+		note = fmt.Sprintf(" (coordinator %s/%s keeps the fleet aborted until a new revision or lockstep retry)", fr.Namespace, fr.Name)
+	}
+	return Report(s.Out, s.ErrOut, v, t.RolloutNamespace+"/"+t.RolloutName, results, note)
+}
+
+// Action returns the plugin-equivalent patch of a verb, for one member.
+func Action(v Verb, full bool) func(ctx context.Context, dyn dynamic.Interface, namespace, name string) error {
+	switch v {
+	case Promote:
+		return func(ctx context.Context, dyn dynamic.Interface, ns, n string) error {
+			return rollouts.Promote(ctx, dyn, ns, n, full)
+		}
+	case Abort:
+		return rollouts.Abort
+	case Retry:
+		return rollouts.Retry
+	case Pause:
+		return rollouts.Pause
+	case Resume:
+		return rollouts.Resume
+	}
+	return func(context.Context, dynamic.Interface, string, string) error {
+		return fmt.Errorf("unknown verb %q", v)
+	}
+}
+
+// Result is what happened in one cluster.
+type Result struct {
+	Cluster string
+	Err     error
+}
+
+// Apply runs act in every cluster at once (so members move as close
+// together as the network allows) and returns the results in the order of
+// clusters. clientFor is the fleet cache's Client: an unreachable member
+// fails here with its typed not-connected error instead of hanging.
+func Apply(ctx context.Context, clientFor func(context.Context, string) (dynamic.Interface, error), clusters []string, namespace, name string,
+	act func(context.Context, dynamic.Interface, string, string) error) []Result {
+	out := make([]Result, len(clusters))
+	var wg sync.WaitGroup
+	for i, c := range clusters {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			out[i].Cluster = c
+			dyn, err := clientFor(ctx, c)
+			if err == nil {
+				err = act(ctx, dyn, namespace, name)
+			}
+			out[i].Err = err
+		}()
+	}
+	wg.Wait()
+	return out
+}
+
+// Report prints one line per cluster (confirmations on out, failures on
+// errOut) and returns an error when any cluster failed.
+func Report(out, errOut io.Writer, v Verb, rollout string, results []Result, note string) error {
+	var failed []string
+	for _, r := range results {
+		if r.Err != nil {
+			failed = append(failed, r.Cluster)
+			fmt.Fprintf(errOut, "%s: %s\n", r.Cluster, oneLine(r.Err.Error()))
+			continue
+		}
+		fmt.Fprintf(out, "%s: rollout %s %s%s\n", r.Cluster, rollout, help[v].done, note)
+	}
+	if len(failed) > 0 {
+		return fmt.Errorf("%s failed in %d of %d clusters: %s", v, len(failed), len(results), strings.Join(failed, ", "))
+	}
+	return nil
+}
+
+// retryThroughCoordinator sets a fresh retry token and waits until the
+// coordinator has acted on it; the token is acted on once, so a stale one
+// can never undo a later abort.
+func retryThroughCoordinator(ctx context.Context, out io.Writer, hub client.Client, fr *v1alpha1.FleetRollout, wait time.Duration) error {
+	ref := fr.Namespace + "/" + fr.Name
+	token := time.Now().UTC().Format(time.RFC3339Nano)
+	body := fmt.Sprintf(`{"spec":{"retryToken":%q}}`, token)
+	if err := hub.Patch(ctx, fr, client.RawPatch(types.MergePatchType, []byte(body))); err != nil {
+		return fmt.Errorf("fleetrollout %s: set retry token: %w", ref, err)
+	}
+	deadline := time.Now().Add(wait)
+	for {
+		cur := &v1alpha1.FleetRollout{}
+		err := hub.Get(ctx, client.ObjectKeyFromObject(fr), cur)
+		if err == nil && cur.Status.Fleet.HandledRetryToken == token {
+			// The coordinator lists the members it sent a retry to until
+			// they leave the abort; a member it did not list was not
+			// aborted, so the retry only cleared the fleet's abort there.
+			for _, m := range cur.Status.Members {
+				state := "out of the abort"
+				switch {
+				case slices.Contains(cur.Status.Fleet.RetryPending, m.Name):
+					state = "retry sent, leaving the abort"
+				case m.Aborted:
+					state = "still aborted"
+				}
+				fmt.Fprintf(out, "%s: rollout %s/%s retried through coordinator %s (%s)\n", m.Name, cur.Spec.Rollout.Namespace, cur.Spec.Rollout.Name, ref, state)
+			}
+			return nil
+		}
+		if time.Now().After(deadline) {
+			if err != nil {
+				return fmt.Errorf("fleetrollout %s: retry token %s set, but reading it back failed: %w", ref, token, err)
+			}
+			return fmt.Errorf("fleetrollout %s: retry token %s set, but the coordinator has not acted on it within %s (is it running?)", ref, token, wait)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+func oneLine(s string) string {
+	l, _, _ := strings.Cut(s, "\n")
+	return l
+}
