@@ -132,6 +132,8 @@ func scenarios() map[string]Fleet {
 		}),
 		Weights:     &Weights{Stable: 100, Canary: 0},
 		ReplicaSets: []appsv1.ReplicaSet{rs("5c8b", "helloworld:v1", 4, 4), rs("6d4f", "helloworld:v2", 0, 0)},
+		// A read that failed beside the Rollout is shown, not dropped.
+		OtherErrs: []error{errors.New(`get analysisrun helloworld-6d4f-1: analysisruns.argoproj.io "helloworld-6d4f-1" is forbidden`)},
 	}
 	missing := Observation{Cluster: "argo-rollout3"}
 	return map[string]Fleet{
