@@ -28,6 +28,9 @@ type Model struct {
 	// unchanged verdict redrawn many times counts once.
 	rates    map[string][]float64
 	rateAt   map[string]time.Time
+	lastRate map[string]float64
+	// thanos is set once rates come from Thanos rather than verdicts.
+	thanos   bool
 	steps    map[string][]stepMark
 	width    int
 	quitting bool
@@ -40,7 +43,7 @@ type stepMark struct {
 
 // NewModel returns an empty live view.
 func NewModel() Model {
-	return Model{rates: map[string][]float64{}, rateAt: map[string]time.Time{}, steps: map[string][]stepMark{}, width: 100}
+	return Model{rates: map[string][]float64{}, rateAt: map[string]time.Time{}, lastRate: map[string]float64{}, steps: map[string][]stepMark{}, width: 100}
 }
 
 type updateMsg Update
@@ -74,19 +77,29 @@ func (m Model) apply(u Update) Model {
 	// Maps are shared between copies of the model; bubbletea keeps only
 	// the latest copy, so updating them in place is safe.
 	for _, c := range u.Fleet.Clusters {
-		if v := c.Verdict; v != nil && v.SuccessRate != nil {
+		if u.Rates != nil {
+			// Thanos rates: every update is a new reading.
+			m.thanos = true
+			if v, ok := u.Rates[c.Name]; ok {
+				m.rates[c.Name] = lastN(append(m.rates[c.Name], v), sparkWidth)
+				m.lastRate[c.Name] = v
+			} else {
+				delete(m.lastRate, c.Name)
+			}
+		} else if v := c.Verdict; v != nil && v.SuccessRate != nil {
 			at := u.At
 			if v.EvaluatedAt != nil {
 				at = *v.EvaluatedAt
 			}
 			if !at.Equal(m.rateAt[c.Name]) {
 				m.rateAt[c.Name] = at
-				r := append(m.rates[c.Name], *v.SuccessRate)
-				if len(r) > sparkWidth {
-					r = r[len(r)-sparkWidth:]
-				}
-				m.rates[c.Name] = r
+				m.rates[c.Name] = lastN(append(m.rates[c.Name], *v.SuccessRate), sparkWidth)
 			}
+			m.lastRate[c.Name] = *v.SuccessRate
+		} else {
+			// An inconclusive or missing verdict has no rate; showing the
+			// previous one would pass an old value off as current.
+			delete(m.lastRate, c.Name)
 		}
 		if c.Step != nil {
 			marks := m.steps[c.Name]
@@ -152,8 +165,11 @@ func (m Model) View() string {
 			fmt.Fprintf(&b, "  moved %s\n", strings.Join(parts, " "))
 		}
 		rate := "-"
-		if c.Verdict != nil && c.Verdict.SuccessRate != nil {
-			rate = fmt.Sprintf("%.3f", *c.Verdict.SuccessRate)
+		if v, ok := m.lastRate[c.Name]; ok {
+			rate = fmt.Sprintf("%.3f", v)
+		}
+		if m.thanos {
+			rate += " (thanos)"
 		}
 		verdict := "-"
 		if c.Verdict != nil {
@@ -226,6 +242,13 @@ func runLive(ctx context.Context, s streams.IO, updates <-chan Update) error {
 		return nil
 	}
 	return err
+}
+
+func lastN(v []float64, n int) []float64 {
+	if len(v) > n {
+		return v[len(v)-n:]
+	}
+	return v
 }
 
 func weights(w *view.Weights) string {

@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
+	"lockstep.dev/lockstep/internal/analysis"
 	"lockstep.dev/lockstep/internal/cli/streams"
 	"lockstep.dev/lockstep/internal/rollouts"
 	"lockstep.dev/lockstep/internal/view"
@@ -23,11 +24,15 @@ type flags struct {
 	output   string
 	watch    bool
 	interval time.Duration
+	// thanosURL and thanosQuery feed the live view's sparklines from
+	// Thanos instead of the coordinator's verdicts.
+	thanosURL   string
+	thanosQuery string
 }
 
 // NewCommand returns `lockstep status`.
 func NewCommand(s streams.IO) *cobra.Command {
-	f := &flags{target: NewTargetFlags(), output: view.FormatTable, interval: 2 * time.Second}
+	f := &flags{target: NewTargetFlags(), output: view.FormatTable, interval: 2 * time.Second, thanosQuery: DefaultThanosQuery}
 	cmd := &cobra.Command{
 		Use:   "status [FLEETROLLOUT]",
 		Short: "Show every cluster's canary side by side",
@@ -47,8 +52,9 @@ Unreachable and the others are still shown.
 
 With -w the view stays open and is redrawn whenever something changes: on a
 terminal a live view with each cluster's step timeline and a sparkline of
-its success rate (from the coordinator's verdicts), otherwise one line per
-change (or one document per change with -o json|yaml).`,
+its success rate (from the coordinator's verdicts, or from Thanos Query with
+--thanos-url), otherwise one line per change (or one document per change
+with -o json|yaml).`,
 		Example: `  # The fleet the coordinator moves, on the local fleet's hub
   lockstep status helloworld --kubeconfig ~/.local/state/lockstep/fleet/kubeconfig --context argo-hub
 
@@ -59,7 +65,10 @@ change (or one document per change with -o json|yaml).`,
   lockstep status --clusters argo-rollout1,argo-rollout2 -o json
 
   # Watch it live
-  lockstep status helloworld -w`,
+  lockstep status helloworld -w
+
+  # Watch without a coordinator, success rates from Thanos Query
+  lockstep status -w --context argo-hub --thanos-url http://127.0.0.1:10902`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			name := ""
@@ -77,6 +86,8 @@ change (or one document per change with -o json|yaml).`,
 	fl.StringVarP(&f.output, "output", "o", f.output, "output format: table, wide, json or yaml")
 	fl.BoolVarP(&f.watch, "watch", "w", false, "keep watching and redraw on every change")
 	fl.DurationVar(&f.interval, "interval", f.interval, "with -w, how often to re-read the FleetRollout and clusters besides reacting to Rollout changes")
+	fl.StringVar(&f.thanosURL, "thanos-url", "", "with -w, Thanos Query base URL to read each cluster's success rate from")
+	fl.StringVar(&f.thanosQuery, "thanos-query", f.thanosQuery, "with --thanos-url, the PromQL of one cluster's success rate; {{cluster}} is its destination_cluster label value")
 	_ = cmd.RegisterFlagCompletionFunc("output", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
 		return view.Formats, cobra.ShellCompDirectiveNoFileComp
 	})
@@ -89,6 +100,12 @@ func (f *flags) validate(name string) error {
 	}
 	if f.watch && f.interval <= 0 {
 		return fmt.Errorf("--interval must be positive")
+	}
+	if f.thanosURL != "" && !f.watch {
+		return fmt.Errorf("--thanos-url feeds the sparklines of -w; add -w")
+	}
+	if f.thanosURL != "" && !strings.Contains(f.thanosQuery, "{{cluster}}") {
+		return fmt.Errorf("--thanos-query must contain {{cluster}}, or every cluster would show the same rate")
 	}
 	return f.target.Validate(name)
 }
@@ -129,8 +146,16 @@ func run(ctx context.Context, s streams.IO, f *flags, name string) error {
 		// Rollout changes redraw at once; everything else on the interval.
 		_ = t.Cache.Watch(m.Name, rollouts.RolloutGVR, t.RolloutNamespace)
 	}
+	var rates *rateSource
+	if f.thanosURL != "" {
+		q, err := analysis.NewPrometheusQuerier(analysis.PrometheusConfig{Address: f.thanosURL, Timeout: f.target.Timeout})
+		if err != nil {
+			return fmt.Errorf("--thanos-url: %w", err)
+		}
+		rates = &rateSource{q: q, template: f.thanosQuery}
+	}
 	updates := make(chan Update)
-	go feed(ctx, t, f.interval, changed, updates)
+	go feed(ctx, t, rates, f.interval, changed, updates)
 	if (f.output == view.FormatTable || f.output == view.FormatWide) && isTerminal(s.Out) {
 		return runLive(ctx, s, updates)
 	}
@@ -142,22 +167,31 @@ type Update struct {
 	Fleet view.Fleet
 	Err   error
 	At    time.Time
+	// Rates are the success rates read from Thanos, by cluster; nil when
+	// the sparklines come from the coordinator's verdicts.
+	Rates map[string]float64
 }
 
 // feed refreshes on every cluster event and every interval, and passes on
 // only pictures that differ from the last one.
-func feed(ctx context.Context, t *Target, interval time.Duration, changed <-chan struct{}, out chan<- Update) {
+func feed(ctx context.Context, t *Target, rates *rateSource, interval time.Duration, changed <-chan struct{}, out chan<- Update) {
 	defer close(out)
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
 	var last string
 	for {
 		fl, err := t.Refresh(ctx)
-		key := fingerprint(fl, err)
+		now := time.Now()
+		var r map[string]float64
+		if rates != nil {
+			r = rates.Rates(ctx, servingLabels(t, fl), now)
+			r = byMember(t, fl, r)
+		}
+		key := fingerprint(fl, err) + fmt.Sprint(r)
 		if key != last {
 			last = key
 			select {
-			case out <- Update{Fleet: fl, Err: err, At: time.Now()}:
+			case out <- Update{Fleet: fl, Err: err, At: now, Rates: r}:
 			case <-ctx.Done():
 				return
 			}
@@ -169,6 +203,38 @@ func feed(ctx context.Context, t *Target, interval time.Duration, changed <-chan
 		case <-changed:
 		}
 	}
+}
+
+// servingLabels are the destination_cluster values of the clusters: the
+// FleetRollout's analysis.clusters when it names them, else the member
+// names, as the coordinator does.
+func servingLabels(t *Target, fl view.Fleet) []string {
+	out := make([]string, 0, len(fl.Clusters))
+	for _, c := range fl.Clusters {
+		out = append(out, servingLabel(t, c.Name))
+	}
+	return out
+}
+
+func servingLabel(t *Target, member string) string {
+	if fr := t.FleetRollout; fr != nil && fr.Spec.Analysis != nil {
+		for _, cl := range fr.Spec.Analysis.Clusters {
+			if cl.Member == member && cl.Serving != "" {
+				return cl.Serving
+			}
+		}
+	}
+	return member
+}
+
+func byMember(t *Target, fl view.Fleet, byLabel map[string]float64) map[string]float64 {
+	out := make(map[string]float64, len(byLabel))
+	for _, c := range fl.Clusters {
+		if v, ok := byLabel[servingLabel(t, c.Name)]; ok {
+			out[c.Name] = v
+		}
+	}
+	return out
 }
 
 func fingerprint(f view.Fleet, err error) string {

@@ -2,7 +2,9 @@ package status
 
 import (
 	"bytes"
+	"errors"
 	"flag"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,6 +12,7 @@ import (
 	"time"
 
 	tea "github.com/charmbracelet/bubbletea"
+	"github.com/prometheus/common/model"
 
 	"lockstep.dev/lockstep/internal/cli/streams"
 	"lockstep.dev/lockstep/internal/view"
@@ -194,5 +197,66 @@ func TestChangeLines(t *testing.T) {
 	got := ChangeLines(&a, b)
 	if len(got) != 1 || !strings.HasPrefix(got[0], "argo-rollout2 Unreachable") {
 		t.Errorf("outage printed %q, want one line for argo-rollout2", got)
+	}
+}
+
+func TestRateFrom(t *testing.T) {
+	t.Parallel()
+	sample := func(v float64) model.Vector { return model.Vector{{Value: model.SampleValue(v)}} }
+	for _, tc := range []struct {
+		name     string
+		vec      model.Vector
+		warnings []string
+		err      error
+		ok       bool
+	}{
+		{"one sample", sample(0.97), nil, nil, true},
+		{"query error", nil, nil, errors.New("502"), false},
+		{"partial answer", sample(0.97), []string{"store unavailable"}, nil, false},
+		{"empty", model.Vector{}, nil, nil, false},
+		{"two series", append(sample(0.9), sample(0.8)...), nil, nil, false},
+		{"NaN (no requests)", sample(math.NaN()), nil, nil, false},
+		{"not a ratio", sample(3), nil, nil, false},
+	} {
+		v, err := RateFrom(tc.vec, tc.warnings, tc.err)
+		if (err == nil) != tc.ok || (tc.ok && v != 0.97) {
+			t.Errorf("%s: RateFrom = %v, %v", tc.name, v, err)
+		}
+	}
+}
+
+// With --thanos-url every update carries fresh readings; a cluster Thanos
+// gave no trustworthy value for gets no sample and no current rate.
+func TestLiveThanosRates(t *testing.T) {
+	t.Parallel()
+	var m tea.Model = NewModel()
+	u := frame(1, 1, 1, 0, false)
+	u.Rates = map[string]float64{"argo-rollout1": 0.99, "argo-rollout2": 0.5}
+	m, _ = m.Update(updateMsg(u))
+	u = frame(1, 1, 1, 0, false)
+	u.Rates = map[string]float64{"argo-rollout1": 0.98}
+	m, _ = m.Update(updateMsg(u))
+	golden(t, "live-thanos", m.View())
+	lm := m.(Model)
+	if len(lm.rates["argo-rollout1"]) != 2 || len(lm.rates["argo-rollout2"]) != 1 {
+		t.Errorf("samples = %v", lm.rates)
+	}
+	if _, ok := lm.lastRate["argo-rollout2"]; ok {
+		t.Errorf("argo-rollout2 keeps a current rate Thanos no longer gave")
+	}
+}
+
+func TestThanosFlags(t *testing.T) {
+	t.Parallel()
+	for _, args := range [][]string{
+		{"--thanos-url", "http://x"},
+		{"-w", "--thanos-url", "http://x", "--thanos-query", "sum(up)"},
+	} {
+		cmd := NewCommand(streams.IO{Out: &bytes.Buffer{}, ErrOut: &bytes.Buffer{}})
+		cmd.SetArgs(args)
+		cmd.SilenceUsage, cmd.SilenceErrors = true, true
+		if err := cmd.Execute(); err == nil || strings.Contains(err.Error(), "\n") {
+			t.Errorf("status %v: err = %v, want one line", args, err)
+		}
 	}
 }
