@@ -168,25 +168,25 @@ func (r *runner) run(ctx context.Context) (*Summary, error) {
 		p.Mode = render.ModeIndependent
 	}
 	r.mode = p.Mode
-	cur, err := r.liveVersion(ctx)
+	cur, liveRate, err := r.liveVersion(ctx)
 	if err != nil {
 		return nil, err
 	}
 	// 1. The lab's parameters (timings, mode) in git, unless already there.
-	// Both Rollout files keep the version that runs: the demo upgrades from
-	// it, and switching modes must not start a rollout by itself.
-	if _, err := local.Commit(r.repo, "lockstep demo: lab parameters ("+p.Mode+" mode)", func(wt string) error {
+	// Both Rollout files keep the pod template that runs (version and
+	// fault): the demo upgrades from it, and switching modes must not start
+	// a rollout by itself.
+	paramsRev, err := local.Commit(r.repo, "lockstep demo: lab parameters ("+p.Mode+" mode)", func(wt string) error {
 		for _, mode := range []string{render.ModeIndependent, render.ModeLockstep} {
 			f := RolloutFile(mode)
-			files[f] = []byte(setVersion(string(files[f]), "v1", cur))
-			if mode == p.Mode {
-				if old, err := os.ReadFile(filepath.Join(wt, f)); err == nil {
-					files[f] = []byte(setErrorRate(string(files[f]), errorRateOf(string(old))))
-				}
-			}
+			files[f] = []byte(setErrorRate(setVersion(string(files[f]), "v1", cur), liveRate))
 		}
 		return local.WriteFiles(wt, files)
-	}); err != nil && !errors.Is(err, local.ErrNothingToCommit) {
+	})
+	if errors.Is(err, local.ErrNothingToCommit) {
+		paramsRev, err = local.RepoHead(r.repo)
+	}
+	if err != nil {
 		return nil, err
 	}
 	// 2. The guide's ApplicationSets on the hub.
@@ -198,6 +198,9 @@ func (r *runner) run(ctx context.Context) (*Summary, error) {
 		return nil, err
 	}
 	if err := r.refreshApps(ctx, ""); err != nil {
+		return nil, err
+	}
+	if err := r.waitSynced(ctx, paramsRev); err != nil {
 		return nil, err
 	}
 	// 3. Every cluster settled (healthy, or back on stable after an abort)
@@ -419,19 +422,49 @@ func (r *runner) refreshApps(ctx context.Context, suffix string) error {
 	}
 }
 
-// liveVersion is the version the clusters run (their Rollout's image),
-// else the one git names for this mode.
-func (r *runner) liveVersion(ctx context.Context) (string, error) {
+// liveVersion is the version and fault the clusters' Rollout template
+// has, else what git names for this mode.
+func (r *runner) liveVersion(ctx context.Context) (string, float64, error) {
 	for _, c := range r.clusters {
 		if v := observe(ctx, c, r.dyn[c], Namespace, RolloutName, VirtualService); v.Err == "" && v.Image != "" {
-			return currentVersion([]byte(v.Image))
+			rate, _ := strconv.ParseFloat(v.ErrorRate, 64)
+			ver, err := currentVersion([]byte(v.Image))
+			return ver, rate, err
 		}
 	}
 	b, err := local.ReadRepoFile(r.repo, RolloutFile(r.mode))
 	if err != nil {
-		return "", err
+		return "", 0, err
 	}
-	return currentVersion(b)
+	ver, err := currentVersion(b)
+	return ver, errorRateOf(string(b)), err
+}
+
+// waitSynced waits until every Application has synced git revision rev,
+// so what the clusters show afterwards is that revision's doing.
+func (r *runner) waitSynced(ctx context.Context, rev string) error {
+	for {
+		apps, err := r.hub.Resource(appGVR).Namespace(local.ArgoCDNS).List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return err
+		}
+		var behind []string
+		for _, app := range apps.Items {
+			got, _, _ := unstructured.NestedString(app.Object, "status", "sync", "revision")
+			status, _, _ := unstructured.NestedString(app.Object, "status", "sync", "status")
+			if got != rev || status != "Synced" {
+				behind = append(behind, app.GetName())
+			}
+		}
+		if len(apps.Items) > 0 && len(behind) == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("Argo CD did not sync %s: %s", short(rev), strings.Join(behind, ", "))
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
 }
 
 // lockstepApp puts the FleetRollout's Application on the hub in lockstep

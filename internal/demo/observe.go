@@ -22,13 +22,15 @@ var (
 type ClusterView struct {
 	Cluster string `json:"cluster"`
 	Image   string `json:"image"`
-	Phase   string `json:"phase"`
-	Message string `json:"message,omitempty"`
-	Step    int64  `json:"step"`
-	Steps   int    `json:"steps"`
-	Aborted bool   `json:"aborted"`
-	Stable  string `json:"stableRS"`
-	Current string `json:"currentPodHash"`
+	// ErrorRate is the pod template's fault annotation ("" when none).
+	ErrorRate string `json:"errorRate,omitempty"`
+	Phase     string `json:"phase"`
+	Message   string `json:"message,omitempty"`
+	Step      int64  `json:"step"`
+	Steps     int    `json:"steps"`
+	Aborted   bool   `json:"aborted"`
+	Stable    string `json:"stableRS"`
+	Current   string `json:"currentPodHash"`
 	// Observed is false while the controller has not seen the latest spec:
 	// status then describes the previous revision.
 	Observed bool `json:"observed"`
@@ -79,6 +81,7 @@ func observe(ctx context.Context, cluster string, dyn dynamic.Interface, ns, nam
 			v.Image, _ = c["image"].(string)
 		}
 	}
+	v.ErrorRate, _, _ = unstructured.NestedString(ro.Object, "spec", "template", "metadata", "annotations", ErrorRateAnnot)
 	v.Phase, _, _ = unstructured.NestedString(ro.Object, "status", "phase")
 	v.Message, _, _ = unstructured.NestedString(ro.Object, "status", "message")
 	v.Step, _, _ = unstructured.NestedInt64(ro.Object, "status", "currentStepIndex")

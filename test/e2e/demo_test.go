@@ -225,7 +225,7 @@ func TestGitOpsTreeServerSideDryRun(t *testing.T) {
 		}
 		targets := workloads
 		switch {
-		case strings.Contains(path, "application-set/") || strings.HasPrefix(path, "argo-resources/rollout/appset"):
+		case strings.Contains(path, "application-set/") || strings.HasPrefix(path, "argo-resources/rollout/appset") || strings.HasPrefix(path, "lockstep/"):
 			targets = []string{local.HubName}
 		}
 		for _, c := range targets {

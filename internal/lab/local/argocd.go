@@ -440,3 +440,12 @@ func ReadRepoFile(bare, path string) ([]byte, error) {
 	}
 	return out, nil
 }
+
+// RepoHead is the revision of the main branch of a bare repository.
+func RepoHead(bare string) (string, error) {
+	out, err := exec.Command("git", "--git-dir="+bare, "rev-parse", "main").Output()
+	if err != nil {
+		return "", fmt.Errorf("read the head of %s: %w", bare, err)
+	}
+	return strings.TrimSpace(string(out)), nil
+}
