@@ -69,9 +69,12 @@ type Options struct {
 	// BadRelease ships a version that fails ErrorRate of its requests.
 	BadRelease bool
 	ErrorRate  float64
-	Rate       float64 // requests per second per gateway
-	Timeout    time.Duration
-	Progress   io.Writer
+	// FaultCluster, when set, makes the bad release fail only in that
+	// cluster: its new pods get the fault, nothing in git does.
+	FaultCluster string
+	Rate         float64 // requests per second per gateway
+	Timeout      time.Duration
+	Progress     io.Writer
 }
 
 // Summary is the demo's result, printed for people or as JSON.
@@ -80,6 +83,7 @@ type Summary struct {
 	From         string                       `json:"from"`
 	To           string                       `json:"to"`
 	BadRelease   bool                         `json:"badRelease"`
+	FaultCluster string                       `json:"faultCluster,omitempty"`
 	Revision     string                       `json:"gitRevision"`
 	Outcome      string                       `json:"outcome"` // Promoted or Aborted
 	Duration     time.Duration                `json:"durationNs"`
@@ -258,7 +262,7 @@ func (r *runner) run(ctx context.Context) (*Summary, error) {
 		}
 		s := setVersion(string(b), cur, next)
 		rate := 0.0
-		if r.o.BadRelease {
+		if r.o.BadRelease && r.o.FaultCluster == "" {
 			rate = r.o.ErrorRate
 		}
 		return os.WriteFile(path, []byte(setErrorRate(s, rate)), 0o644)
@@ -271,7 +275,7 @@ func (r *runner) run(ctx context.Context) (*Summary, error) {
 		return nil, err
 	}
 	// 6. Watch every cluster until the outcome.
-	sum := &Summary{Mode: r.mode, From: served, To: next, BadRelease: r.o.BadRelease, Revision: rev, Clusters: map[string]ClusterSummary{},
+	sum := &Summary{Mode: r.mode, From: served, To: next, BadRelease: r.o.BadRelease, FaultCluster: r.o.FaultCluster, Revision: rev, Clusters: map[string]ClusterSummary{},
 		Timeline: map[string][]ClusterView{}, AnalysisRuns: map[string]string{}}
 	wantImage := "docker.io/istio/examples-helloworld-" + next
 	last := map[string]string{}
@@ -283,6 +287,11 @@ func (r *runner) run(ctx context.Context) (*Summary, error) {
 				lastFleet = ph
 				sum.FleetRollout = ph
 				r.say("%-14s %s", "FleetRollout", ph)
+			}
+		}
+		if r.o.BadRelease && r.o.FaultCluster != "" {
+			if err := r.injectFault(ctx, wantImage); err != nil {
+				r.say("fault injection in %s: %v", r.o.FaultCluster, err)
 			}
 		}
 		steps := map[string]int64{}
@@ -672,4 +681,36 @@ func orDash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+var podGVR = schema.GroupVersionResource{Version: "v1", Resource: "pods"}
+
+// injectFault annotates the new version's pods in the fault cluster, the
+// way a release that only breaks in one cluster (its config, its
+// dependencies) would behave: meshsim reads the annotation live.
+func (r *runner) injectFault(ctx context.Context, image string) error {
+	dyn, ok := r.dyn[r.o.FaultCluster]
+	if !ok {
+		return fmt.Errorf("unknown cluster %q", r.o.FaultCluster)
+	}
+	pods, err := dyn.Resource(podGVR).Namespace(Namespace).List(ctx, metav1.ListOptions{LabelSelector: "app=helloworld"})
+	if err != nil {
+		return err
+	}
+	want := strconv.FormatFloat(r.o.ErrorRate, 'g', -1, 64)
+	for _, p := range pods.Items {
+		containers, _, _ := unstructured.NestedSlice(p.Object, "spec", "containers")
+		if len(containers) == 0 {
+			continue
+		}
+		if img, _ := containers[0].(map[string]any)["image"].(string); img != image || p.GetAnnotations()[ErrorRateAnnot] == want {
+			continue
+		}
+		patch := []byte(`{"metadata":{"annotations":{"` + ErrorRateAnnot + `":"` + want + `"}}}`)
+		if _, err := dyn.Resource(podGVR).Namespace(Namespace).Patch(ctx, p.GetName(), types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
+			return err
+		}
+		r.say("%-14s fault injected: pod %s fails %s of its requests", r.o.FaultCluster, p.GetName(), want)
+	}
+	return nil
 }

@@ -56,6 +56,7 @@ func NewDemoCommand(s streams.IO) *cobra.Command {
 		dir, output string
 		bad, lock   bool
 		errorRate   float64
+		faultIn     string
 		rate        float64
 		timeout     time.Duration
 		t           timings
@@ -82,6 +83,7 @@ when either fails. Without it, the guide's independent Rollouts run.`,
 		Example: `  lockstep demo
   lockstep demo --bad-release --error-rate 0.3
   lockstep demo --lockstep                  # through the hub's coordinator
+  lockstep demo --lockstep --bad-release --error-rate 0.15 --fault-cluster argo-rollout2
   lockstep demo --pause 20s --analysis-delay 60s --analysis-interval 20s   # the guide's timings`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -112,7 +114,10 @@ when either fails. Without it, the guide's independent Rollouts run.`,
 			if err := check.Validate(); err != nil {
 				return err
 			}
-			sum, err := demo.Run(ctx, demo.Options{State: st, Params: params, BadRelease: bad, ErrorRate: errorRate,
+			if faultIn != "" && !bad {
+				return fmt.Errorf("--fault-cluster needs --bad-release")
+			}
+			sum, err := demo.Run(ctx, demo.Options{State: st, Params: params, BadRelease: bad, ErrorRate: errorRate, FaultCluster: faultIn,
 				Rate: rate, Timeout: timeout, Progress: progress})
 			if err != nil {
 				return err
@@ -128,6 +133,7 @@ when either fails. Without it, the guide's independent Rollouts run.`,
 	cmd.Flags().BoolVar(&bad, "bad-release", false, "ship a version that fails --error-rate of its requests")
 	cmd.Flags().BoolVar(&lock, "lockstep", false, "run the canary through the hub's coordinator (FleetRollout, indefinite pauses) instead of the guide's independent Rollouts")
 	cmd.Flags().Float64Var(&errorRate, "error-rate", 0.3, "share of requests the bad release fails")
+	cmd.Flags().StringVar(&faultIn, "fault-cluster", "", "with --bad-release: the release fails only in this cluster (its pods get the fault, git does not)")
 	cmd.Flags().Float64Var(&rate, "rate", 20, "requests per second on each ingress gateway")
 	cmd.Flags().DurationVar(&timeout, "timeout", 10*time.Minute, "give up after this long")
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "summary format: text or json (progress then goes to stderr)")
