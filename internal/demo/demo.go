@@ -309,7 +309,10 @@ func (r *runner) run(ctx context.Context) (*Summary, error) {
 				continue
 			}
 			promoted := v.Phase == "Healthy" && v.Stable == v.Current && v.StableWeight == 100 && v.CanaryWeight == 0
-			aborted := (v.Aborted || v.Phase == "Degraded") && v.CanaryWeight == 0
+			// Right after a new revision replaces an aborted one the
+			// controller reports Progressing with the old abort flag still
+			// set: only Degraded is an abort of this revision.
+			aborted := v.Aborted && v.Phase == "Degraded" && v.CanaryWeight == 0
 			if promoted || aborted {
 				done[c] = time.Now()
 				cs := sum.Clusters[c]
@@ -452,6 +455,8 @@ func (r *runner) liveVersion(ctx context.Context) (string, float64, error) {
 // waitSynced waits until every Application has synced git revision rev,
 // so what the clusters show afterwards is that revision's doing.
 func (r *runner) waitSynced(ctx context.Context, rev string) error {
+	start := time.Now()
+	nudged := false
 	for {
 		apps, err := r.hub.Resource(appGVR).Namespace(local.ArgoCDNS).List(ctx, metav1.ListOptions{})
 		if err != nil {
@@ -467,6 +472,14 @@ func (r *runner) waitSynced(ctx context.Context, rev string) error {
 		}
 		if len(apps.Items) > 0 && len(behind) == 0 {
 			return nil
+		}
+		// An Application created after the refresh, or one whose refresh
+		// raced the push, would otherwise wait for Argo CD's next poll.
+		if !nudged && time.Since(start) > 10*time.Second {
+			nudged = true
+			if err := r.refreshApps(ctx, ""); err != nil {
+				return err
+			}
 		}
 		select {
 		case <-ctx.Done():
@@ -533,7 +546,7 @@ func (r *runner) waitSettled(ctx context.Context) (string, error) {
 		for _, c := range r.clusters {
 			v := observe(ctx, c, r.dyn[c], Namespace, RolloutName, VirtualService)
 			healthy := v.Phase == "Healthy" && v.Stable == v.Current
-			aborted := (v.Aborted || v.Phase == "Degraded") && v.CanaryWeight == 0
+			aborted := v.Aborted && v.Phase == "Degraded" && v.CanaryWeight == 0
 			if v.Err == "" && v.Observed && (healthy || aborted) {
 				res := load.Get(ctx, httpClient, load.Target{Cluster: c, URL: r.o.State.URLs[local.IngressURLKey(c)]})
 				if res.Version != "" {
