@@ -6,23 +6,57 @@ import (
 	"crypto/x509"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 )
 
-// freePort asks the kernel for an unused loopback port. Another process may
-// still take it before we bind; the start-up then fails with a clear error
-// and cleans up, which is the behaviour asked for an occupied port.
+// freePort picks an unused loopback port below the kernel's ephemeral
+// range. Ports the kernel hands out for ":0" come from that range, which is
+// also where every outgoing connection takes its local port: between our
+// choice and the component's bind, any of the fleet's own connections could
+// take it (seen: repo-server failing to listen). Below the range only
+// another listener can, and then the start-up fails with a clear error and
+// cleans up.
 func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
+	lo := ephemeralLow() - 1
+	const floor = 10000
+	if lo <= floor {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return 0, err
+		}
+		defer ln.Close()
+		return ln.Addr().(*net.TCPAddr).Port, nil
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
+	for i := 0; i < 200; i++ {
+		p := floor + rand.IntN(lo-floor)
+		if PortFree(p) == nil {
+			return p, nil
+		}
+	}
+	return 0, fmt.Errorf("no free port in %d-%d on 127.0.0.1", floor, lo)
+}
+
+// ephemeralLow is the first port of the kernel's ephemeral range.
+func ephemeralLow() int {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return 32768
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return 32768
+	}
+	n, err := strconv.Atoi(f[0])
+	if err != nil {
+		return 32768
+	}
+	return n
 }
 
 // PortFree reports whether 127.0.0.1:port can be bound right now.
