@@ -1,7 +1,7 @@
 package status
 
 import (
-	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -62,7 +62,11 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 			return m, tea.Quit
 		}
 	case tea.WindowSizeMsg:
-		m.width = msg.Width
+		// A pseudo-terminal without a size reports 0; keep the default
+		// rather than cutting every line to nothing.
+		if msg.Width > 0 {
+			m.width = msg.Width
+		}
 	case updateMsg:
 		m = m.apply(Update(msg))
 	case closedMsg:
@@ -229,8 +233,8 @@ func Sparkline(vals []float64) string {
 	return b.String()
 }
 
-func runLive(ctx context.Context, s streams.IO, updates <-chan Update) error {
-	p := tea.NewProgram(NewModel(), tea.WithContext(ctx), tea.WithInput(s.In), tea.WithOutput(s.Out), tea.WithAltScreen())
+func runLive(s streams.IO, updates <-chan Update) error {
+	p := tea.NewProgram(NewModel(), tea.WithInput(s.In), tea.WithOutput(s.Out), tea.WithAltScreen())
 	go func() {
 		for u := range updates {
 			p.Send(updateMsg(u))
@@ -238,7 +242,8 @@ func runLive(ctx context.Context, s streams.IO, updates <-chan Update) error {
 		p.Send(closedMsg{})
 	}()
 	_, err := p.Run()
-	if err == tea.ErrProgramKilled && ctx.Err() != nil {
+	// Ctrl-C and q are how a person leaves the view, not failures.
+	if errors.Is(err, tea.ErrInterrupted) || errors.Is(err, tea.ErrProgramKilled) {
 		return nil
 	}
 	return err

@@ -126,10 +126,18 @@ func run(ctx context.Context, s streams.IO, f *flags, name string) error {
 		}
 		return view.Print(s.Out, f.output, fl)
 	}
-	// A person ends a watch with Ctrl-C; end it cleanly so the cluster
-	// cache's goroutines stop and the terminal is restored.
-	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
-	defer stop()
+	live := (f.output == view.FormatTable || f.output == view.FormatWide) && isTerminal(s.Out)
+	// The feed ends with the watch: when the live view quits, or on
+	// Ctrl-C in a stream. The live view handles Ctrl-C itself (a key in
+	// raw mode, SIGINT otherwise); catching the signal here as well would
+	// race bubbletea's own handler and hang its shutdown.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if !live {
+		var stop context.CancelFunc
+		ctx, stop = signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+		defer stop()
+	}
 	changed := make(chan struct{}, 1)
 	poke := func(string) {
 		select {
@@ -156,8 +164,8 @@ func run(ctx context.Context, s streams.IO, f *flags, name string) error {
 	}
 	updates := make(chan Update)
 	go feed(ctx, t, rates, f.interval, changed, updates)
-	if (f.output == view.FormatTable || f.output == view.FormatWide) && isTerminal(s.Out) {
-		return runLive(ctx, s, updates)
+	if live {
+		return runLive(s, updates)
 	}
 	return runStream(s.Out, f.output, updates)
 }

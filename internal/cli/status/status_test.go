@@ -260,3 +260,14 @@ func TestThanosFlags(t *testing.T) {
 		}
 	}
 }
+
+func TestZeroWidthTerminalKeepsLines(t *testing.T) {
+	t.Parallel()
+	var m tea.Model = NewModel()
+	m, _ = m.Update(tea.WindowSizeMsg{Width: 0, Height: 0})
+	u := frame(1, 1, 1, 0, true)
+	m, _ = m.Update(updateMsg(u))
+	if !strings.Contains(m.View(), "cluster argo-rollout2 not connected: context deadline exceeded") {
+		t.Errorf("error line cut on a terminal without a size:\n%s", m.View())
+	}
+}
