@@ -272,9 +272,19 @@ func TestDemoLockstepMode(t *testing.T) {
 	if good.Outcome != "Promoted" || good.Mode != render.ModeLockstep {
 		t.Fatalf("outcome %q mode %q, want Promoted in lockstep mode", good.Outcome, good.Mode)
 	}
-	if !strings.HasPrefix(good.FleetRollout, "Completed") {
-		t.Errorf("FleetRollout ended %q, want Completed", good.FleetRollout)
-	}
+	// The coordinator records Completed once it sees both clusters healthy,
+	// a moment after the demo does.
+	frGVR := schema.GroupVersionResource{Group: "lockstep.dev", Version: "v1alpha1", Resource: "fleetrollouts"}
+	eventually(t, 30*time.Second, "FleetRollout lockstep/helloworld Completed", func() error {
+		fr, err := fleettest.Dynamic(t, local.HubName).Resource(frGVR).Namespace("lockstep").Get(context.Background(), "helloworld", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if phase, _, _ := unstructured.NestedString(fr.Object, "status", "phase"); phase != "Completed" {
+			return fmt.Errorf("phase %q", phase)
+		}
+		return nil
+	})
 	for _, c := range workloads {
 		for _, w := range []int64{10, 50, 90} {
 			if !slices.Contains(good.Clusters[c].Weights, w) {
