@@ -6,12 +6,17 @@ BIN       := bin/lockstep
 # cores would make their timings (the thing under test) noisy.
 TEST_FLAGS ?= -timeout 60m -p 1
 
-.PHONY: all build deps components demo test test-short bench lint fmt vet clean
+.PHONY: all build plugin deps components demo test test-short bench lint fmt vet clean
 
 all: build
 
 build:
 	$(GO) build -o $(BIN) ./cmd/lockstep
+
+# kubectl finds plugins by name on PATH: bin/kubectl-lockstep makes
+# `kubectl lockstep status` work once bin/ is on PATH.
+plugin: build
+	ln -sf lockstep bin/kubectl-lockstep
 
 # Debian packages run as they are: Prometheus 2.42, Redis 7.0, git.
 deps:

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"path/filepath"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -47,8 +48,17 @@ abort in one cluster aborts them all.`,
 // Run executes the CLI and returns the process exit code. Errors end here as
 // one line on stderr.
 func Run(args []string, in io.Reader, out, errOut io.Writer) int {
+	return RunAs("lockstep", args, in, out, errOut)
+}
+
+// RunAs is Run for a binary called argv0: installed as kubectl-lockstep
+// (a kubectl plugin), help and examples read "kubectl lockstep".
+func RunAs(argv0 string, args []string, in io.Reader, out, errOut io.Writer) int {
 	s := streams.IO{In: in, Out: out, ErrOut: errOut}
 	root := NewRootCommand(s)
+	if strings.HasPrefix(filepath.Base(argv0), "kubectl-") {
+		root.Annotations = map[string]string{cobra.CommandDisplayNameAnnotation: "kubectl lockstep"}
+	}
 	root.SetArgs(args)
 	if err := root.Execute(); err != nil {
 		var ec interface{ ExitCode() int }
