@@ -349,6 +349,8 @@ func TestResultAnalysis(t *testing.T) {
 		},
 		Analysis: a,
 		Policy:   decide.Policy{UnreachableDeadline: time.Minute, InconclusiveLimit: time.Minute},
+		// The canary has had traffic for a while: the verdicts count.
+		Fleet: decide.FleetStatus{Revision: "rev-1", CanaryStartedAt: evalTime.Add(-time.Minute)},
 	}, evalTime)
 	if d.Action != decide.ActionAbort || d.Reason != decide.ReasonAnalysisFailed {
 		t.Errorf("decision = %s/%s (%s), want abort on analysis failure", d.Action, d.Reason, d.Message)
