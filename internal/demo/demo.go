@@ -45,7 +45,6 @@ const (
 	lockstepAppName = "lockstep-fleetrollout"
 	Namespace       = "helloworld"
 	RolloutName     = "helloworld"
-	VirtualService  = "helloworld-crosscluster-gateways"
 	ErrorRateAnnot  = "meshsim.lockstep.dev/error-rate"
 	refreshAnnot    = "argocd.argoproj.io/refresh"
 	rolloutAppLabel = "-rollout"
@@ -296,7 +295,7 @@ func (r *runner) run(ctx context.Context) (*Summary, error) {
 		}
 		steps := map[string]int64{}
 		for _, c := range r.clusters {
-			v := observe(ctx, c, r.dyn[c], Namespace, RolloutName, VirtualService)
+			v := observe(ctx, c, r.dyn[c], Namespace, RolloutName)
 			if v.Image == wantImage && v.Observed && !v.Aborted && v.Err == "" {
 				steps[c] = v.Step
 			}
@@ -438,7 +437,7 @@ func (r *runner) refreshApps(ctx context.Context, suffix string) error {
 // has, else what git names for this mode.
 func (r *runner) liveVersion(ctx context.Context) (string, float64, error) {
 	for _, c := range r.clusters {
-		if v := observe(ctx, c, r.dyn[c], Namespace, RolloutName, VirtualService); v.Err == "" && v.Image != "" {
+		if v := observe(ctx, c, r.dyn[c], Namespace, RolloutName); v.Err == "" && v.Image != "" {
 			rate, _ := strconv.ParseFloat(v.ErrorRate, 64)
 			ver, err := currentVersion([]byte(v.Image))
 			return ver, rate, err
@@ -544,7 +543,7 @@ func (r *runner) waitSettled(ctx context.Context) (string, error) {
 			served = map[string]bool{}
 		)
 		for _, c := range r.clusters {
-			v := observe(ctx, c, r.dyn[c], Namespace, RolloutName, VirtualService)
+			v := observe(ctx, c, r.dyn[c], Namespace, RolloutName)
 			healthy := v.Phase == "Healthy" && v.Stable == v.Current
 			aborted := v.Aborted && v.Phase == "Degraded" && v.CanaryWeight == 0
 			if v.Err == "" && v.Observed && (healthy || aborted) {

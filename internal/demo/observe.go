@@ -9,12 +9,13 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
+
+	"lockstep.dev/lockstep/internal/rollouts"
 )
 
 var (
 	rolloutGVR     = schema.GroupVersionResource{Group: "argoproj.io", Version: "v1alpha1", Resource: "rollouts"}
 	analysisRunGVR = schema.GroupVersionResource{Group: "argoproj.io", Version: "v1alpha1", Resource: "analysisruns"}
-	vsGVR          = schema.GroupVersionResource{Group: "networking.istio.io", Version: "v1", Resource: "virtualservices"}
 	appGVR         = schema.GroupVersionResource{Group: "argoproj.io", Version: "v1alpha1", Resource: "applications"}
 )
 
@@ -68,7 +69,7 @@ func imageVersion(image string) string {
 }
 
 // observe reads the Rollout, its VirtualService and its newest AnalysisRun.
-func observe(ctx context.Context, cluster string, dyn dynamic.Interface, ns, name, vs string) ClusterView {
+func observe(ctx context.Context, cluster string, dyn dynamic.Interface, ns, name string) ClusterView {
 	v := ClusterView{Cluster: cluster}
 	ro, err := dyn.Resource(rolloutGVR).Namespace(ns).Get(ctx, name, metav1.GetOptions{})
 	if err != nil {
@@ -93,8 +94,9 @@ func observe(ctx context.Context, cluster string, dyn dynamic.Interface, ns, nam
 	// Argo Rollouts writes observedGeneration as a string.
 	og, _, _ := unstructured.NestedFieldNoCopy(ro.Object, "status", "observedGeneration")
 	v.Observed = fmt.Sprint(og) == fmt.Sprint(ro.GetGeneration())
-	if vso, err := dyn.Resource(vsGVR).Namespace(ns).Get(ctx, vs, metav1.GetOptions{}); err == nil {
-		v.StableWeight, v.CanaryWeight = weights(vso)
+	// The weights of the route the Rollout itself manages.
+	if w, err := rollouts.TrafficWeights(ctx, dyn, ro); err == nil && w != nil {
+		v.StableWeight, v.CanaryWeight = int64(w.Stable), int64(w.Canary)
 	}
 	if runs, err := dyn.Resource(analysisRunGVR).Namespace(ns).List(ctx, metav1.ListOptions{}); err == nil {
 		var newest *unstructured.Unstructured
@@ -122,33 +124,6 @@ func newerRun(a, b *unstructured.Unstructured) bool {
 		return ta.After(tb)
 	}
 	return a.GetName() > b.GetName()
-}
-
-// weights returns the stable and canary weights of the helloworld route.
-func weights(vs *unstructured.Unstructured) (stable, canary int64) {
-	http, _, _ := unstructured.NestedSlice(vs.Object, "spec", "http")
-	for _, h := range http {
-		hm, ok := h.(map[string]any)
-		if !ok || hm["name"] != "helloworld" {
-			continue
-		}
-		routes, _ := hm["route"].([]any)
-		for _, r := range routes {
-			rm, _ := r.(map[string]any)
-			dest, _ := rm["destination"].(map[string]any)
-			w, _ := rm["weight"].(int64)
-			if f, ok := rm["weight"].(float64); ok {
-				w = int64(f)
-			}
-			switch dest["host"] {
-			case "helloworld":
-				stable = w
-			case "helloworld-canary":
-				canary = w
-			}
-		}
-	}
-	return stable, canary
 }
 
 func firstLine(s string) string {
