@@ -2,9 +2,10 @@
 # fresh machine needs (see README.md); both install what they use.
 GO        ?= go
 BIN       := bin/lockstep
+# -count=1: a fleet test replayed from the build cache proves nothing.
 # -p 1: each integration package starts a whole fleet; two at once on two
 # cores would make their timings (the thing under test) noisy.
-TEST_FLAGS ?= -timeout 60m -p 1
+TEST_FLAGS ?= -timeout 60m -p 1 -count=1
 
 .PHONY: all build plugin deps components demo test test-short bench lint fmt vet clean
 
