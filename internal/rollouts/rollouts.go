@@ -100,16 +100,11 @@ func State(u *unstructured.Unstructured) (decide.RolloutState, error) {
 	return s, nil
 }
 
+// nested is apimachinery's field lookup without the found/error results:
+// a missing or mistyped path is nil.
 func nested(obj map[string]any, path ...string) any {
-	var cur any = obj
-	for _, p := range path {
-		m, ok := cur.(map[string]any)
-		if !ok {
-			return nil
-		}
-		cur = m[p]
-	}
-	return cur
+	v, _, _ := unstructured.NestedFieldNoCopy(obj, path...)
+	return v
 }
 
 // Weights are the traffic weights of a Rollout's canary route.

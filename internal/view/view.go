@@ -441,16 +441,11 @@ func analysisRun(u *unstructured.Unstructured) *AnalysisRun {
 	return a
 }
 
+// nested is apimachinery's field lookup without the found/error results:
+// a missing or mistyped path is nil.
 func nested(obj map[string]any, path ...string) any {
-	var cur any = obj
-	for _, p := range path {
-		m, ok := cur.(map[string]any)
-		if !ok {
-			return nil
-		}
-		cur = m[p]
-	}
-	return cur
+	v, _, _ := unstructured.NestedFieldNoCopy(obj, path...)
+	return v
 }
 
 func oneLine(s string) string {

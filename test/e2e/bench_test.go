@@ -3,7 +3,6 @@ package e2e
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"path/filepath"
 	"testing"
 	"time"
@@ -11,8 +10,6 @@ import (
 	"lockstep.dev/lockstep/internal/demo"
 	"lockstep.dev/lockstep/internal/lab/local"
 )
-
-func errorf(format string, args ...any) error { return fmt.Errorf(format, args...) }
 
 // BenchmarkLabUp measures a warm `lab up` from an empty fleet directory (the
 // component cache is warm, the fleet's data is not) and the fleet's total

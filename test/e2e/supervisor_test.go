@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -33,7 +34,7 @@ func TestKilledSupervisorTakesTheFleetWithIt(t *testing.T) {
 	}
 	eventually(t, 10*time.Second, "every process of the fleet gone", func() error {
 		if left := local.MarkedProcesses(dir); len(left) > 0 {
-			return errorf("still running: %v", left)
+			return fmt.Errorf("still running: %v", left)
 		}
 		return nil
 	})

@@ -140,7 +140,6 @@ func (f *fleet) startMonitoring(ctx context.Context) error {
 type ThanosStore struct {
 	Name      string              `json:"name"`
 	LastError *string             `json:"lastError"`
-	Labels    []map[string]string `json:"-"`
 	LabelSets []map[string]string `json:"labelSets"`
 }
 
