@@ -112,7 +112,7 @@ func componentNames() []string {
 func newUp(s streams.IO, f *flags) *cobra.Command {
 	var (
 		workloads, nodes, thanosPort int
-		noNetNS, noCoordinator       bool
+		noNetNS, noCoordinator, bare bool
 		timeout                      time.Duration
 	)
 	cmd := &cobra.Command{
@@ -141,7 +141,7 @@ a no-op that says so. Every server binds to 127.0.0.1 on a free port.`,
 			defer stop()
 			fmt.Fprintf(s.Out, "starting local fleet in %s\n", f.dir)
 			st, err := local.Up(ctx, local.UpOptions{Dir: f.dir, Cache: cache, Workloads: workloads, Nodes: nodes,
-				NoNetNS: noNetNS, ThanosPort: thanosPort, NoCoordinator: noCoordinator, Supervisor: []string{exe}, Out: s.Out, Timeout: timeout})
+				NoNetNS: noNetNS, ThanosPort: thanosPort, NoCoordinator: noCoordinator, Bare: bare, Supervisor: []string{exe}, Out: s.Out, Timeout: timeout})
 			if errors.Is(err, local.ErrAlreadyRunning) {
 				fmt.Fprintf(s.Out, "fleet already running (supervisor pid %d, phase %s): nothing to do\n", st.SupervisorPID, st.Phase)
 				printAccess(s, st)
@@ -161,6 +161,7 @@ a no-op that says so. Every server binds to 127.0.0.1 on a free port.`,
 	cmd.Flags().DurationVar(&timeout, "timeout", 5*time.Minute, "give up (and clean up) after this long")
 	cmd.Flags().IntVar(&thanosPort, "thanos-port", 0, "fixed 127.0.0.1 port of Thanos Query's HTTP API (default: any free port)")
 	cmd.Flags().BoolVar(&noCoordinator, "no-coordinator", false, "do not run the Lockstep coordinator on the hub")
+	cmd.Flags().BoolVar(&bare, "bare", false, "start empty clusters (apiservers, kwok nodes, LoadBalancer addresses) for installers to fill")
 	return cmd
 }
 
@@ -311,7 +312,7 @@ func newLogs(s streams.IO, f *flags) *cobra.Command {
 func newSupervise(s streams.IO, f *flags) *cobra.Command {
 	var (
 		workloads, nodes, thanosPort int
-		noNetNS, noCoordinator       bool
+		noNetNS, noCoordinator, bare bool
 	)
 	cmd := &cobra.Command{
 		Use:     "supervise",
@@ -327,7 +328,7 @@ func newSupervise(s streams.IO, f *flags) *cobra.Command {
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 			defer stop()
 			return local.Supervise(ctx, local.Options{Dir: f.dir, Cache: cache, Workloads: workloads, Nodes: nodes,
-				GitOps: gitops.Tree, NoNetNS: noNetNS, ThanosPort: thanosPort, NoCoordinator: noCoordinator})
+				GitOps: gitops.Tree, NoNetNS: noNetNS, ThanosPort: thanosPort, NoCoordinator: noCoordinator, Bare: bare})
 		},
 	}
 	cmd.Flags().IntVar(&workloads, "workloads", 2, "number of workload clusters")
@@ -335,5 +336,6 @@ func newSupervise(s streams.IO, f *flags) *cobra.Command {
 	cmd.Flags().BoolVar(&noNetNS, "no-netns", false, "keep every process in the host network namespace")
 	cmd.Flags().IntVar(&thanosPort, "thanos-port", 0, "fixed port of Thanos Query's HTTP API")
 	cmd.Flags().BoolVar(&noCoordinator, "no-coordinator", false, "do not run the Lockstep coordinator")
+	cmd.Flags().BoolVar(&bare, "bare", false, "start empty clusters")
 	return cmd
 }

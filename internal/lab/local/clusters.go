@@ -160,7 +160,8 @@ func (f *fleet) startControllers(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	for i, w := range f.workloads {
+	for _, w := range f.nodeClusters() {
+		i := f.index(w)
 		specs = append(specs,
 			ProcSpec{
 				Name: w + "/kube-scheduler", Cluster: w, Path: f.bin("kube", "kube-scheduler"),
@@ -171,7 +172,7 @@ func (f *fleet) startControllers(ctx context.Context) error {
 				Ports: map[string]int{"server": f.p.kwok[w]},
 				Args: []string{"--kubeconfig=" + f.clusterKubeconfig(w), "--manage-all-nodes=false",
 					"--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
-					"--node-ip=10.0." + strconv.Itoa(i+1) + ".1", "--cidr=10.244." + strconv.Itoa(i+1) + ".0/24",
+					"--node-ip=10.0." + strconv.Itoa(i) + ".1", "--cidr=10.244." + strconv.Itoa(i) + ".0/24",
 					"--config=" + stages, "--server-address=" + addr(f.p.kwok[w]),
 					// Without it kwok renews no node Lease and the node lifecycle
 					// controller marks every node NotReady after ~50 s.
@@ -182,12 +183,31 @@ func (f *fleet) startControllers(ctx context.Context) error {
 	if err := f.startAll(ctx, specs...); err != nil {
 		return err
 	}
-	for _, w := range f.workloads {
+	for _, w := range f.nodeClusters() {
 		if err := f.createNodes(ctx, w); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// nodeClusters are the clusters with kwok nodes: the workloads, and the hub
+// too in a bare fleet (installers put Argo CD and Thanos there as pods).
+func (f *fleet) nodeClusters() []string {
+	if f.opt.Bare {
+		return f.clusters
+	}
+	return f.workloads
+}
+
+// index is a cluster's position: 0 for the hub, i for the i-th workload.
+func (f *fleet) index(c string) int {
+	for i, n := range f.clusters {
+		if n == c {
+			return i
+		}
+	}
+	return 0
 }
 
 // kwokStages concatenates kwok's fast node and pod stages (v0.8.0 ships no

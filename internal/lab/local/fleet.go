@@ -50,6 +50,11 @@ type Options struct {
 	// NoCoordinator leaves the Lockstep coordinator out (for tests that
 	// run their own).
 	NoCoordinator bool
+	// Bare starts empty clusters: etcd, the apiservers, controller-managers,
+	// schedulers, kwok nodes (the hub's too) and a LoadBalancer address
+	// allocator, and nothing else. It is the target the installers of
+	// `lab up --provider existing` are tested against.
+	Bare bool
 }
 
 // ports holds every port of the fleet, chosen before anything starts.
@@ -108,10 +113,13 @@ func allocPorts(clusters []string, workloads []string) (*ports, error) {
 	for _, c := range clusters {
 		p.api[c] = uniq()
 	}
+	for _, c := range clusters {
+		p.kwok[c] = uniq()
+	}
 	for _, w := range workloads {
 		p.rolloutsHealth[w], p.rolloutsMetrics[w] = uniq(), uniq()
 		p.rolloutsHealthHost[w], p.rolloutsMetricsHost[w] = uniq(), uniq()
-		p.kwok[w], p.prom[w], p.sidecarGRPC[w], p.sidecarHTTP[w] = uniq(), uniq(), uniq(), uniq()
+		p.prom[w], p.sidecarGRPC[w], p.sidecarHTTP[w] = uniq(), uniq(), uniq()
 		p.meshIngress[w], p.meshEastWest[w], p.meshMetrics[w] = uniq(), uniq(), uniq()
 	}
 	p.redis, p.git, p.repo, p.repoMetrics = uniq(), uniq(), uniq(), uniq()
@@ -223,6 +231,17 @@ func (f *fleet) up(ctx context.Context) error {
 		{"workload clusters registered in Argo CD", f.registerClusters},
 		{"Lockstep coordinator", f.startCoordinator},
 		{"fleet health", f.waitFleet},
+	}
+	if f.opt.Bare {
+		steps = []step{
+			{"certificates and tokens", func(context.Context) error { return f.pki.Ensure(f.clusters) }},
+			{"etcd", f.startEtcd},
+			{"kube-apiservers", f.startAPIServers},
+			{"kubeconfig", f.writeKubeconfigs},
+			{"controller-managers, schedulers, kwok nodes", f.startControllers},
+			{"LoadBalancer address allocator", f.startLoadBalancers},
+			{"nodes ready", f.waitNodes},
+		}
 	}
 	for i, st := range steps {
 		t := time.Now()

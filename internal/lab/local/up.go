@@ -41,9 +41,11 @@ type UpOptions struct {
 	ThanosPort int
 	// NoCoordinator leaves the Lockstep coordinator out.
 	NoCoordinator bool
-	Supervisor    []string // command that runs `lab supervise` (the lockstep binary)
-	Out           io.Writer
-	Timeout       time.Duration
+	// Bare starts empty clusters (see Options.Bare).
+	Bare       bool
+	Supervisor []string // command that runs `lab supervise` (the lockstep binary)
+	Out        io.Writer
+	Timeout    time.Duration
 }
 
 // ErrAlreadyRunning is returned (and reported as a no-op) by Up on a fleet
@@ -103,6 +105,9 @@ func Up(ctx context.Context, o UpOptions) (*State, error) {
 	}
 	if o.NoCoordinator {
 		args = append(args, "--no-coordinator")
+	}
+	if o.Bare {
+		args = append(args, "--bare")
 	}
 	cmd := exec.Command(o.Supervisor[0], args...)
 	cmd.Env = append(os.Environ(), fleetEnv+"="+o.Dir, "LOCKSTEP_CACHE_DIR="+o.Cache.Root)
