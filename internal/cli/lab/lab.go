@@ -22,6 +22,7 @@ import (
 	"lockstep.dev/lockstep/gitops"
 	"lockstep.dev/lockstep/internal/cli/streams"
 	"lockstep.dev/lockstep/internal/lab/local"
+	"lockstep.dev/lockstep/internal/lab/provider/eks"
 )
 
 type flags struct {
@@ -46,7 +47,8 @@ kube-apiservers, Argo CD, Argo Rollouts, Prometheus and Thanos; only kubelets
   lockstep lab down      # stop it (--wipe removes its data)`,
 	}
 	cmd.PersistentFlags().StringVar(&f.dir, "dir", local.DefaultDir(), "directory of the local fleet's state, data and logs (env LOCKSTEP_DIR)")
-	cmd.AddCommand(newBuild(s), newUp(s, f), newDown(s, f), newStatus(s, f), newLogs(s, f), newSupervise(s, f))
+	cmd.AddCommand(newBuild(s), newUp(s, f), newDown(s, f), newStatus(s, f), newLogs(s, f), newSupervise(s, f),
+		newActions(s), newVerify(s, f))
 	return cmd
 }
 
@@ -114,20 +116,47 @@ func newUp(s streams.IO, f *flags) *cobra.Command {
 		workloads, nodes, thanosPort int
 		noNetNS, noCoordinator, bare bool
 		timeout                      time.Duration
+		remote                       = &remoteFlags{}
 	)
 	cmd := &cobra.Command{
 		Use:   "up",
 		Short: "Start the lab's clusters",
-		Long: `Up starts the fleet with the chosen provider and waits until every component
-is healthy, then prints the kubeconfig and the URLs. On a running fleet it is
-a no-op that says so. Every server binds to 127.0.0.1 on a free port.`,
+		Long: `Up creates the lab's clusters with the chosen provider and makes them ready.
+
+local (default): the fleet-in-a-box on this machine. Up waits until every
+component is healthy, then prints the kubeconfig and the URLs; on a running
+fleet it is a no-op that says so. Every server binds to 127.0.0.1 on a free
+port. --bare starts empty clusters (for the installers).
+
+kind, eks, existing: the provider creates the clusters (kind through kind's
+Go library; eks by writing eksctl ClusterConfigs and running eksctl) or takes
+three contexts (existing), then the installers run in order: Istio
+multi-primary multi-network with a shared root CA, Argo CD and the cluster
+registrations, Argo Rollouts, prometheus-operator + Thanos + Grafana, and the
+Lockstep coordinator (see ` + "`lockstep lab actions`" + `). Every installer is
+idempotent: running up again changes nothing, and says so. Progress is kept on
+the hub (ConfigMap lockstep-system/lockstep-install), so --resume continues
+a failed run.`,
 		Example: `  lockstep lab up
   export KUBECONFIG=$(lockstep lab status -o json | jq -r .kubeconfig)
-  kubectl --context argo-rollout1 get nodes`,
+  kubectl --context argo-rollout1 get nodes
+
+  # three clusters you already have
+  lockstep lab up --provider existing --kubeconfig ~/.kube/config \
+    --hub-context argo-hub --workload-contexts argo-rollout1,argo-rollout2
+
+  # kind (needs Docker and cloud-provider-kind for LoadBalancers)
+  lockstep lab up --provider kind
+
+  # EKS: write the eksctl ClusterConfigs only, then for real
+  lockstep lab up --provider eks --eks-region eu-west-1 --dry-run
+  lockstep lab up --provider eks --eks-region eu-west-1`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if f.provider != "local" {
-				return fmt.Errorf("unknown provider %q (available here: local)", f.provider)
+				ctx, stop := signalContext(cmd.Context())
+				defer stop()
+				return upRemote(ctx, s, f.provider, remote)
 			}
 			cache, err := local.DefaultCache()
 			if err != nil {
@@ -154,14 +183,15 @@ a no-op that says so. Every server binds to 127.0.0.1 on a free port.`,
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&f.provider, "provider", "local", "where the clusters run: local")
+	cmd.Flags().StringVar(&f.provider, "provider", "local", "where the clusters run: "+strings.Join(Providers, ", "))
 	cmd.Flags().IntVar(&workloads, "workloads", 2, "number of workload clusters")
 	cmd.Flags().IntVar(&nodes, "nodes", 2, "kwok nodes per workload cluster")
 	cmd.Flags().BoolVar(&noNetNS, "no-netns", false, "keep every process in the host network namespace")
 	cmd.Flags().DurationVar(&timeout, "timeout", 5*time.Minute, "give up (and clean up) after this long")
 	cmd.Flags().IntVar(&thanosPort, "thanos-port", 0, "fixed 127.0.0.1 port of Thanos Query's HTTP API (default: any free port)")
 	cmd.Flags().BoolVar(&noCoordinator, "no-coordinator", false, "do not run the Lockstep coordinator on the hub")
-	cmd.Flags().BoolVar(&bare, "bare", false, "start empty clusters (apiservers, kwok nodes, LoadBalancer addresses) for installers to fill")
+	cmd.Flags().BoolVar(&bare, "bare", false, "local: start empty clusters (apiservers, kwok nodes, LoadBalancer addresses) for installers to fill")
+	remote.add(cmd.Flags())
 	return cmd
 }
 
@@ -183,17 +213,36 @@ func printAccess(s streams.IO, st *local.State) {
 }
 
 func newDown(s streams.IO, f *flags) *cobra.Command {
-	var wipe bool
+	var (
+		wipe bool
+		prov string
+		r    = &remoteFlags{}
+	)
 	cmd := &cobra.Command{
-		Use:     "down",
-		Short:   "Stop every process of the fleet",
-		Example: "  lockstep lab down\n  lockstep lab down --wipe   # also remove data, logs and certificates",
-		Args:    cobra.NoArgs,
-		RunE: func(_ *cobra.Command, _ []string) error {
-			return local.Down(f.dir, wipe, s.Out)
+		Use:   "down",
+		Short: "Stop every process of the local fleet, or delete the kind/eks clusters",
+		Example: `  lockstep lab down
+  lockstep lab down --wipe   # also remove data, logs and certificates
+  lockstep lab down --provider kind
+  lockstep lab down --provider eks --eks-region eu-west-1`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if prov == "local" {
+				return local.Down(f.dir, wipe, s.Out)
+			}
+			p, err := r.provider(prov)
+			if err != nil {
+				return err
+			}
+			ctx, stop := signalContext(cmd.Context())
+			defer stop()
+			return p.Down(ctx, r.options(prov, s))
 		},
 	}
-	cmd.Flags().BoolVar(&wipe, "wipe", false, "remove the fleet's directory (data, logs, certificates)")
+	cmd.Flags().BoolVar(&wipe, "wipe", false, "local: remove the fleet's directory (data, logs, certificates)")
+	cmd.Flags().StringVar(&prov, "provider", "local", "where the clusters run: "+strings.Join(Providers, ", "))
+	cmd.Flags().StringVar(&r.dir, "provider-dir", "", "kind/eks: the directory `lab up` used (default: ~/.local/state/lockstep/<provider>)")
+	cmd.Flags().StringVar(&r.eksRegion, "eks-region", "", "eks: AWS region (default: $AWS_REGION, then "+eks.DefaultRegion+")")
 	return cmd
 }
 

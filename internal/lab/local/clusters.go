@@ -256,8 +256,10 @@ func (f *fleet) createNodes(ctx context.Context, cluster string) error {
 					"topology.kubernetes.io/region": "local", "topology.kubernetes.io/zone": cluster},
 			},
 			Status: corev1.NodeStatus{
-				Allocatable: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("32"), corev1.ResourceMemory: resource.MustParse("256Gi"), corev1.ResourcePods: resource.MustParse("110")},
-				Capacity:    corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("32"), corev1.ResourceMemory: resource.MustParse("256Gi"), corev1.ResourcePods: resource.MustParse("110")},
+				// Upstream manifests request ephemeral-storage (Argo Rollouts'
+				// controller does): a node without it schedules nothing.
+				Allocatable: nodeResources(),
+				Capacity:    nodeResources(),
 			},
 		}
 		if _, err := cs.CoreV1().Nodes().Create(ctx, n, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
@@ -265,6 +267,11 @@ func (f *fleet) createNodes(ctx context.Context, cluster string) error {
 		}
 	}
 	return nil
+}
+
+func nodeResources() corev1.ResourceList {
+	return corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("32"), corev1.ResourceMemory: resource.MustParse("256Gi"),
+		corev1.ResourcePods: resource.MustParse("110"), corev1.ResourceEphemeralStorage: resource.MustParse("1Ti")}
 }
 
 func (f *fleet) startRollouts(ctx context.Context) error {
