@@ -120,11 +120,17 @@ func TestInstallers(t *testing.T) {
 		}
 	}
 
-	// 4. Drift: scale Argo CD's server by hand; a run from the argocd
-	// action changes exactly that Deployment back.
+	// 4. Drift: change Argo CD's server image by hand; a run from the
+	// argocd action changes exactly that Deployment back.
 	ctx := context.Background()
-	if _, err := hub.AppsV1().Deployments("argocd").Patch(ctx, "argocd-server", types.MergePatchType,
-		[]byte(`{"spec":{"replicas":3}}`), metav1.PatchOptions{FieldManager: "kubectl-edit"}); err != nil {
+	d, err := hub.AppsV1().Deployments("argocd").Get(ctx, "argocd-server", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	image := d.Spec.Template.Spec.Containers[0].Image
+	if _, err := hub.AppsV1().Deployments("argocd").Patch(ctx, "argocd-server", types.StrategicMergePatchType,
+		[]byte(`{"spec":{"template":{"spec":{"containers":[{"name":"argocd-server","image":"example.com/not-argocd:1"}]}}}}`),
+		metav1.PatchOptions{FieldManager: "kubectl-edit"}); err != nil {
 		t.Fatal(err)
 	}
 	out, err = up(t, "--from", "argocd")
@@ -135,12 +141,17 @@ func TestInstallers(t *testing.T) {
 	if len(counts) == 0 || counts[0][1] != 1 || counts[0][0] != 0 {
 		t.Fatalf("drift run: argocd action counts %v, want exactly 1 changed:\n%s", counts, out)
 	}
-	d, err := hub.AppsV1().Deployments("argocd").Get(ctx, "argocd-server", metav1.GetOptions{})
+	for i, c := range counts[1:] {
+		if c[0] != 0 || c[1] != 0 {
+			t.Errorf("drift run: action %d after argocd changed something: %v", i+2, c)
+		}
+	}
+	d, err = hub.AppsV1().Deployments("argocd").Get(ctx, "argocd-server", metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d.Spec.Replicas == nil || *d.Spec.Replicas != 1 {
-		t.Fatalf("argocd-server replicas %v after the repair run, want 1", d.Spec.Replicas)
+	if got := d.Spec.Template.Spec.Containers[0].Image; got != image {
+		t.Fatalf("argocd-server image %q after the repair run, want %q", got, image)
 	}
 
 	t.Run("istio certificates chain to the shared root", func(t *testing.T) { checkCerts(t) })

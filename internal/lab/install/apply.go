@@ -188,12 +188,14 @@ func (c *Context) WaitDeployments(cl *Cluster, namespace string, names ...string
 	}
 	var pending []string
 	err := wait.PollUntilContextTimeout(c, time.Second, c.Settings.Timeout, true, func(ctx context.Context) (bool, error) {
-		var err error
-		pending, err = notAvailable(ctx, cl.Kube, namespace, names)
+		p, err := notAvailable(ctx, cl.Kube, namespace, names)
 		if err != nil {
-			pending = []string{err.Error()}
+			if ctx.Err() == nil {
+				pending = []string{firstLine(err.Error())}
+			}
 			return false, nil
 		}
+		pending = p
 		return len(pending) == 0, nil
 	})
 	if err != nil {
@@ -229,6 +231,11 @@ func notAvailable(ctx context.Context, kc kubernetes.Interface, namespace string
 		}
 	}
 	return pending, nil
+}
+
+func firstLine(s string) string {
+	l, _, _ := strings.Cut(s, "\n")
+	return l
 }
 
 func replicas(d *appsv1.Deployment) int32 {
