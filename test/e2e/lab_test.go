@@ -126,6 +126,40 @@ func TestThanosQuerySeesBothSidecars(t *testing.T) {
 	}
 }
 
+// TestLabVerifyLocal runs `lab verify` on the fleet-in-a-box: Argo CD's
+// cluster Secrets reach both workloads, both Rollouts controllers are up, and
+// the real Thanos Query has a store per cluster label; Grafana and the
+// Istio sample have nothing to check here and say so.
+func TestLabVerifyLocal(t *testing.T) {
+	needFleet(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	out, errOut, err := env.Run(ctx, "lab", "verify", "--dir", env.Dir)
+	if err != nil {
+		t.Fatalf("lab verify: %v: %s\n%s", err, errOut, out)
+	}
+	for _, want := range []string{
+		"✓ Argo CD cluster argo-rollout1: connected", "✓ Argo CD cluster argo-rollout2: connected",
+		"✓ Argo Rollouts (argo-rollout1)", "✓ Argo Rollouts (argo-rollout2)",
+		"✓ Thanos stores: cluster=data-producer-1, cluster=data-producer-2 up",
+		"- Grafana datasource", "- Istio cross-cluster reachability",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("lab verify output lacks %q:\n%s", want, out)
+		}
+	}
+	out, _, err = env.Run(ctx, "lab", "verify", "--dir", env.Dir, "-o", "json")
+	if err != nil || !strings.HasPrefix(strings.TrimSpace(out), "[") {
+		t.Errorf("lab verify -o json: %v\n%s", err, out)
+	}
+	for _, bad := range [][]string{{"--provider", "kind"}, {"-o", "xml"}} {
+		_, errOut, err := env.Run(ctx, append([]string{"lab", "verify", "--dir", env.Dir}, bad...)...)
+		if err == nil || strings.Count(strings.TrimSpace(errOut), "\n") > 0 {
+			t.Errorf("lab verify %v: want a one-line error, got %v: %q", bad, err, errOut)
+		}
+	}
+}
+
 var (
 	appSetGVR = schema.GroupVersionResource{Group: "argoproj.io", Version: "v1alpha1", Resource: "applicationsets"}
 	appGVR    = schema.GroupVersionResource{Group: "argoproj.io", Version: "v1alpha1", Resource: "applications"}
