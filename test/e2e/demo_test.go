@@ -173,6 +173,19 @@ func TestDemoUpgradesEveryCluster(t *testing.T) {
 			t.Errorf("success rate reported by %s = %.3f during a good release", rep, s.SuccessRate[rep])
 		}
 	}
+	// After the upgrade, `lab verify` passes as a whole, the sample
+	// reaching pods of both clusters from either gateway included.
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	out, errOut, err := env.Run(ctx, "lab", "verify", "--dir", env.Dir)
+	if err != nil {
+		t.Fatalf("lab verify after the upgrade: %v: %s\n%s", err, errOut, out)
+	}
+	for _, c := range workloads {
+		if !strings.Contains(out, "✓ Istio reachability from "+c) {
+			t.Errorf("lab verify: no ✓ reachability from %s:\n%s", c, out)
+		}
+	}
 }
 
 func TestDemoBadReleaseAbortsEveryCluster(t *testing.T) {

@@ -134,23 +134,23 @@ func TestLabVerifyLocal(t *testing.T) {
 	needFleet(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	out, errOut, err := env.Run(ctx, "lab", "verify", "--dir", env.Dir)
-	if err != nil {
-		t.Fatalf("lab verify: %v: %s\n%s", err, errOut, out)
-	}
+	// The reachability lines need helloworld deployed: they are checked
+	// after the guide's upgrade (TestDemoUpgradesEveryCluster), so the exit
+	// status is not this test's business.
+	out, _, _ := env.Run(ctx, "lab", "verify", "--dir", env.Dir)
 	for _, want := range []string{
 		"✓ Argo CD cluster argo-rollout1: connected", "✓ Argo CD cluster argo-rollout2: connected",
 		"✓ Argo Rollouts (argo-rollout1)", "✓ Argo Rollouts (argo-rollout2)",
 		"✓ Thanos stores: cluster=data-producer-1, cluster=data-producer-2 up",
-		"- Grafana datasource", "- Istio cross-cluster reachability",
+		"- Grafana datasource", "Istio reachability from argo-rollout1", "Istio reachability from argo-rollout2",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("lab verify output lacks %q:\n%s", want, out)
 		}
 	}
-	out, _, err = env.Run(ctx, "lab", "verify", "--dir", env.Dir, "-o", "json")
-	if err != nil || !strings.HasPrefix(strings.TrimSpace(out), "[") {
-		t.Errorf("lab verify -o json: %v\n%s", err, out)
+	out, _, _ = env.Run(ctx, "lab", "verify", "--dir", env.Dir, "-o", "json")
+	if !strings.HasPrefix(strings.TrimSpace(out), "[") {
+		t.Errorf("lab verify -o json printed no JSON list:\n%s", out)
 	}
 	for _, bad := range [][]string{{"--provider", "kind"}, {"-o", "xml"}} {
 		_, errOut, err := env.Run(ctx, append([]string{"lab", "verify", "--dir", env.Dir}, bad...)...)

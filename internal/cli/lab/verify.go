@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
 
 	"lockstep.dev/lockstep/internal/cli/streams"
 	"lockstep.dev/lockstep/internal/lab/install"
@@ -38,8 +39,8 @@ Grafana's Thanos datasource works, and that Istio's verification sample answers
 from both clusters on either side. It exits non-zero when a check fails.
 
 --provider local checks the fleet-in-a-box (its Thanos Query and controllers
-are processes; it has no Grafana and meshsim's data plane is covered by the
-e2e tests). --provider existing checks clusters installed by ` + "`lab up`" + ` through
+are processes, it has no Grafana, and the sample is the GitOps tree's helloworld
+behind meshsim's gateways). --provider existing checks clusters installed by ` + "`lab up`" + ` through
 their contexts (after kind or eks, ` + "`lab up`" + ` prints the command to run).`,
 		Example: `  lockstep lab verify
   lockstep lab verify --provider existing --kubeconfig ~/.kube/config \
@@ -89,6 +90,9 @@ their contexts (after kind or eks, ` + "`lab up`" + ` prints the command to run)
 	return cmd
 }
 
+// helloworldNamespace is where the GitOps tree deploys helloworld.
+const helloworldNamespace = "helloworld"
+
 // verifyLocal checks the fleet-in-a-box.
 func verifyLocal(ctx context.Context, dir string) ([]verify.Result, error) {
 	st, err := local.Status(dir)
@@ -131,9 +135,21 @@ func verifyLocal(ctx context.Context, dir string) ([]verify.Result, error) {
 		get = verify.URL(u, nil)
 	}
 	out = append(out, verify.ThanosStores(ctx, get, labels),
-		verify.GrafanaDatasource(ctx, nil, monitoring.DatasourceUID),
-		verify.Result{Name: "Istio cross-cluster reachability", Skipped: true,
-			Detail: "meshsim simulates the data plane here; its cross-cluster routing is covered by the e2e tests"})
+		verify.GrafanaDatasource(ctx, nil, monitoring.DatasourceUID))
+	// The guide's sample check, through meshsim: from each cluster's
+	// ingress, helloworld pods of every workload must answer.
+	kcs := map[string]kubernetes.Interface{}
+	for _, w := range c.Workloads {
+		kcs[w.Name] = w.Kube
+	}
+	pods, err := verify.PodClusters(ctx, kcs, helloworldNamespace)
+	for _, w := range want {
+		if err != nil {
+			out = append(out, verify.Result{Name: "Istio reachability from " + w, Detail: err.Error()})
+			continue
+		}
+		out = append(out, verify.IngressReachability(ctx, w, st.URLs[local.IngressURLKey(w)], pods, want))
+	}
 	return out, nil
 }
 
