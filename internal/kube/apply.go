@@ -113,16 +113,27 @@ func (a *Applier) Resource(gvk schema.GroupVersionKind, namespace string) (dynam
 // sets (Lockstep is the declared owner of what it installs).
 func (a *Applier) Apply(ctx context.Context, objs ...*unstructured.Unstructured) error {
 	for _, o := range objs {
-		ri, err := a.Resource(o.GroupVersionKind(), o.GetNamespace())
-		if err != nil {
-			return fmt.Errorf("apply %s %s: %w", o.GetKind(), o.GetName(), err)
+		if _, err := a.ApplyOne(ctx, o); err != nil {
+			return err
 		}
+	}
+	return nil
+}
+
+// ApplyOne server-side applies one object and returns what the API server
+// answered (the object as stored, with its resourceVersion).
+func (a *Applier) ApplyOne(ctx context.Context, o *unstructured.Unstructured) (*unstructured.Unstructured, error) {
+	ri, err := a.Resource(o.GroupVersionKind(), o.GetNamespace())
+	if err != nil {
+		return nil, fmt.Errorf("apply %s %s: %w", o.GetKind(), o.GetName(), err)
+	}
+	{
 		o = o.DeepCopy()
 		o.SetManagedFields(nil)
 		o.SetResourceVersion("")
 		body, err := o.MarshalJSON()
 		if err != nil {
-			return err
+			return nil, err
 		}
 		force := true
 		// Strict: an unknown or duplicated field is an error, not a
@@ -131,11 +142,12 @@ func (a *Applier) Apply(ctx context.Context, objs ...*unstructured.Unstructured)
 		if a.DryRun {
 			opts.DryRun = []string{metav1.DryRunAll}
 		}
-		if _, err := ri.Patch(ctx, o.GetName(), types.ApplyPatchType, body, opts); err != nil {
-			return fmt.Errorf("apply %s %s: %w", o.GetKind(), nsName(o), err)
+		got, err := ri.Patch(ctx, o.GetName(), types.ApplyPatchType, body, opts)
+		if err != nil {
+			return nil, fmt.Errorf("apply %s %s: %w", o.GetKind(), nsName(o), err)
 		}
+		return got, nil
 	}
-	return nil
 }
 
 func nsName(o *unstructured.Unstructured) string {

@@ -9,6 +9,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -81,30 +82,45 @@ func applyOne(ctx context.Context, cl *Cluster, o *unstructured.Unstructured) (C
 	if err != nil {
 		return Counts{}, fmt.Errorf("%s %s: %w", o.GetKind(), o.GetName(), err)
 	}
-	before := ""
-	if cur, err := ri.Get(ctx, o.GetName(), metav1.GetOptions{}); err == nil {
-		before = cur.GetResourceVersion()
-	} else if !apierrors.IsNotFound(err) {
+	cur, err := ri.Get(ctx, o.GetName(), metav1.GetOptions{})
+	if err != nil && !apierrors.IsNotFound(err) {
 		return Counts{}, fmt.Errorf("get %s %s: %w", o.GetKind(), o.GetName(), err)
 	}
-	if err := cl.Applier.Apply(ctx, o); err != nil {
+	if err != nil {
+		cur = nil
+	}
+	after, err := cl.Applier.ApplyOne(ctx, o)
+	if err != nil {
 		return Counts{}, err
 	}
 	id := o.GetKind() + "/" + o.GetName()
 	if o.GetNamespace() != "" {
 		id = o.GetKind() + "/" + o.GetNamespace() + "/" + o.GetName()
 	}
-	if before == "" {
+	switch {
+	case cur == nil:
 		return Counts{Created: 1, Touched: []string{id}}, nil
-	}
-	after, err := ri.Get(ctx, o.GetName(), metav1.GetOptions{})
-	if err != nil {
-		return Counts{}, fmt.Errorf("get %s after apply: %w", id, err)
-	}
-	if after.GetResourceVersion() == before {
+	case !cl.Applier.DryRun && after.GetResourceVersion() == cur.GetResourceVersion():
+		return Counts{Unchanged: 1}, nil
+	case cl.Applier.DryRun && sameContent(cur, after):
+		// A dry run writes nothing, so the resourceVersion never moves:
+		// compare what would be stored instead.
 		return Counts{Unchanged: 1}, nil
 	}
 	return Counts{Changed: 1, Touched: []string{id}}, nil
+}
+
+// sameContent compares two versions of an object, ignoring the bookkeeping
+// a write changes by itself.
+func sameContent(a, b *unstructured.Unstructured) bool {
+	strip := func(u *unstructured.Unstructured) map[string]any {
+		c := u.DeepCopy()
+		c.SetManagedFields(nil)
+		c.SetResourceVersion("")
+		c.SetGeneration(0)
+		return c.Object
+	}
+	return equality.Semantic.DeepEqual(strip(a), strip(b))
 }
 
 // Namespace returns a Namespace object with labels, and Lockstep's

@@ -116,8 +116,9 @@ type Options struct {
 	Out       io.Writer
 	DataPlane DataPlane
 	DryRun    bool
-	// QPS and Burst of every client (defaults 50/100: installs are
-	// bursts of applies).
+	// QPS and Burst of every client (defaults 200/400: an install is
+	// ~1000 requests in bursts; the API server's priority and fairness,
+	// not a client-side limiter, is what protects it).
 	QPS   float32
 	Burst int
 }
@@ -146,7 +147,7 @@ func Connect(ctx context.Context, o Options) (*Context, error) {
 		return nil, fmt.Errorf("unknown data plane %q (auto, real or simulated)", o.DataPlane)
 	}
 	if o.QPS == 0 {
-		o.QPS, o.Burst = 50, 100
+		o.QPS, o.Burst = 200, 400
 	}
 	c := &Context{Context: ctx, Fleet: o.Fleet, Sources: o.Sources, Settings: o.Settings, Out: o.Out, DryRun: o.DryRun}
 	for _, pc := range o.Fleet.All() {
