@@ -60,6 +60,9 @@ verify-generate:
 
 # Step skew between the workload clusters, independent Rollouts vs the
 # coordinator, on one local fleet (prints a table).
-.PHONY: bench-coordinator
+.PHONY: bench-coordinator bench-install
+bench-install: deps components
+	$(GO) test -run '^$$' -bench Install -benchtime 1x $(TEST_FLAGS) ./test/install/
+
 bench-coordinator: deps components
 	$(GO) test -run '^$$' -bench StepSkew -benchtime 1x $(TEST_FLAGS) ./test/coordinator/
