@@ -157,6 +157,26 @@ func TestInstallers(t *testing.T) {
 	t.Run("istio certificates chain to the shared root", func(t *testing.T) { checkCerts(t) })
 	t.Run("remote secrets reach the other cluster", func(t *testing.T) { checkRemoteSecrets(t) })
 	t.Run("lab verify", func(t *testing.T) { checkVerify(t) })
+	t.Run("lab status shows every action done", func(t *testing.T) { checkStatus(t) })
+}
+
+func checkStatus(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	out, errOut, err := fleettest.F.Run(ctx, "lab", "status", "--provider", "existing", "--kubeconfig", fleettest.F.State.Kubeconfig,
+		"--hub-context", "argo-hub", "--workload-contexts", "argo-rollout1,argo-rollout2")
+	if err != nil {
+		t.Fatalf("lab status: %v: %s", err, errOut)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 14 {
+		t.Fatalf("lab status: %d lines, want a header and 13 actions:\n%s", len(lines), out)
+	}
+	for _, l := range lines[1:] {
+		if f := strings.Fields(l); len(f) < 2 || f[1] != "Done" {
+			t.Errorf("action not Done: %q", l)
+		}
+	}
 }
 
 func pemCerts(t *testing.T, b []byte) []*x509.Certificate {

@@ -2,13 +2,16 @@ package lab
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"strings"
 	"syscall"
+	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -174,4 +177,54 @@ func newActions(s streams.IO) *cobra.Command {
 			return nil
 		},
 	}
+}
+
+// installStatus prints the installers' record on the hub: one line per
+// action, in pipeline order.
+func installStatus(ctx context.Context, s streams.IO, r *remoteFlags, output string) error {
+	fleet, err := existing.New(existing.Config{Kubeconfig: r.kubeconfig, HubContext: r.hubContext, WorkloadContexts: r.workloadContexts}).
+		Up(ctx, provider.Options{Out: io.Discard})
+	if err != nil {
+		return err
+	}
+	c, err := install.Connect(ctx, install.Options{Fleet: fleet, DataPlane: install.DataPlaneReal})
+	if err != nil {
+		return err
+	}
+	st, err := install.ReadState(c)
+	if err != nil {
+		return err
+	}
+	type row struct {
+		Action string `json:"action"`
+		install.ActionState
+	}
+	var rows []row
+	for _, a := range all.Actions() {
+		rows = append(rows, row{Action: a.Name(), ActionState: st[a.Name()]})
+	}
+	if output == "json" {
+		enc := json.NewEncoder(s.Out)
+		enc.SetIndent("", "  ")
+		return enc.Encode(rows)
+	}
+	tw := tabwriter.NewWriter(s.Out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ACTION\tPHASE\tFINISHED\tOBJECTS\tMESSAGE")
+	for _, r := range rows {
+		phase, finished, objects := r.Phase, "", ""
+		if phase == "" {
+			phase = "NotRun"
+		}
+		if !r.Finished.IsZero() {
+			finished = r.Finished.Local().Format(time.DateTime)
+			objects = r.Counts.String()
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.Action, phase, finished, objects, firstLine(r.Message))
+	}
+	return tw.Flush()
+}
+
+func firstLine(s string) string {
+	l, _, _ := strings.Cut(s, "\n")
+	return l
 }

@@ -247,15 +247,27 @@ func newDown(s streams.IO, f *flags) *cobra.Command {
 }
 
 func newStatus(s streams.IO, f *flags) *cobra.Command {
-	var output string
+	var (
+		output, prov string
+		r            = &remoteFlags{}
+	)
 	cmd := &cobra.Command{
-		Use:     "status",
-		Short:   "Show every component of the fleet: up/down, address, pid, RSS",
-		Example: "  lockstep lab status\n  lockstep lab status -o json",
-		Args:    cobra.NoArgs,
-		RunE: func(_ *cobra.Command, _ []string) error {
+		Use:   "status",
+		Short: "Show every component of the local fleet, or the installers' progress on other clusters",
+		Example: `  lockstep lab status
+  lockstep lab status -o json
+  lockstep lab status --provider existing --kubeconfig ~/.kube/config --hub-context argo-hub`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
 			if output != "table" && output != "json" {
 				return fmt.Errorf("unknown output format %q (use table or json)", output)
+			}
+			switch prov {
+			case "local":
+			case "existing":
+				return installStatus(cmd.Context(), s, r, output)
+			default:
+				return fmt.Errorf("status supports --provider local or existing (got %q); after kind or eks use the contexts `lab up` printed", prov)
 			}
 			st, err := local.Status(f.dir)
 			if err != nil {
@@ -271,6 +283,10 @@ func newStatus(s streams.IO, f *flags) *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVarP(&output, "output", "o", "table", "output format: table or json")
+	cmd.Flags().StringVar(&prov, "provider", "local", "local or existing")
+	cmd.Flags().StringVar(&r.kubeconfig, "kubeconfig", "", "existing: kubeconfig holding the contexts")
+	cmd.Flags().StringVar(&r.hubContext, "hub-context", "", "existing: context of the hub (default: argo-hub)")
+	cmd.Flags().StringSliceVar(&r.workloadContexts, "workload-contexts", nil, "existing: contexts of the workloads, in order")
 	return cmd
 }
 
