@@ -60,6 +60,15 @@ type Fleet struct {
 	Notes []string `json:"notes,omitempty"`
 }
 
+// At is the i-th cluster in All's order: 0 is the hub, i the i-th
+// workload. Providers fill clusters in that order.
+func (f *Fleet) At(i int) *Cluster {
+	if i == 0 {
+		return &f.Hub
+	}
+	return &f.Workloads[i-1]
+}
+
 // All returns the hub then the workloads.
 func (f *Fleet) All() []Cluster { return append([]Cluster{f.Hub}, f.Workloads...) }
 

@@ -120,11 +120,7 @@ func (p *Provider) Up(ctx context.Context, o provider.Options) (*provider.Fleet,
 				return nil, fmt.Errorf("eks: %s has no context for cluster %s after eksctl wrote it", kubeconfig, entry)
 			}
 		}
-		if i == 0 {
-			fleet.Hub.Context = context
-		} else {
-			fleet.Workloads[i-1].Context = context
-		}
+		fleet.At(i).Context = context
 	}
 	fmt.Fprintf(out, "eks: %d clusters ready, kubeconfig %s\n", len(ccs), kubeconfig)
 	return fleet, nil

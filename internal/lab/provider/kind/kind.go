@@ -132,11 +132,7 @@ func (p *Provider) Up(ctx context.Context, o provider.Options) (*provider.Fleet,
 		if err != nil {
 			return nil, fmt.Errorf("kind: internal kubeconfig of %s: %w", cfg.Name, err)
 		}
-		if i == 0 {
-			fleet.Hub.Server = server
-		} else {
-			fleet.Workloads[i-1].Server = server
-		}
+		fleet.At(i).Server = server
 	}
 	fmt.Fprintf(out, "kind: %d clusters ready, kubeconfig %s\n", len(cfgs), kubeconfig)
 	return fleet, nil
