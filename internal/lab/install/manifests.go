@@ -32,7 +32,12 @@ func SetNamespace(objs []*unstructured.Unstructured, from, namespace string, nam
 		}
 		switch o.GetKind() {
 		case "ClusterRoleBinding", "RoleBinding":
-			subs, _, _ := unstructured.NestedSlice(o.Object, "subjects")
+			subs, found, _ := unstructured.NestedSlice(o.Object, "subjects")
+			if !found {
+				// Setting it back would add "subjects: null", a field
+				// the manifest never had.
+				continue
+			}
 			for _, s := range subs {
 				m, ok := s.(map[string]any)
 				if ok && m["kind"] == "ServiceAccount" && (m["namespace"] == from || m["namespace"] == nil) {

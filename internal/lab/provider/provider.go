@@ -55,6 +55,11 @@ type Fleet struct {
 	Kubeconfig string    `json:"kubeconfig"`
 	Hub        Cluster   `json:"hub"`
 	Workloads  []Cluster `json:"workloads"`
+	// LoadBalancerAnnotations go on every LoadBalancer Service the
+	// installers create (the east-west gateways, the Thanos sidecars): on
+	// EKS they ask the AWS Load Balancer Controller for internet-facing
+	// NLBs.
+	LoadBalancerAnnotations map[string]string `json:"loadBalancerAnnotations,omitempty"`
 	// Notes are things the user must know (for example that LoadBalancer
 	// Services need cloud-provider-kind on kind).
 	Notes []string `json:"notes,omitempty"`

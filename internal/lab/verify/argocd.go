@@ -25,8 +25,11 @@ func ArgoCDClusters(ctx context.Context, hub kubernetes.Interface, namespace str
 			Fix: "check the hub context and that Argo CD is installed (`lockstep lab up --from argocd`)"}}
 	}
 	byName := map[string]map[string][]byte{}
+	secretsOf := map[string][]string{}
 	for _, s := range secrets.Items {
-		byName[string(s.Data["name"])] = s.Data
+		n := string(s.Data["name"])
+		byName[n] = s.Data
+		secretsOf[n] = append(secretsOf[n], s.Name)
 	}
 	var out []Result
 	names := append([]string(nil), want...)
@@ -36,6 +39,14 @@ func ArgoCDClusters(ctx context.Context, hub kubernetes.Interface, namespace str
 		data, ok := byName[w]
 		if !ok {
 			r.Detail = "no cluster Secret in " + namespace
+			out = append(out, r)
+			continue
+		}
+		if dup := secretsOf[w]; len(dup) > 1 {
+			// The coordinator refuses a cluster registered twice.
+			sort.Strings(dup)
+			r.Detail = "registered by more than one Secret: " + strings.Join(dup, ", ")
+			r.Fix = "delete the extra Secrets in " + namespace + ", then `lockstep lab up --from argocd-clusters`"
 			out = append(out, r)
 			continue
 		}

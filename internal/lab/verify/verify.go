@@ -25,6 +25,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+
+	"lockstep.dev/lockstep/internal/lab/install"
 )
 
 // Result of one check.
@@ -129,6 +131,11 @@ func ThanosStores(ctx context.Context, get Getter, want []string) Result {
 		r.Detail = "no Thanos Query to ask"
 		return r
 	}
+	if len(want) == 0 {
+		// A check with nothing to look for would pass on any answer.
+		r.Detail = "no cluster label to look for"
+		return r
+	}
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
 	b, err := get(ctx, "/api/v1/stores")
@@ -197,13 +204,20 @@ func GrafanaDatasource(ctx context.Context, get Getter, uid string) Result {
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
 	b, err := get(ctx, "/api/datasources/uid/"+uid+"/health")
-	if err != nil {
-		r.Detail = "Grafana does not answer: " + firstLine(err.Error())
+	var h struct{ Status, Message string }
+	if jerr := json.Unmarshal(b, &h); jerr != nil || h.Status == "" {
+		if err != nil {
+			r.Detail = "Grafana does not answer: " + firstLine(err.Error())
+		} else {
+			r.Detail = fmt.Sprintf("datasource %s: no health status in Grafana's answer", uid)
+		}
 		return r
 	}
-	var h struct{ Status, Message string }
-	if err := json.Unmarshal(b, &h); err != nil || h.Status != "OK" {
-		r.Detail = fmt.Sprintf("datasource %s not healthy: %s %s", uid, h.Status, h.Message)
+	// Grafana answers an unhealthy datasource with an error status code
+	// and the reason in the body: that is the datasource's failure, not
+	// Grafana's, and the reason is what to print.
+	if err != nil || h.Status != "OK" {
+		r.Detail = fmt.Sprintf("datasource %s not healthy: %s %s", uid, h.Status, firstLine(h.Message))
 		return r
 	}
 	r.OK, r.Detail = true, "datasource "+uid+": "+h.Message
@@ -220,12 +234,14 @@ func Deployments(ctx context.Context, name, cluster string, kc kubernetes.Interf
 			bad = append(bad, n+": "+firstLine(err.Error()))
 			continue
 		}
-		want := int32(1)
-		if d.Spec.Replicas != nil {
-			want = *d.Spec.Replicas
-		}
-		if d.Status.AvailableReplicas < want || d.Status.ObservedGeneration < d.Generation {
-			bad = append(bad, fmt.Sprintf("%s: %d/%d available", n, d.Status.AvailableReplicas, want))
+		// The installer's test: old replicas that are still available
+		// while the new ones fail are not a healthy Deployment.
+		if !install.DeploymentAvailable(d) {
+			want := int32(1)
+			if d.Spec.Replicas != nil {
+				want = *d.Spec.Replicas
+			}
+			bad = append(bad, fmt.Sprintf("%s: %d/%d available, %d updated", n, d.Status.AvailableReplicas, want, d.Status.UpdatedReplicas))
 		}
 	}
 	if len(bad) > 0 {

@@ -20,6 +20,7 @@ import (
 	"lockstep.dev/lockstep/internal/kube"
 	"lockstep.dev/lockstep/internal/lab/install"
 	"lockstep.dev/lockstep/internal/lab/install/argocd"
+	"lockstep.dev/lockstep/internal/lab/install/monitoring"
 )
 
 // Names of what the installer creates on the hub.
@@ -29,8 +30,9 @@ const (
 	MetricsPort = 8080
 )
 
-// ThanosURL is where the coordinator reaches Thanos Query on the hub.
-var ThanosURL = "http://thanos-query.monitoring.svc:9090"
+// ThanosURL is where the coordinator reaches Thanos Query on the hub: the
+// monitoring installer's Query, named in one place.
+var ThanosURL = monitoring.QueryURL
 
 // Actions returns the coordinator action.
 func Actions() []install.Action { return []install.Action{action{}} }

@@ -105,14 +105,23 @@ func ingressRelease() release {
 // networkGateway value produces exactly that (it also puts the network
 // label on the pods and the Service, so it is not repeated in labels: the
 // chart would then write the key twice).
-func eastwestRelease(net string) release {
-	return release{Chart: "gateway", Name: "istio-eastwestgateway", Namespace: SystemNamespace,
-		Values: map[string]any{
-			"name":           "istio-eastwestgateway",
-			"networkGateway": net,
-			"labels": map[string]any{
-				"app":   "istio-eastwestgateway",
-				"istio": "eastwestgateway",
-			},
-		}}
+//
+// annotations (the provider's, for LoadBalancer Services) go on its Service.
+func eastwestRelease(net string, annotations map[string]string) release {
+	values := map[string]any{
+		"name":           "istio-eastwestgateway",
+		"networkGateway": net,
+		"labels": map[string]any{
+			"app":   "istio-eastwestgateway",
+			"istio": "eastwestgateway",
+		},
+	}
+	if len(annotations) > 0 {
+		a := map[string]any{}
+		for k, v := range annotations {
+			a[k] = v
+		}
+		values["service"] = map[string]any{"annotations": a}
+	}
+	return release{Chart: "gateway", Name: "istio-eastwestgateway", Namespace: SystemNamespace, Values: values}
 }

@@ -48,7 +48,7 @@ func (gatewaysAction) Execute(c *install.Context) error {
 		// A label of its own: a Namespace applied with no fields is
 		// recorded with no owner, and the next apply adds one (a change).
 		objs := []*unstructured.Unstructured{install.Namespace(IngressNamespace, map[string]string{"app.kubernetes.io/managed-by": "lockstep"})}
-		for _, r := range []release{ingressRelease(), eastwestRelease(net)} {
+		for _, r := range []release{ingressRelease(), eastwestRelease(net, c.Fleet.LoadBalancerAnnotations)} {
 			o, err := renderRelease(c, cl, r)
 			if err != nil {
 				return err

@@ -181,7 +181,7 @@ func checkApplyOrder(t *testing.T, objs []*unstructured.Unstructured) {
 
 func TestRenderIsDeterministic(t *testing.T) {
 	t.Parallel()
-	for _, r := range []release{baseRelease(), istiodRelease(labSettings, "argo-rollout1", "network1"), eastwestRelease("network1"), ingressRelease()} {
+	for _, r := range []release{baseRelease(), istiodRelease(labSettings, "argo-rollout1", "network1"), eastwestRelease("network1", nil), ingressRelease()} {
 		t.Run(r.Name, func(t *testing.T) {
 			t.Parallel()
 			a, b := renderTest(t, r), renderTest(t, r)
@@ -196,7 +196,7 @@ func TestRenderGateways(t *testing.T) {
 	t.Parallel()
 	t.Run("east-west", func(t *testing.T) {
 		t.Parallel()
-		objs := renderTest(t, eastwestRelease("network2"))
+		objs := renderTest(t, eastwestRelease("network2", nil))
 		svc := mustFind(t, objs, "Service", eastwestGateway)
 		if typ, _, _ := unstructured.NestedString(svc.Object, "spec", "type"); typ != "LoadBalancer" {
 			t.Errorf("east-west Service type %q, want LoadBalancer", typ)
@@ -367,5 +367,21 @@ func TestPrune(t *testing.T) {
 		"spec": map[string]any{"volumes": []any{map[string]any{"name": "v", "emptyDir": map[string]any{}}}}}
 	if !reflect.DeepEqual(m, want) {
 		t.Errorf("prune gave %v, want %v", m, want)
+	}
+}
+
+// The provider's LoadBalancer annotations (EKS: an internet-facing NLB)
+// reach the east-west gateway's Service, and only it.
+func TestEastWestServiceCarriesProviderAnnotations(t *testing.T) {
+	t.Parallel()
+	ann := map[string]string{"service.beta.kubernetes.io/aws-load-balancer-scheme": "internet-facing"}
+	objs := renderTest(t, eastwestRelease("network1", ann))
+	svc := mustFind(t, objs, "Service", eastwestGateway)
+	if got := svc.GetAnnotations()["service.beta.kubernetes.io/aws-load-balancer-scheme"]; got != "internet-facing" {
+		t.Fatalf("east-west Service annotations %v lack the provider's", svc.GetAnnotations())
+	}
+	dep := mustFind(t, objs, "Deployment", eastwestGateway)
+	if _, ok := dep.GetAnnotations()["service.beta.kubernetes.io/aws-load-balancer-scheme"]; ok {
+		t.Fatal("the Service annotation leaked onto the Deployment")
 	}
 }

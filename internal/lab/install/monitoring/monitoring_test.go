@@ -129,7 +129,7 @@ func TestPrometheusPerCluster(t *testing.T) {
 	s := install.DefaultSettings()
 	s.ThanosImage = "example.com/thanos:test"
 	for _, i := range []int{1, 2} {
-		objs, err := prometheusObjects(i, s, mons)
+		objs, err := prometheusObjects(i, s, mons, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -322,7 +322,7 @@ func TestObjstoreYAMLRefusesIncompleteCredentials(t *testing.T) {
 func TestSidecarAddresses(t *testing.T) {
 	t.Parallel()
 	lb := func(ing ...corev1.LoadBalancerIngress) *corev1.Service {
-		s := sidecarService()
+		s := sidecarService(nil)
 		s.Status.LoadBalancer.Ingress = ing
 		return s
 	}
@@ -401,7 +401,7 @@ func (f *fakeServices) Get(_ context.Context, name string, _ metav1.GetOptions) 
 	if f.calls == 1 {
 		return nil, apierrors.NewNotFound(schema.GroupResource{Resource: "services"}, name)
 	}
-	s := sidecarService()
+	s := sidecarService(nil)
 	if f.ready > 0 && f.calls >= f.ready {
 		s.Status.LoadBalancer.Ingress = []corev1.LoadBalancerIngress{{Hostname: "lb.example.com"}}
 	}
@@ -824,4 +824,17 @@ func find(t *testing.T, objs []*unstructured.Unstructured, kind, name string) *u
 	}
 	t.Fatalf("no %s %s", kind, name)
 	return nil
+}
+
+// The provider's LoadBalancer annotations (EKS: an internet-facing NLB)
+// reach the sidecar's Service.
+func TestSidecarServiceCarriesProviderAnnotations(t *testing.T) {
+	t.Parallel()
+	ann := map[string]string{"service.beta.kubernetes.io/aws-load-balancer-type": "external"}
+	if got := sidecarService(ann).Annotations["service.beta.kubernetes.io/aws-load-balancer-type"]; got != "external" {
+		t.Fatalf("sidecar Service annotations %v lack the provider's", sidecarService(ann).Annotations)
+	}
+	if len(sidecarService(nil).Annotations) != 0 {
+		t.Fatal("annotations without a provider asking for them")
+	}
 }

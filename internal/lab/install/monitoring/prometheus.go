@@ -82,7 +82,7 @@ func monitorSelector(mons []*unstructured.Unstructured, kind string) (*metav1.La
 // (prometheus-operator's Documentation/platform/rbac.md), the Prometheus
 // resource with the guide's external label and a Thanos sidecar, the
 // sidecar's LoadBalancer Service, and the lab's monitors.
-func prometheusObjects(i int, s install.Settings, mons []*unstructured.Unstructured) ([]*unstructured.Unstructured, error) {
+func prometheusObjects(i int, s install.Settings, mons []*unstructured.Unstructured, lbAnnotations map[string]string) ([]*unstructured.Unstructured, error) {
 	podSel, err := monitorSelector(mons, "PodMonitor")
 	if err != nil {
 		return nil, err
@@ -119,7 +119,7 @@ func prometheusObjects(i int, s install.Settings, mons []*unstructured.Unstructu
 	if err != nil {
 		return nil, err
 	}
-	svc, err := toUnstructured(sidecarService())
+	svc, err := toUnstructured(sidecarService(lbAnnotations))
 	if err != nil {
 		return nil, err
 	}
@@ -174,9 +174,9 @@ func prometheusResource(i int, s install.Settings, podSel, svcSel *metav1.LabelS
 
 // sidecarService exposes the Thanos sidecar's gRPC StoreAPI of the
 // Prometheus pods through a LoadBalancer, the address Query dials.
-func sidecarService() *corev1.Service {
+func sidecarService(annotations map[string]string) *corev1.Service {
 	return &corev1.Service{
-		ObjectMeta: metav1.ObjectMeta{Name: SidecarService, Namespace: Namespace, Labels: labels("prometheus")},
+		ObjectMeta: metav1.ObjectMeta{Name: SidecarService, Namespace: Namespace, Labels: labels("prometheus"), Annotations: annotations},
 		Spec: corev1.ServiceSpec{
 			Type:     corev1.ServiceTypeLoadBalancer,
 			Selector: map[string]string{operatorAppLabel: operatorAppValue, operatorNameLabel: PrometheusName},
@@ -193,7 +193,7 @@ func installPrometheus(c *install.Context) error {
 		return err
 	}
 	for i, cl := range c.Workloads {
-		objs, err := prometheusObjects(i+1, c.Settings, mons)
+		objs, err := prometheusObjects(i+1, c.Settings, mons, c.Fleet.LoadBalancerAnnotations)
 		if err != nil {
 			return err
 		}

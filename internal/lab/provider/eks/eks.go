@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"sort"
 	"strings"
 	"sync"
 
@@ -184,13 +185,13 @@ func newFleet(ccs []*ClusterConfig, region, kubeconfig string) *provider.Fleet {
 		c.Network = provider.NetworkName(i)
 		f.Workloads = append(f.Workloads, c)
 	}
+	f.LoadBalancerAnnotations = LoadBalancerAnnotations()
 	f.Notes = []string{
 		"The Istio east-west gateways and the Thanos sidecars are LoadBalancer Services that need internet-facing NLBs: " +
 			"install the AWS Load Balancer Controller on each cluster (helm repo add eks https://aws.github.io/eks-charts && " +
 			"helm install aws-load-balancer-controller eks/aws-load-balancer-controller -n kube-system --set clusterName=<name> " +
-			"--set serviceAccount.create=false --set serviceAccount.name=" + LoadBalancerControllerSA + "; eksctl made the service account and its IAM role) " +
-			"and annotate those Services with service.beta.kubernetes.io/aws-load-balancer-type: external, " +
-			"service.beta.kubernetes.io/aws-load-balancer-nlb-target-type: ip and service.beta.kubernetes.io/aws-load-balancer-scheme: internet-facing.",
+			"--set serviceAccount.create=false --set serviceAccount.name=" + LoadBalancerControllerSA + "; eksctl made the service account and its IAM role); " +
+			"the installers annotate those Services for it (" + strings.Join(annotationList(), ", ") + ").",
 		"Each cluster has its own VPC, NAT gateway and Elastic IP: AWS's default quotas (5 VPCs and 5 Elastic IPs per region) leave room for the seed's three clusters only.",
 		"EKS bills every hour of the control planes, nodes, NAT gateways and load balancers: run the lab's down command when done.",
 	}
@@ -385,4 +386,24 @@ func output(w io.Writer) io.Writer {
 		return io.Discard
 	}
 	return w
+}
+
+// LoadBalancerAnnotations ask the AWS Load Balancer Controller for an
+// internet-facing NLB with IP targets: what the east-west gateways and the
+// Thanos sidecars need to be reached from the other clusters and the hub.
+func LoadBalancerAnnotations() map[string]string {
+	return map[string]string{
+		"service.beta.kubernetes.io/aws-load-balancer-type":            "external",
+		"service.beta.kubernetes.io/aws-load-balancer-nlb-target-type": "ip",
+		"service.beta.kubernetes.io/aws-load-balancer-scheme":          "internet-facing",
+	}
+}
+
+func annotationList() []string {
+	var out []string
+	for k, v := range LoadBalancerAnnotations() {
+		out = append(out, k+": "+v)
+	}
+	sort.Strings(out)
+	return out
 }

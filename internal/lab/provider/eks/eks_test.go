@@ -215,6 +215,9 @@ func TestUpDryRunCreatesNothing(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "kubeconfig")); !os.IsNotExist(err) {
 		t.Errorf("dry run wrote a kubeconfig (%v)", err)
 	}
+	if fleet.LoadBalancerAnnotations["service.beta.kubernetes.io/aws-load-balancer-scheme"] != "internet-facing" {
+		t.Errorf("the fleet does not ask the installers for internet-facing NLBs: %v", fleet.LoadBalancerAnnotations)
+	}
 	notes := strings.Join(fleet.Notes, "\n")
 	for _, w := range []string{"aws-load-balancer-controller", "aws-load-balancer-type: external", "Dry run"} {
 		if !strings.Contains(notes, w) {
