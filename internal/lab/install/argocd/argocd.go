@@ -153,13 +153,13 @@ func ManagerRules() []any {
 func ManagerObjects() []*unstructured.Unstructured {
 	sa := map[string]any{"kind": "ServiceAccount", "name": ManagerName, "namespace": ManagerNamespace}
 	return []*unstructured.Unstructured{
-		obj("v1", "ServiceAccount", ManagerNamespace, ManagerName, nil),
-		obj("rbac.authorization.k8s.io/v1", "ClusterRole", "", ManagerName, map[string]any{"rules": ManagerRules()}),
-		obj("rbac.authorization.k8s.io/v1", "ClusterRoleBinding", "", ManagerName, map[string]any{
+		install.Object("v1", "ServiceAccount", ManagerNamespace, ManagerName, nil),
+		install.Object("rbac.authorization.k8s.io/v1", "ClusterRole", "", ManagerName, map[string]any{"rules": ManagerRules()}),
+		install.Object("rbac.authorization.k8s.io/v1", "ClusterRoleBinding", "", ManagerName, map[string]any{
 			"roleRef":  map[string]any{"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": ManagerName},
 			"subjects": []any{sa},
 		}),
-		obj("v1", "Secret", ManagerNamespace, managerToken, map[string]any{"type": string(corev1.SecretTypeServiceAccountToken)},
+		install.Object("v1", "Secret", ManagerNamespace, managerToken, map[string]any{"type": string(corev1.SecretTypeServiceAccountToken)},
 			func(u *unstructured.Unstructured) {
 				u.SetAnnotations(map[string]string{corev1.ServiceAccountNameKey: ManagerName})
 			}),
@@ -178,7 +178,7 @@ func ClusterSecret(name, server, reporting string, token, ca []byte) (*unstructu
 		return nil, err
 	}
 	b64 := func(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
-	return obj("v1", "Secret", Namespace, SecretName(name), map[string]any{
+	return install.Object("v1", "Secret", Namespace, SecretName(name), map[string]any{
 		"type": "Opaque",
 		"data": map[string]any{"name": b64(name), "server": b64(server), "config": b64(string(conf))},
 	}, func(u *unstructured.Unstructured) {
@@ -205,22 +205,4 @@ func Token(c *install.Context, cl *install.Cluster, namespace, name string) (tok
 		return nil, nil, fmt.Errorf("%s: the token controller did not fill %s/%s: %w", cl.Name, namespace, name, err)
 	}
 	return token, ca, nil
-}
-
-func obj(apiVersion, kind, namespace, name string, fields map[string]any, mods ...func(*unstructured.Unstructured)) *unstructured.Unstructured {
-	u := &unstructured.Unstructured{Object: map[string]any{}}
-	for k, v := range fields {
-		u.Object[k] = v
-	}
-	u.SetAPIVersion(apiVersion)
-	u.SetKind(kind)
-	u.SetName(name)
-	if namespace != "" {
-		u.SetNamespace(namespace)
-	}
-	u.SetLabels(map[string]string{"app.kubernetes.io/managed-by": "lockstep"})
-	for _, m := range mods {
-		m(u)
-	}
-	return u
 }

@@ -153,17 +153,10 @@ func WorkloadObjects() ([]*unstructured.Unstructured, error) {
 	return out, nil
 }
 
+// obj is install.Object with the part-of label of everything the
+// coordinator's installer writes.
 func obj(apiVersion, kind, namespace, name string, fields map[string]any) *unstructured.Unstructured {
-	u := &unstructured.Unstructured{Object: map[string]any{}}
-	for k, v := range fields {
-		u.Object[k] = v
-	}
-	u.SetAPIVersion(apiVersion)
-	u.SetKind(kind)
-	u.SetName(name)
-	if namespace != "" {
-		u.SetNamespace(namespace)
-	}
-	u.SetLabels(map[string]string{"app.kubernetes.io/managed-by": "lockstep", "app.kubernetes.io/part-of": "lockstep"})
-	return u
+	return install.Object(apiVersion, kind, namespace, name, fields, func(u *unstructured.Unstructured) {
+		u.SetLabels(map[string]string{"app.kubernetes.io/managed-by": "lockstep", "app.kubernetes.io/part-of": "lockstep"})
+	})
 }
