@@ -93,7 +93,9 @@ type Summary struct {
 	Timeline     map[string][]ClusterView     `json:"timeline"`
 	AnalysisRuns map[string]string            `json:"analysisRuns"`
 	// MaxStepSkew is the largest difference of step index between two
-	// clusters seen while the canary ran.
+	// clusters seen while the canary ran (polled every 200 ms; in lockstep
+	// mode one promotion is a two-step hop, setWeight then pause, that the
+	// clusters' controllers take milliseconds apart).
 	MaxStepSkew int64 `json:"maxStepSkew"`
 	// FleetRollout is the coordinator's last phase (lockstep mode).
 	FleetRollout  string                        `json:"fleetRollout,omitempty"`

@@ -305,8 +305,13 @@ func TestDemoLockstepMode(t *testing.T) {
 			}
 		}
 	}
-	if good.MaxStepSkew > 1 {
-		t.Errorf("step skew %d between clusters in lockstep mode, want at most 1", good.MaxStepSkew)
+	// The lockstep plan alternates setWeight and pause: one promotion moves
+	// a cluster two step indices, and the two controllers take it a few
+	// milliseconds apart, so a 200 ms poll can see one cluster a hop ahead.
+	// More than one hop (2 steps) would mean a cluster passed a barrier
+	// the other had not reached.
+	if good.MaxStepSkew > 2 {
+		t.Errorf("step skew %d between clusters in lockstep mode, want at most one barrier hop (2 steps)", good.MaxStepSkew)
 	}
 	bad := runDemo(t, "--lockstep", "--bad-release")
 	if bad.Outcome != "Aborted" || !strings.HasPrefix(bad.FleetRollout, "Aborted") {
