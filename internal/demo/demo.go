@@ -173,7 +173,7 @@ func (r *runner) run(ctx context.Context) (*Summary, error) {
 		p.Mode = render.ModeIndependent
 	}
 	r.mode = p.Mode
-	cur, liveRate, err := r.liveVersion(ctx)
+	cur, liveRate, newest, err := r.liveVersion(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -215,7 +215,9 @@ func (r *runner) run(ctx context.Context) (*Summary, error) {
 	if err != nil {
 		return nil, err
 	}
-	next, err := bump(maxVersion(served, cur))
+	// Versions only go up: after an aborted vN the next release is vN+1,
+	// never a template identical to the aborted one.
+	next, err := bump(maxVersion(served, maxVersion(cur, newest)))
 	if err != nil {
 		return nil, err
 	}
@@ -437,20 +439,55 @@ func (r *runner) refreshApps(ctx context.Context, suffix string) error {
 
 // liveVersion is the version and fault the clusters' Rollout template
 // has, else what git names for this mode.
-func (r *runner) liveVersion(ctx context.Context) (string, float64, error) {
+func (r *runner) liveVersion(ctx context.Context) (version string, errorRate float64, newest string, err error) {
 	for _, c := range r.clusters {
-		if v := observe(ctx, c, r.dyn[c], Namespace, RolloutName); v.Err == "" && v.Image != "" {
-			rate, _ := strconv.ParseFloat(v.ErrorRate, 64)
-			ver, err := currentVersion([]byte(v.Image))
-			return ver, rate, err
+		v := observe(ctx, c, r.dyn[c], Namespace, RolloutName)
+		if v.Err != "" || v.Image == "" {
+			continue
 		}
+		image, rateText := v.Image, v.ErrorRate
+		// After an aborted release the template is the bad one but the
+		// stable ReplicaSet serves: keep that. Keeping the aborted template
+		// would restart its canary as soon as a mode switch changes the
+		// steps (Argo Rollouts clears the abort on a spec change), and the
+		// demo would wait minutes for it to be judged again.
+		if v.Aborted && v.Stable != "" && v.Stable != v.Current {
+			if img, rate, err := stableTemplate(ctx, r.dyn[c], v.Stable); err == nil {
+				image, rateText = img, rate
+			}
+		}
+		rate, _ := strconv.ParseFloat(rateText, 64)
+		ver, err := currentVersion([]byte(image))
+		if err != nil {
+			return "", 0, "", err
+		}
+		newest, err := currentVersion([]byte(v.Image))
+		return ver, rate, newest, err
 	}
 	b, err := local.ReadRepoFile(r.repo, RolloutFile(r.mode))
 	if err != nil {
-		return "", 0, err
+		return "", 0, "", err
 	}
 	ver, err := currentVersion(b)
-	return ver, errorRateOf(string(b)), err
+	return ver, errorRateOf(string(b)), ver, err
+}
+
+var replicaSetGVR = schema.GroupVersionResource{Group: "apps", Version: "v1", Resource: "replicasets"}
+
+// stableTemplate is the image and fault annotation of the Rollout's stable
+// ReplicaSet (named after the Rollout and its pod template hash).
+func stableTemplate(ctx context.Context, dyn dynamic.Interface, hash string) (image, errorRate string, err error) {
+	rs, err := dyn.Resource(replicaSetGVR).Namespace(Namespace).Get(ctx, RolloutName+"-"+hash, metav1.GetOptions{})
+	if err != nil {
+		return "", "", err
+	}
+	containers, _, _ := unstructured.NestedSlice(rs.Object, "spec", "template", "spec", "containers")
+	if len(containers) == 0 {
+		return "", "", fmt.Errorf("replicaset %s has no container", rs.GetName())
+	}
+	image, _ = containers[0].(map[string]any)["image"].(string)
+	errorRate, _, _ = unstructured.NestedString(rs.Object, "spec", "template", "metadata", "annotations", ErrorRateAnnot)
+	return image, errorRate, nil
 }
 
 // waitSynced waits until every Application has synced git revision rev,
