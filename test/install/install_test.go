@@ -133,6 +133,25 @@ func TestInstallers(t *testing.T) {
 		metav1.PatchOptions{FieldManager: "kubectl-edit"}); err != nil {
 		t.Fatal(err)
 	}
+	// A dry run sees exactly that change and persists nothing.
+	out, err = up(t, "--dry-run")
+	if err != nil {
+		t.Fatal(err)
+	}
+	changed := 0
+	for _, c := range actionCounts(out) {
+		changed += c[0] + c[1]
+	}
+	if changed != 1 || !strings.Contains(out, "0 created, 1 changed") {
+		t.Fatalf("dry run reports %d created or changed objects, want exactly the drifted Deployment:\n%s", changed, out)
+	}
+	d, err = hub.AppsV1().Deployments("argocd").Get(ctx, "argocd-server", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := d.Spec.Template.Spec.Containers[0].Image; got != "example.com/not-argocd:1" {
+		t.Fatalf("the dry run changed argocd-server's image to %q", got)
+	}
 	out, err = up(t, "--from", "argocd")
 	if err != nil {
 		t.Fatal(err)

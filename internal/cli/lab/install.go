@@ -58,7 +58,7 @@ func (r *remoteFlags) add(fl *pflag.FlagSet) {
 	fl.StringVar(&r.eksVersion, "eks-version", "", "eks: Kubernetes version (default "+eks.DefaultKubernetesVersion+")")
 	fl.StringVar(&r.eksInstance, "eks-instance-type", "", "eks: node instance type (default "+eks.DefaultInstanceType+")")
 	fl.IntVar(&r.eksNodes, "eks-nodes", 0, fmt.Sprintf("eks: nodes per cluster (default %d)", eks.DefaultNodes))
-	fl.BoolVar(&r.dryRun, "dry-run", false, "write the provider's configs and send every install with dryRun=All: create nothing")
+	fl.BoolVar(&r.dryRun, "dry-run", false, "kind/eks: write the configs only; existing: send every apply with dryRun=All and print what a run would change (on an installed lab)")
 	fl.StringVar(&r.from, "from", "", "start the installers at this action (see `lockstep lab actions`)")
 	fl.BoolVar(&r.resume, "resume", false, "start at the first action the hub does not record as done (after a failed run)")
 	fl.StringVar(&r.dataPlane, "data-plane", string(install.DataPlaneAuto), "real, simulated (kwok nodes: no webhook answers) or auto")
@@ -134,6 +134,9 @@ func upRemote(ctx context.Context, s streams.IO, name string, r *remoteFlags) er
 		}
 	}
 	results, err := install.Run(c, all.Actions(), install.RunOptions{From: r.from, Resume: r.resume})
+	if err != nil && r.dryRun {
+		return err
+	}
 	if err != nil {
 		return fmt.Errorf("%w (fix the cause, then `lockstep lab up --provider %s --resume`)", err, name)
 	}
@@ -143,7 +146,11 @@ func upRemote(ctx context.Context, s streams.IO, name string, r *remoteFlags) er
 		total.Changed += res.Counts.Changed
 		total.Unchanged += res.Counts.Unchanged
 	}
-	fmt.Fprintf(s.Out, "\ninstalled in %s: %s\nkubeconfig: %s (contexts: ", time.Since(start).Round(100*time.Millisecond), total, fleet.Kubeconfig)
+	verb := "installed"
+	if r.dryRun {
+		verb = "dry run (nothing persisted)"
+	}
+	fmt.Fprintf(s.Out, "\n%s in %s: %s\nkubeconfig: %s (contexts: ", verb, time.Since(start).Round(100*time.Millisecond), total, fleet.Kubeconfig)
 	var ctxs []string
 	for _, cl := range fleet.All() {
 		ctxs = append(ctxs, cl.Context)

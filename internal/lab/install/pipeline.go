@@ -98,6 +98,11 @@ func Run(c *Context, actions []Action, o RunOptions) ([]Result, error) {
 		c.counts = nil
 		if err != nil {
 			_ = c.record(a.Name(), ActionState{Phase: PhaseFailed, Started: t, Finished: time.Now(), Counts: r.Counts, Message: err.Error()})
+			if c.DryRun {
+				// Nothing of the earlier actions was created: a dry run can
+				// only compare against what is installed.
+				return results, fmt.Errorf("%s: %w (a dry run compares with what is installed; it needs the namespaces and CRDs earlier actions create, so run it on an installed lab)", a.Name(), err)
+			}
 			return results, fmt.Errorf("%s: %w", a.Name(), err)
 		}
 		if err := c.record(a.Name(), ActionState{Phase: PhaseDone, Started: t, Finished: time.Now(), Counts: r.Counts}); err != nil {

@@ -191,6 +191,12 @@ func ClusterSecret(name, server, reporting string, token, ca []byte) (*unstructu
 // service-account-token Secret and returns its token and CA.
 func Token(c *install.Context, cl *install.Cluster, namespace, name string) (token, ca []byte, err error) {
 	if c.DryRun {
+		// Nothing was created: the token is the one already there, if any,
+		// so a dry run over an installed fleet compares like with like.
+		s, gerr := cl.Kube.CoreV1().Secrets(namespace).Get(c, name, metav1.GetOptions{})
+		if gerr == nil && len(s.Data[corev1.ServiceAccountTokenKey]) > 0 {
+			return s.Data[corev1.ServiceAccountTokenKey], s.Data[corev1.ServiceAccountRootCAKey], nil
+		}
 		return []byte("dry-run"), nil, nil
 	}
 	err = wait.PollUntilContextTimeout(c, 100*time.Millisecond, time.Minute, true, func(context.Context) (bool, error) {
