@@ -23,6 +23,7 @@ import (
 	"lockstep.dev/lockstep/internal/cli/streams"
 	"lockstep.dev/lockstep/internal/lab/local"
 	"lockstep.dev/lockstep/internal/lab/provider/eks"
+	"lockstep.dev/lockstep/internal/lab/sources"
 )
 
 type flags struct {
@@ -60,7 +61,11 @@ func newBuild(s streams.IO) *cobra.Command {
 		Long: `Build compiles the pinned tool modules under tools/ (Kubernetes, etcd, kwok,
 Argo Rollouts, Thanos, Argo CD) into the component cache (LOCKSTEP_CACHE_DIR,
 default ~/.cache/lockstep). A component already cached is skipped: a warm
-machine never compiles. A cold build takes 35-45 minutes on 2 cores.`,
+machine never compiles. A cold build takes 35-45 minutes on 2 cores.
+
+It also fetches the installers' pinned upstream manifests and charts (Istio,
+Argo CD, Argo Rollouts, prometheus-operator) through the Go module proxy and
+verifies their checksums, unless the Go module cache already has them.`,
 		Example: `  lockstep lab build
   lockstep lab build --only kube,etcd`,
 		Args: cobra.NoArgs,
@@ -95,6 +100,20 @@ machine never compiles. A cold build takes 35-45 minutes on 2 cores.`,
 			b := local.Builder{Cache: cache, ToolsDir: tools, Out: s.Out, Log: lf}
 			if err := b.Ensure(cmd.Context(), only...); err != nil {
 				return fmt.Errorf("%w (see %s)", err, logPath)
+			}
+			if len(only) > 0 {
+				return nil
+			}
+			// The installers' pinned manifests and charts, verified once
+			// here rather than fetched in the middle of an install.
+			res := sources.DefaultResolver()
+			res.Out = s.Out
+			for _, src := range sources.Pinned() {
+				dir, err := res.Dir(cmd.Context(), src)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(s.Out, "source %s: %s\n", src, dir)
 			}
 			return nil
 		},

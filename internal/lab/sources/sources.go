@@ -53,6 +53,10 @@ var (
 	PrometheusOperator = Source{"github.com/prometheus-operator/prometheus-operator", "v0.85.0", "h1:M5xLCLEoaW2IJfnuCwFzzpL+jSVQu3KGT84Pye+fW8s="}
 )
 
+// Pinned lists every pinned source, for `lockstep lab build` to fetch
+// and verify them all up front.
+func Pinned() []Source { return []Source{Istio, ArgoCD, ArgoRollouts, PrometheusOperator} }
+
 var (
 	// ErrChecksumMismatch is wrapped by every error about content whose
 	// hash is not the pinned Sum.
