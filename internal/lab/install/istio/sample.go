@@ -1,6 +1,10 @@
 package istio
 
 import (
+	"fmt"
+	"slices"
+	"time"
+
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"lockstep.dev/lockstep/internal/lab/install"
@@ -22,7 +26,7 @@ type sampleAction struct{}
 
 func (sampleAction) Name() string { return "istio-verify-sample" }
 func (sampleAction) Description() string {
-	return "Istio verification sample: helloworld v1/v2 and curl across the workload clusters"
+	return "Istio verification sample: helloworld v1/v2 and curl across the workload clusters, reached from either side"
 }
 
 func (sampleAction) Execute(c *install.Context) error {
@@ -47,7 +51,48 @@ func (sampleAction) Execute(c *install.Context) error {
 			return err
 		}
 	}
+	// The guide's check: from either cluster, both versions answer.
+	var want []string
+	for i := range c.Workloads {
+		if v := sampleVersion(i); !slices.Contains(want, v) {
+			want = append(want, v)
+		}
+	}
+	for _, cl := range c.Workloads {
+		if c.DryRun {
+			break
+		}
+		if err := waitReachable(c, cl, want); err != nil {
+			return err
+		}
+	}
 	return nil
+}
+
+// waitReachable polls the sample from one cluster until every version
+// answers (cross-cluster endpoints take a moment to reach the proxies), or
+// the settings' timeout passes. A simulated data plane cannot be checked:
+// it says so and passes on.
+func waitReachable(c *install.Context, cl *install.Cluster, want []string) error {
+	deadline := time.Now().Add(c.Settings.Timeout)
+	for {
+		r := CheckReachability(c, cl, ReachOptions{Want: want})
+		switch {
+		case r.Status == Unverifiable:
+			c.Logf("%s", r)
+			return nil
+		case r.Status == Reachable:
+			c.Logf("%s", r)
+			return nil
+		case time.Now().After(deadline):
+			return fmt.Errorf("the sample is not reachable across clusters: %s (check the east-west gateways' addresses and the remote secrets: istioctl --context %s proxy-status)", r, cl.Context)
+		}
+		select {
+		case <-c.Done():
+			return c.Err()
+		case <-time.After(5 * time.Second):
+		}
+	}
 }
 
 // sampleVersion is the helloworld version the i-th (0-based) workload
