@@ -59,7 +59,7 @@ func (r *remoteFlags) add(fl *pflag.FlagSet) {
 	fl.StringVar(&r.eksInstance, "eks-instance-type", "", "eks: node instance type (default "+eks.DefaultInstanceType+")")
 	fl.IntVar(&r.eksNodes, "eks-nodes", 0, fmt.Sprintf("eks: nodes per cluster (default %d)", eks.DefaultNodes))
 	fl.BoolVar(&r.dryRun, "dry-run", false, "kind/eks: write the configs only; existing: send every apply with dryRun=All and print what a run would change (on an installed lab)")
-	fl.StringVar(&r.from, "from", "", "start the installers at this action (see `lockstep lab actions`)")
+	fl.StringVar(&r.from, "from", "", "start the installers at this action (the names lockstep lab actions lists)")
 	fl.BoolVar(&r.resume, "resume", false, "start at the first action the hub does not record as done (after a failed run)")
 	fl.StringVar(&r.dataPlane, "data-plane", string(install.DataPlaneAuto), "real, simulated (kwok nodes: no webhook answers) or auto")
 	fl.StringVar(&r.settings.IstioHub, "istio-hub", d.IstioHub, "registry of Istio's images")

@@ -11,6 +11,7 @@ import (
 	"k8s.io/client-go/kubernetes/scheme"
 
 	"lockstep.dev/lockstep/internal/lab/install"
+	"lockstep.dev/lockstep/internal/lab/sources"
 )
 
 // Names and ports of what the actions install, for `lab verify` and the
@@ -109,10 +110,10 @@ func HubDeployments() []string {
 // Actions returns the monitoring installers in order.
 func Actions() []install.Action {
 	return []install.Action{
-		action{"prometheus-operator", "Installing prometheus-operator in the workload clusters", installOperator},
-		action{"prometheus", "Creating Prometheus with a Thanos sidecar in the workload clusters", installPrometheus},
-		action{"thanos", "Installing MinIO and Thanos on the hub", installThanos},
-		action{"grafana", "Installing Grafana with the Istio and Lockstep dashboards on the hub", installGrafana},
+		action{"prometheus-operator", "prometheus-operator in the workload clusters (" + sources.PrometheusOperator.Version + ", upstream bundle.yaml)", installOperator},
+		action{"prometheus", "Prometheus with a Thanos sidecar in the workload clusters (external label cluster=data-producer-N)", installPrometheus},
+		action{"thanos", "MinIO and Thanos (Query, Store Gateway, Compactor, Ruler) on the hub", installThanos},
+		action{"grafana", "Grafana with the Thanos datasource and the Istio and Lockstep dashboards on the hub", installGrafana},
 	}
 }
 
