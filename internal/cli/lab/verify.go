@@ -99,19 +99,21 @@ func verifyLocal(ctx context.Context, dir string) ([]verify.Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	fleet := &provider.Fleet{Provider: "local", Kubeconfig: st.Kubeconfig, Hub: provider.Cluster{Name: local.HubName, Role: provider.RoleHub, Context: local.HubName}}
-	var want, labels []string
+	// Status has the processes' liveness; the clusters' labels are in the
+	// state file itself.
 	full, err := local.ReadState(dir)
 	if err != nil {
 		return nil, err
 	}
+	var want, labels []string
 	for _, c := range full.Clusters {
 		if c.Role == local.RoleWorkload {
 			want = append(want, c.Name)
 			labels = append(labels, c.PrometheusCluster)
-			fleet.Workloads = append(fleet.Workloads, provider.Cluster{Name: c.Name, Role: provider.RoleWork, Context: c.Name})
 		}
 	}
+	// The local fleet's contexts are the clusters' names.
+	fleet := provider.NewFleet("local", st.Kubeconfig, append([]string{local.HubName}, want...), func(_ int, name string) string { return name })
 	c, err := install.Connect(ctx, install.Options{Fleet: fleet})
 	if err != nil {
 		return nil, err

@@ -65,6 +65,23 @@ type Fleet struct {
 	Notes []string `json:"notes,omitempty"`
 }
 
+// NewFleet lays out a fleet in All's order: names[0] is the hub, the others
+// are the workloads on networks network1, network2, ...; context(i, name)
+// is the kubeconfig context of the i-th cluster.
+func NewFleet(provider, kubeconfig string, names []string, context func(i int, name string) string) *Fleet {
+	f := &Fleet{Provider: provider, Kubeconfig: kubeconfig}
+	for i, n := range names {
+		c := Cluster{Name: n, Role: RoleWork, Context: context(i, n), Network: NetworkName(i)}
+		if i == 0 {
+			c.Role, c.Network = RoleHub, ""
+			f.Hub = c
+			continue
+		}
+		f.Workloads = append(f.Workloads, c)
+	}
+	return f
+}
+
 // At is the i-th cluster in All's order: 0 is the hub, i the i-th
 // workload. Providers fill clusters in that order.
 func (f *Fleet) At(i int) *Cluster {

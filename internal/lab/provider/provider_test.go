@@ -59,3 +59,19 @@ func TestDefaultNames(t *testing.T) {
 		t.Fatalf("explicit names not kept: %s %v", hub, w)
 	}
 }
+
+func TestNewFleetLayout(t *testing.T) {
+	t.Parallel()
+	f := NewFleet("p", "/k", []string{"h", "a", "b"}, func(i int, name string) string { return name + "-ctx" })
+	if f.Hub.Name != "h" || f.Hub.Role != RoleHub || f.Hub.Network != "" || f.Hub.Context != "h-ctx" {
+		t.Errorf("hub %+v", f.Hub)
+	}
+	for i, w := range f.Workloads {
+		if w.Role != RoleWork || w.Network != NetworkName(i+1) || w.Context != w.Name+"-ctx" {
+			t.Errorf("workload %d %+v", i, w)
+		}
+	}
+	if err := f.Validate(); err != nil {
+		t.Fatal(err)
+	}
+}

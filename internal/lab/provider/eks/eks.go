@@ -173,18 +173,11 @@ func (p *Provider) Down(ctx context.Context, o provider.Options) error {
 }
 
 func newFleet(ccs []*ClusterConfig, region, kubeconfig string) *provider.Fleet {
-	f := &provider.Fleet{Provider: "eks", Kubeconfig: kubeconfig}
-	for i, cc := range ccs {
-		c := provider.Cluster{Name: cc.Metadata.Name, Context: ClusterEntry(cc.Metadata.Name, region)}
-		if i == 0 {
-			c.Role = provider.RoleHub
-			f.Hub = c
-			continue
-		}
-		c.Role = provider.RoleWork
-		c.Network = provider.NetworkName(i)
-		f.Workloads = append(f.Workloads, c)
+	var names []string
+	for _, cc := range ccs {
+		names = append(names, cc.Metadata.Name)
 	}
+	f := provider.NewFleet("eks", kubeconfig, names, func(_ int, name string) string { return ClusterEntry(name, region) })
 	f.LoadBalancerAnnotations = LoadBalancerAnnotations()
 	f.Notes = []string{
 		"The Istio east-west gateways and the Thanos sidecars are LoadBalancer Services that need internet-facing NLBs: " +

@@ -74,14 +74,8 @@ func (p *Provider) Up(ctx context.Context, o provider.Options) (*provider.Fleet,
 		return nil, err
 	}
 
-	fleet := &provider.Fleet{
-		Provider:   "existing",
-		Kubeconfig: path,
-		Hub:        provider.Cluster{Name: hub, Role: provider.RoleHub, Context: hubCtx},
-	}
-	for i, w := range workloads {
-		fleet.Workloads = append(fleet.Workloads, provider.Cluster{Name: w, Role: provider.RoleWork, Context: wCtx[i], Network: provider.NetworkName(i + 1)})
-	}
+	contexts := append([]string{hubCtx}, wCtx...)
+	fleet := provider.NewFleet("existing", path, append([]string{hub}, workloads...), func(i int, _ string) string { return contexts[i] })
 	all := fleet.All()
 	var missing []string
 	used := map[string]string{}

@@ -177,17 +177,13 @@ func (p *Provider) Down(ctx context.Context, o provider.Options) error {
 // newFleet is the fleet of the given configs with the servers kind's
 // internal kubeconfig will hold.
 func newFleet(cfgs []*v1alpha4.Cluster, kubeconfig string) *provider.Fleet {
-	f := &provider.Fleet{Provider: "kind", Kubeconfig: kubeconfig}
-	for i, cfg := range cfgs {
-		c := provider.Cluster{Name: cfg.Name, Context: ContextName(cfg.Name), Server: InternalServer(cfg.Name)}
-		if i == 0 {
-			c.Role = provider.RoleHub
-			f.Hub = c
-			continue
-		}
-		c.Role = provider.RoleWork
-		c.Network = provider.NetworkName(i)
-		f.Workloads = append(f.Workloads, c)
+	var names []string
+	for _, cfg := range cfgs {
+		names = append(names, cfg.Name)
+	}
+	f := provider.NewFleet("kind", kubeconfig, names, func(_ int, name string) string { return ContextName(name) })
+	for i, n := range names {
+		f.At(i).Server = InternalServer(n)
 	}
 	f.Notes = []string{
 		"LoadBalancer Services (the Istio east-west gateways, the Thanos sidecars) stay <pending> on kind until something hands out addresses: " +
