@@ -114,6 +114,7 @@ type runner struct {
 	mode     string
 	dyn      map[string]dynamic.Interface
 	hub      dynamic.Interface
+	hubApply *kube.Applier // server-side apply to the hub; its Dynamic is hub
 	clusters []string
 	repo     string
 }
@@ -138,16 +139,19 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 		if err != nil {
 			return nil, err
 		}
+		if c.Role == local.RoleHub {
+			if r.hubApply, err = kube.NewApplier(cfg); err != nil {
+				return nil, err
+			}
+			r.hub = r.hubApply.Dynamic
+			continue
+		}
 		d, err := dynamic.NewForConfig(cfg)
 		if err != nil {
 			return nil, err
 		}
-		if c.Role == local.RoleHub {
-			r.hub = d
-		} else {
-			r.dyn[c.Name] = d
-			r.clusters = append(r.clusters, c.Name)
-		}
+		r.dyn[c.Name] = d
+		r.clusters = append(r.clusters, c.Name)
 	}
 	sort.Strings(r.clusters)
 	if r.hub == nil || len(r.clusters) == 0 {
@@ -383,20 +387,12 @@ func canaryWeights(views []ClusterView) []int64 {
 }
 
 func (r *runner) applyAppSets(ctx context.Context, files map[string][]byte) error {
-	cfg, err := local.RESTConfig(r.o.State.Kubeconfig, local.HubName)
-	if err != nil {
-		return err
-	}
-	a, err := kube.NewApplier(cfg)
-	if err != nil {
-		return err
-	}
 	for _, f := range AppSetFiles {
 		objs, err := kube.DecodeYAML(files[f])
 		if err != nil {
 			return fmt.Errorf("%s: %w", f, err)
 		}
-		if err := a.Apply(ctx, objs...); err != nil {
+		if err := r.hubApply.Apply(ctx, objs...); err != nil {
 			return err
 		}
 	}
@@ -539,19 +535,11 @@ func (r *runner) lockstepApp(ctx context.Context, files map[string][]byte) error
 		}
 		return nil
 	}
-	cfg, err := local.RESTConfig(r.o.State.Kubeconfig, local.HubName)
-	if err != nil {
-		return err
-	}
-	a, err := kube.NewApplier(cfg)
-	if err != nil {
-		return err
-	}
 	objs, err := kube.DecodeYAML(files[LockstepApp])
 	if err != nil {
 		return err
 	}
-	return a.Apply(ctx, objs...)
+	return r.hubApply.Apply(ctx, objs...)
 }
 
 var fleetRolloutGVR = schema.GroupVersionResource{Group: "lockstep.dev", Version: "v1alpha1", Resource: "fleetrollouts"}
