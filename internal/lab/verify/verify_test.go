@@ -394,12 +394,8 @@ func clusterSecret(t *testing.T, name, server, token string, ca []byte) *corev1.
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := json.Marshal(u)
-	if err != nil {
-		t.Fatal(err)
-	}
 	s := &corev1.Secret{}
-	if err := json.Unmarshal(b, s); err != nil {
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, s); err != nil {
 		t.Fatal(err)
 	}
 	return s

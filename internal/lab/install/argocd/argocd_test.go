@@ -15,6 +15,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
@@ -206,12 +207,8 @@ func TestClusterSecretReadByCoordinator(t *testing.T) {
 // toSecret decodes an object the way the API server would store it.
 func toSecret(t *testing.T, u *unstructured.Unstructured) *corev1.Secret {
 	t.Helper()
-	b, err := json.Marshal(u)
-	if err != nil {
-		t.Fatal(err)
-	}
 	s := &corev1.Secret{}
-	if err := json.Unmarshal(b, s); err != nil {
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, s); err != nil {
 		t.Fatal(err)
 	}
 	return s
