@@ -212,16 +212,6 @@ func (s *Supervisor) find(name string) *proc {
 	return nil
 }
 
-// Exited returns a channel closed when the named process exits.
-func (s *Supervisor) Exited(name string) <-chan struct{} {
-	if p := s.find(name); p != nil {
-		return p.done
-	}
-	c := make(chan struct{})
-	close(c)
-	return c
-}
-
 // StopAll stops every process in reverse start order: SIGTERM to its
 // process group, then SIGKILL after grace.
 func (s *Supervisor) StopAll(grace time.Duration) {

@@ -101,12 +101,6 @@ const (
 // workload's Prometheus, as in the guide: data-producer-1, data-producer-2.
 func ClusterLabelValue(i int) string { return "data-producer-" + strconv.Itoa(i) }
 
-// HubDeployments are the Deployments the thanos and grafana actions wait
-// for on the hub.
-func HubDeployments() []string {
-	return []string{MinIOService, QueryService, StoreService, CompactorService, RulerService, GrafanaService}
-}
-
 // Actions returns the monitoring installers in order.
 func Actions() []install.Action {
 	return []install.Action{
