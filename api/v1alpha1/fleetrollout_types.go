@@ -135,13 +135,20 @@ type Analysis struct {
 	// +listMapKey=name
 	// +kubebuilder:validation:MaxItems=32
 	Args []Arg `json:"args,omitempty"`
-	// Metrics are evaluated globally, per reporting cluster and per serving
-	// cluster; every one must pass everywhere.
+	// Judge is the sequential judge: it counts the requests the canary of
+	// the revision being judged served since it first got traffic, and the
+	// stable version's beside them, per member (serving and reporting side)
+	// and for the fleet, and decides as soon as the counts are enough. It
+	// runs with its defaults when no metrics are given.
+	// +optional
+	Judge *Judge `json:"judge,omitempty"`
+	// Metrics are threshold checks evaluated globally, per reporting
+	// cluster and per serving cluster; every one must pass everywhere.
+	// +optional
 	// +listType=map
 	// +listMapKey=name
-	// +kubebuilder:validation:MinItems=1
 	// +kubebuilder:validation:MaxItems=16
-	Metrics []Metric `json:"metrics"`
+	Metrics []Metric `json:"metrics,omitempty"`
 	// Interval is how often the metrics are evaluated.
 	// +optional
 	// +kubebuilder:default="10s"
@@ -171,6 +178,98 @@ type Analysis struct {
 	// +listMapKey=member
 	// +kubebuilder:validation:MaxItems=64
 	Clusters []ClusterLabels `json:"clusters,omitempty"`
+}
+
+// Rate is a decimal number between 0 and 1, as a string: CRDs should not
+// carry floats, which do not round-trip exactly.
+// +kubebuilder:validation:Pattern=`^(0|1)(\.[0-9]+)?$`
+// +kubebuilder:validation:MaxLength=32
+type Rate string
+
+// Judge configures the sequential judge. Its tests stay valid however often
+// they are looked at: the chance of aborting a good release over the whole
+// canary is at most falseAbortRate, the chance of passing a member whose
+// canary fails at maxFailureRate or more at most falsePromoteRate.
+type Judge struct {
+	// Requests selects the request counter with the label matchers both
+	// versions share. Default: istio_requests_total{reporter="source"}.
+	// +optional
+	// +kubebuilder:validation:MaxLength=2048
+	Requests string `json:"requests,omitempty"`
+	// Canary and Stable are label matchers that select each version's
+	// requests ({{args.NAME}} allowed). Default: destination_service of the
+	// Rollout's canaryService and stableService,
+	// e.g. destination_service="helloworld-canary.helloworld.svc.cluster.local".
+	// Requests count from the moment the revision's canary first got
+	// traffic (status.fleet.canaryStartedAt), so a previous release's canary
+	// can neither fail nor pass this one.
+	// +optional
+	// +kubebuilder:validation:MaxLength=1024
+	Canary string `json:"canary,omitempty"`
+	// +optional
+	// +kubebuilder:validation:MaxLength=1024
+	Stable string `json:"stable,omitempty"`
+	// FailureLabel's value, fully matched by the regular expression
+	// FailureCodes, marks a failed request. Default: response_code, 5..
+	// +optional
+	// +kubebuilder:validation:Pattern=`^[a-zA-Z_][a-zA-Z0-9_]*$`
+	FailureLabel string `json:"failureLabel,omitempty"`
+	// +optional
+	// +kubebuilder:validation:MaxLength=256
+	FailureCodes string `json:"failureCodes,omitempty"`
+	// MaxFailureRate is the failure rate the canary must stay below: "0.10"
+	// is the guide's success rate above 90 %. Default 0.10.
+	// +optional
+	MaxFailureRate Rate `json:"maxFailureRate,omitempty"`
+	// MinEffect is the indifference zone: a canary failing at most
+	// maxFailureRate-minEffect is good, and the canary fails against the
+	// stable version only when worse than it by more than minEffect.
+	// Default 0.05.
+	// +optional
+	MinEffect Rate `json:"minEffect,omitempty"`
+	// FalseAbortRate bounds the chance of aborting a good release, over
+	// every member, side and look. Default 0.01.
+	// +optional
+	FalseAbortRate Rate `json:"falseAbortRate,omitempty"`
+	// FalsePromoteRate bounds the chance of passing a member whose canary
+	// fails at maxFailureRate or more. Default 0.05.
+	// +optional
+	FalsePromoteRate Rate `json:"falsePromoteRate,omitempty"`
+	// Latency compares the canary's request durations with the stable
+	// version's per serving cluster.
+	// +optional
+	Latency *LatencyJudge `json:"latency,omitempty"`
+	// ReportingLabel and ServingLabel name the clusters; default cluster
+	// and destination_cluster.
+	// +optional
+	// +kubebuilder:validation:Pattern=`^[a-zA-Z_][a-zA-Z0-9_]*$`
+	ReportingLabel string `json:"reportingLabel,omitempty"`
+	// +optional
+	// +kubebuilder:validation:Pattern=`^[a-zA-Z_][a-zA-Z0-9_]*$`
+	ServingLabel string `json:"servingLabel,omitempty"`
+}
+
+// LatencyJudge is the latency check: a request is slow when it took longer
+// than the stable version's quantile bucket bound, and the canary fails when
+// its share of slow requests is shown above the stable's by more than
+// minEffect.
+type LatencyJudge struct {
+	// Disabled turns the latency check off.
+	// +optional
+	Disabled bool `json:"disabled,omitempty"`
+	// Histogram selects the duration histogram's _bucket series. Default:
+	// istio_request_duration_milliseconds_bucket{reporter="source"}.
+	// +optional
+	// +kubebuilder:validation:MaxLength=2048
+	Histogram string `json:"histogram,omitempty"`
+	// Quantile of the stable version's durations that marks a request as
+	// slow. Default 0.9.
+	// +optional
+	Quantile Rate `json:"quantile,omitempty"`
+	// MinEffect is how much larger the canary's slow share may be.
+	// Default 0.10.
+	// +optional
+	MinEffect Rate `json:"minEffect,omitempty"`
 }
 
 // Arg is one template argument.
@@ -330,7 +429,8 @@ type FleetRolloutStatus struct {
 	// +listType=map
 	// +listMapKey=name
 	Members []MemberStatus `json:"members,omitempty"`
-	// Conditions are Ready, Valid, MembersReachable, Aborted and Completed.
+	// Conditions are Ready, Valid, MembersReachable, Aborted, Completed
+	// and, with the judge, AnalysisValid.
 	// +optional
 	// +listType=map
 	// +listMapKey=type
@@ -481,6 +581,59 @@ type Verdict struct {
 	// decimal string.
 	// +optional
 	Requests string `json:"requests,omitempty"`
+	// Evidence is what the sequential judge counted and computed.
+	// +optional
+	Evidence *Evidence `json:"evidence,omitempty"`
+}
+
+// RequestCounts are one version's requests in one scope since the evidence
+// window's start, and how many failed.
+type RequestCounts struct {
+	Requests int64 `json:"requests"`
+	Failures int64 `json:"failures"`
+}
+
+// Evidence is the sequential judge's evidence for one scope. Numbers that
+// are not counts are decimal strings.
+type Evidence struct {
+	// Since is when the window opened: the revision's canary's first
+	// traffic.
+	// +optional
+	Since *metav1.MicroTime `json:"since,omitempty"`
+	// Canary and Stable are the counts.
+	Canary RequestCounts `json:"canary"`
+	Stable RequestCounts `json:"stable"`
+	// LogLikelihoodRatio is the threshold test's statistic; the canary
+	// fails at AbortAt and passes at PassAt.
+	// +optional
+	LogLikelihoodRatio string `json:"logLikelihoodRatio,omitempty"`
+	// +optional
+	AbortAt string `json:"abortAt,omitempty"`
+	// +optional
+	PassAt string `json:"passAt,omitempty"`
+	// CanaryFailureRate and StableFailureRate are always-valid confidence
+	// intervals, "[lo, hi]".
+	// +optional
+	CanaryFailureRate string `json:"canaryFailureRate,omitempty"`
+	// +optional
+	StableFailureRate string `json:"stableFailureRate,omitempty"`
+	// Latency is the latency comparison, where it ran.
+	// +optional
+	Latency *LatencyEvidence `json:"latency,omitempty"`
+	// Decision is what the judge made of it (its reason).
+	// +optional
+	Decision string `json:"decision,omitempty"`
+}
+
+// LatencyEvidence is the latency comparison of one serving cluster.
+type LatencyEvidence struct {
+	// Bound is the stable version's quantile bucket bound, in the
+	// histogram's unit; requests above it are slow.
+	Bound string `json:"bound"`
+	// CanarySlow and StableSlow count requests (all) and slow ones
+	// (as failures).
+	CanarySlow RequestCounts `json:"canarySlow"`
+	StableSlow RequestCounts `json:"stableSlow"`
 }
 
 // HistoryEntry is one decision a person may want to read later.
@@ -514,23 +667,29 @@ const (
 	// ConditionCompleted is True when every member runs the revision as
 	// stable.
 	ConditionCompleted = "Completed"
+	// ConditionAnalysisValid is False when the judge's data shows its
+	// configuration cannot work (a counter or histogram with no series, a
+	// histogram without buckets); the message names the field.
+	ConditionAnalysisValid = "AnalysisValid"
 )
 
 // Condition reasons of the coordinator's own making. Decision reasons
 // (decide.Reason values such as BarrierPassed or AnalysisFailed) are used
 // verbatim as well.
 const (
-	ReasonValid              = "Valid"
-	ReasonInvalidSpec        = "InvalidSpec"
-	ReasonUnknownMember      = "UnknownMember"
-	ReasonNoMembers          = "NoMembers"
-	ReasonRevisionUnknown    = "RevisionUnknown"
-	ReasonRevisionsDiverge   = "RevisionsDiverge"
-	ReasonAllReachable       = "AllReachable"
-	ReasonUnreachable        = "Unreachable"
-	ReasonNotAborted         = "NotAborted"
-	ReasonNotCompleted       = "NotCompleted"
-	ReasonStatusWriteFailure = "StatusWriteFailed"
+	ReasonValid               = "Valid"
+	ReasonInvalidSpec         = "InvalidSpec"
+	ReasonUnknownMember       = "UnknownMember"
+	ReasonNoMembers           = "NoMembers"
+	ReasonRevisionUnknown     = "RevisionUnknown"
+	ReasonRevisionsDiverge    = "RevisionsDiverge"
+	ReasonAllReachable        = "AllReachable"
+	ReasonUnreachable         = "Unreachable"
+	ReasonNotAborted          = "NotAborted"
+	ReasonNotCompleted        = "NotCompleted"
+	ReasonStatusWriteFailure  = "StatusWriteFailed"
+	ReasonAnalysisData        = "AnalysisDataFound"
+	ReasonAnalysisDataMissing = "AnalysisDataMissing"
 )
 
 // Annotation on an Argo CD cluster Secret giving the member's reporting

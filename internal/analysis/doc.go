@@ -11,7 +11,12 @@
 //     per scope: global, per reporting cluster (the Prometheus external label
 //     "cluster") and per serving cluster (Istio's "destination_cluster");
 //   - Evaluate, which runs those queries and judges every value as Pass,
-//     Fail or Inconclusive.
+//     Fail or Inconclusive;
+//   - JudgeSpec and EvaluateJudge, the sequential judge's side of the
+//     wire: raw counters and histogram buckets of the canary and the stable
+//     version, read at the moment the canary got traffic and now (four
+//     queries whatever the fleet's size), turned into per-scope counts and
+//     judged by package judge.
 //
 // Query results are untrusted input. An error, a warning, an empty or
 // ambiguous result, a NaN or infinite value, a member missing from a
@@ -24,6 +29,7 @@
 // query, whose error makes the verdict Inconclusive.
 //
 // The package imports the standard library, client_golang's api packages,
-// prometheus/common/model and package decide, whose Verdict and Analysis
-// types it produces; decide does not import analysis.
+// prometheus/common/model, package judge (pure statistics) and package
+// decide, whose Verdict and Analysis types it produces; neither imports
+// analysis.
 package analysis

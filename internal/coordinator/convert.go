@@ -12,6 +12,8 @@ import (
 	v1alpha1 "lockstep.dev/lockstep/api/v1alpha1"
 	"lockstep.dev/lockstep/internal/analysis"
 	"lockstep.dev/lockstep/internal/decide"
+	"lockstep.dev/lockstep/internal/judge"
+	"lockstep.dev/lockstep/internal/rollouts"
 )
 
 // Defaults for fields the API server did not default (objects created
@@ -73,9 +75,85 @@ func analysisWarmup(a *v1alpha1.Analysis) time.Duration {
 // analysisPlan is the spec's analysis in package analysis' terms.
 type analysisPlan struct {
 	metrics  []analysis.Metric
+	judge    *analysis.JudgeSpec
 	args     map[string]string
 	interval time.Duration
 	labels   map[string]v1alpha1.ClusterLabels
+}
+
+// rate parses an optional decimal rate, def when empty.
+func rate(field string, v v1alpha1.Rate, def float64) (float64, error) {
+	if v == "" {
+		return def, nil
+	}
+	f, err := strconv.ParseFloat(string(v), 64)
+	if err != nil {
+		return 0, fmt.Errorf("spec.analysis.judge.%s: %q is not a number", field, v)
+	}
+	return f, nil
+}
+
+// judgeFromSpec converts spec.analysis.judge (nil: every default). The
+// canary and stable matchers may stay empty here: the reconciler fills
+// them from the Rollout's services.
+func judgeFromSpec(j *v1alpha1.Judge) (*analysis.JudgeSpec, error) {
+	if j == nil {
+		j = &v1alpha1.Judge{}
+	}
+	def := judge.DefaultConfig()
+	spec := &analysis.JudgeSpec{
+		Requests: j.Requests, Canary: j.Canary, Stable: j.Stable,
+		FailureLabel: j.FailureLabel, FailureCodes: j.FailureCodes,
+		ReportingLabel: j.ReportingLabel, ServingLabel: j.ServingLabel,
+		Histogram: analysis.DefaultJudgeHistogram,
+	}
+	var errs []error
+	parse := func(field string, v v1alpha1.Rate, def float64, into *float64) {
+		f, err := rate(field, v, def)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		*into = f
+	}
+	c := &spec.Config
+	parse("maxFailureRate", j.MaxFailureRate, def.MaxFailureRate, &c.MaxFailureRate)
+	parse("minEffect", j.MinEffect, def.MinEffect, &c.MinEffect)
+	parse("falseAbortRate", j.FalseAbortRate, def.FalseAbortRate, &c.FalseAbortRate)
+	parse("falsePromoteRate", j.FalsePromoteRate, def.FalsePromoteRate, &c.FalsePromoteRate)
+	c.LatencyQuantile, c.LatencyMinEffect = def.LatencyQuantile, def.LatencyMinEffect
+	if l := j.Latency; l != nil {
+		if l.Histogram != "" {
+			spec.Histogram = l.Histogram
+		}
+		parse("latency.quantile", l.Quantile, def.LatencyQuantile, &c.LatencyQuantile)
+		parse("latency.minEffect", l.MinEffect, def.LatencyMinEffect, &c.LatencyMinEffect)
+		if l.Disabled {
+			spec.Histogram, c.LatencyQuantile = "", 0
+		}
+	}
+	return spec, errors.Join(errs...)
+}
+
+// judgeMatchersFor fills the canary and stable matchers the spec left
+// empty from the Rollout's Services, as Istio names them in
+// destination_service.
+func judgeMatchersFor(spec analysis.JudgeSpec, namespace string, svc rollouts.Services) (analysis.JudgeSpec, error) {
+	host := func(name string) string {
+		return fmt.Sprintf("destination_service=%q", name+"."+namespace+".svc.cluster.local")
+	}
+	if spec.Canary == "" {
+		if svc.Canary == "" {
+			return spec, errors.New("spec.analysis.judge.canary is empty and the Rollout has no canaryService to default it from")
+		}
+		spec.Canary = host(svc.Canary)
+	}
+	if spec.Stable == "" {
+		if svc.Stable == "" {
+			return spec, errors.New("spec.analysis.judge.stable is empty and the Rollout has no stableService to default it from")
+		}
+		spec.Stable = host(svc.Stable)
+	}
+	return spec, nil
 }
 
 // planFromSpec converts and validates the analysis; nil without analysis.
@@ -116,8 +194,24 @@ func planFromSpec(a *v1alpha1.Analysis) (*analysisPlan, error) {
 		}
 		plan.metrics = append(plan.metrics, am)
 	}
-	if len(a.Metrics) == 0 {
-		errs = append(errs, errors.New("analysis has no metrics"))
+	if a.Judge != nil || len(a.Metrics) == 0 {
+		j, err := judgeFromSpec(a.Judge)
+		if err == nil {
+			// Matchers are checked with placeholders until the Rollout's
+			// services are known.
+			probe := *j
+			if probe.Canary == "" {
+				probe.Canary = `destination_service="canary"`
+			}
+			if probe.Stable == "" {
+				probe.Stable = `destination_service="stable"`
+			}
+			err = probe.Validate(plan.args)
+		}
+		if err != nil {
+			errs = append(errs, err)
+		}
+		plan.judge = j
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err

@@ -106,8 +106,9 @@ func TestPlanFromSpec(t *testing.T) {
 	}
 	for _, c := range []struct {
 		name    string
-		a       *v1alpha1.Analysis
-		wantErr string
+		a         *v1alpha1.Analysis
+		wantErr   string
+		wantJudge bool
 	}{
 		{name: "no analysis"},
 		{name: "ratio with args", a: &v1alpha1.Analysis{Args: []v1alpha1.Arg{{Name: "window", Value: "40s"}}, Metrics: []v1alpha1.Metric{good}}},
@@ -115,7 +116,15 @@ func TestPlanFromSpec(t *testing.T) {
 		{name: "bad PromQL", a: &v1alpha1.Analysis{Metrics: []v1alpha1.Metric{{
 			Name: "m", Query: "sum {{scope}} (rate(x[1m])", Threshold: v1alpha1.Threshold{Op: ">", Value: "1"},
 		}}}, wantErr: "unclosed"},
-		{name: "no metrics", a: &v1alpha1.Analysis{}, wantErr: "no metrics"},
+		{name: "no metrics: the judge with its defaults", a: &v1alpha1.Analysis{}, wantJudge: true},
+		{name: "judge and metrics", a: &v1alpha1.Analysis{Args: []v1alpha1.Arg{{Name: "window", Value: "40s"}}, Metrics: []v1alpha1.Metric{good}, Judge: &v1alpha1.Judge{}}, wantJudge: true},
+		{name: "impossible confidence", a: &v1alpha1.Analysis{Judge: &v1alpha1.Judge{FalseAbortRate: "1.5"}}, wantErr: "spec.analysis.judge.falseAbortRate"},
+		{name: "zero confidence", a: &v1alpha1.Analysis{Judge: &v1alpha1.Judge{FalsePromoteRate: "0"}}, wantErr: "spec.analysis.judge.falsePromoteRate"},
+		{name: "min effect above threshold", a: &v1alpha1.Analysis{Judge: &v1alpha1.Judge{MinEffect: "0.2"}}, wantErr: "spec.analysis.judge.minEffect"},
+		{name: "histogram that is not one", a: &v1alpha1.Analysis{Judge: &v1alpha1.Judge{Latency: &v1alpha1.LatencyJudge{Histogram: "istio_request_duration_milliseconds_sum"}}}, wantErr: "spec.analysis.judge.latency.histogram"},
+		{name: "unresolved arg in matchers", a: &v1alpha1.Analysis{Judge: &v1alpha1.Judge{Canary: `destination_service="{{args.svc}}"`}}, wantErr: "spec.analysis.judge.canary"},
+		{name: "bad failure codes", a: &v1alpha1.Analysis{Judge: &v1alpha1.Judge{FailureCodes: "5(("}}, wantErr: "spec.analysis.judge.failureCodes"},
+		{name: "latency off", a: &v1alpha1.Analysis{Judge: &v1alpha1.Judge{Latency: &v1alpha1.LatencyJudge{Disabled: true}}}, wantJudge: true},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
@@ -134,6 +143,9 @@ func TestPlanFromSpec(t *testing.T) {
 			}
 			if plan != nil && plan.interval != defaultInterval {
 				t.Errorf("interval = %s, want the default", plan.interval)
+			}
+			if plan != nil && (plan.judge != nil) != c.wantJudge {
+				t.Errorf("judge = %+v, want one: %t", plan.judge, c.wantJudge)
 			}
 		})
 	}

@@ -132,6 +132,7 @@ type memberObservation struct {
 	status   v1alpha1.MemberStatus
 	client   dynamic.Interface
 	stepsErr error
+	services rollouts.Services
 }
 
 // Reconcile gathers, decides, persists, then applies.
@@ -203,7 +204,7 @@ func (r *Reconciler) reconcile(ctx context.Context, log logr.Logger, fr *v1alpha
 		return r.persistOnly(ctx, log, fr, orig, r.resync())
 	}
 
-	analysisIn, evaluated := r.analysis(ctx, log, fr, plan, obs, members, revision, now)
+	analysisIn, judged, evaluated := r.analysis(ctx, log, fr, plan, obs, members, revision, now)
 
 	snap := decide.Snapshot{
 		Revision:   revision,
@@ -220,9 +221,14 @@ func (r *Reconciler) reconcile(ctx context.Context, log logr.Logger, fr *v1alpha
 
 	r.setMembers(st, obs)
 	if plan != nil {
+		evidence := evidenceFromStatus(orig)
+		if judged != nil {
+			evidence = evidenceOf(judged)
+		}
 		for i := range st.Members {
 			if v, ok := analysisIn.Members[st.Members[i].Name]; ok && !v.EvaluatedAt.IsZero() {
 				st.Members[i].Verdict = verdictToStatus(v)
+				st.Members[i].Verdict.Evidence = evidence[st.Members[i].Name]
 			}
 		}
 		if evaluated && analysisIn.Global != nil {
@@ -230,6 +236,10 @@ func (r *Reconciler) reconcile(ctx context.Context, log logr.Logger, fr *v1alpha
 				EvaluatedAt: metav1.NewMicroTime(analysisIn.Global.EvaluatedAt), Revision: revision,
 				Global: *verdictToStatus(*analysisIn.Global),
 			}
+			st.Analysis.Global.Evidence = evidence[""]
+		}
+		if judged != nil && (judged.Problem != "" || len(judged.Queries) > 0) {
+			setAnalysisCondition(fr, judged.Problem)
 		}
 	} else {
 		st.Analysis = nil
@@ -349,6 +359,7 @@ func (r *Reconciler) observeOne(ctx context.Context, log logr.Logger, name strin
 	if ro == nil {
 		return o
 	}
+	o.services = rollouts.ServicesOf(ro)
 	state, err := rollouts.State(ro)
 	if err != nil {
 		o.stepsErr = err
@@ -432,20 +443,20 @@ func mapKeys[V any](m map[string]V) func(func(string) bool) {
 // the last evaluation is older than the interval, and reports whether it
 // evaluated. Without analysis every member and the fleet pass at now: the
 // barrier then only waits for the hold time.
-func (r *Reconciler) analysis(ctx context.Context, log logr.Logger, fr *v1alpha1.FleetRollout, plan *analysisPlan, obs []memberObservation, members []fleet.Member, revision string, now time.Time) (decide.Analysis, bool) {
+func (r *Reconciler) analysis(ctx context.Context, log logr.Logger, fr *v1alpha1.FleetRollout, plan *analysisPlan, obs []memberObservation, members []fleet.Member, revision string, now time.Time) (decide.Analysis, *analysis.JudgeResult, bool) {
 	if plan == nil {
 		pass := decide.AnalysisVerdict{Verdict: decide.VerdictPass, Reason: "NoAnalysis", Revision: revision, EvaluatedAt: now}
 		out := decide.Analysis{Global: &pass, Members: map[string]decide.AnalysisVerdict{}}
 		for _, o := range obs {
 			out.Members[o.member.Name] = pass
 		}
-		return out, false
+		return out, nil, false
 	}
 	st := &fr.Status
 	done := st.Fleet.Revision == revision && (st.Fleet.Aborted || st.Fleet.Completed)
 	due := st.Analysis == nil || st.Analysis.Revision != revision || now.Sub(st.Analysis.EvaluatedAt.Time) >= plan.interval
 	if done || !due {
-		return analysisFromStatus(st), false
+		return analysisFromStatus(st), nil, false
 	}
 	am := make([]analysis.Member, len(members))
 	for i, m := range members {
@@ -467,7 +478,17 @@ func (r *Reconciler) analysis(ctx context.Context, log logr.Logger, fr *v1alpha1
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	parts := make([]decide.Analysis, 0, len(plan.metrics))
+	parts := make([]decide.Analysis, 0, len(plan.metrics)+1)
+	var judged *analysis.JudgeResult
+	if plan.judge != nil {
+		res := r.judge(ctx, fr, plan, obs, am, revision, now)
+		log.V(1).Info("Judge evaluated", "global", res.Global.Verdict, "message", res.Global.Message, "problem", res.Problem)
+		for _, mj := range res.Members {
+			log.V(1).Info("Judge member verdict", "cluster", mj.Name, "verdict", mj.Verdict, "reason", mj.Reason)
+		}
+		parts = append(parts, res.Analysis(revision))
+		judged = &res
+	}
 	for _, m := range plan.metrics {
 		res := analysis.Evaluate(ctx, r.Querier, m, plan.args, am, now)
 		log.V(1).Info("Analysis evaluated", "metric", m.Name, "verdict", res.Verdict(), "global", res.Global.Message)
@@ -477,7 +498,33 @@ func (r *Reconciler) analysis(ctx context.Context, log logr.Logger, fr *v1alpha1
 		r.recordValues(fr, m.Name, res)
 		parts = append(parts, res.Analysis(revision))
 	}
-	return decide.CombineAnalysis(parts...), true
+	return decide.CombineAnalysis(parts...), judged, true
+}
+
+// judge runs the sequential judge over the window that opened when the
+// revision's canary first got traffic (recorded in status by decide).
+func (r *Reconciler) judge(ctx context.Context, fr *v1alpha1.FleetRollout, plan *analysisPlan, obs []memberObservation, am []analysis.Member, revision string, now time.Time) analysis.JudgeResult {
+	var since time.Time
+	if f := fr.Status.Fleet; f.Revision == revision && f.CanaryStartedAt != nil {
+		since = f.CanaryStartedAt.Time
+	}
+	var svc rollouts.Services
+	for _, o := range obs {
+		if o.member.Rollout != nil && o.member.Rollout.Revision == revision && o.services.Canary != "" {
+			svc = o.services
+			break
+		}
+	}
+	spec, err := judgeMatchersFor(*plan.judge, fr.Spec.Rollout.Namespace, svc)
+	if err != nil {
+		s := analysis.ScopeJudgement{Verdict: decide.VerdictInconclusive, Reason: string(analysis.ReasonInvalidMetric), Message: err.Error()}
+		res := analysis.JudgeResult{EvaluatedAt: now, Since: since, Global: s, Problem: err.Error()}
+		for _, m := range am {
+			res.Members = append(res.Members, analysis.MemberJudgement{Name: m.Name, Serving: s, Reporting: s, Verdict: s.Verdict, Reason: s.Reason, Message: s.Message})
+		}
+		return res
+	}
+	return analysis.EvaluateJudge(ctx, r.Querier, spec, plan.args, am, since, now)
 }
 
 func analysisFromStatus(st *v1alpha1.FleetRolloutStatus) decide.Analysis {

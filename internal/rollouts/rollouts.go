@@ -100,6 +100,20 @@ func State(u *unstructured.Unstructured) (decide.RolloutState, error) {
 	return s, nil
 }
 
+// Services are the Rollout's canary and stable Services
+// (spec.strategy.canary.canaryService and stableService).
+type Services struct {
+	Canary, Stable string
+}
+
+// ServicesOf returns the Rollout's canary and stable Services.
+func ServicesOf(u *unstructured.Unstructured) Services {
+	var s Services
+	s.Canary, _ = nested(u.Object, "spec", "strategy", "canary", "canaryService").(string)
+	s.Stable, _ = nested(u.Object, "spec", "strategy", "canary", "stableService").(string)
+	return s
+}
+
 // nested is apimachinery's field lookup without the found/error results:
 // a missing or mistyped path is nil.
 func nested(obj map[string]any, path ...string) any {

@@ -1,0 +1,247 @@
+package analysis
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/common/model"
+
+	"lockstep.dev/lockstep/internal/decide"
+	"lockstep.dev/lockstep/internal/judge"
+)
+
+// series is one raw counter: its labels and its value at the window's
+// start and now (-1: absent).
+type series struct {
+	labels     map[string]string
+	start, now float64
+}
+
+// timeQuerier answers the judge's queries from series, by the instant
+// asked for, and counts the queries.
+type timeQuerier struct {
+	mu            sync.Mutex
+	start         time.Time
+	requests      []series
+	buckets       []series
+	asked         int
+	err           error
+	histNoBuckets bool
+}
+
+func (q *timeQuerier) Query(_ context.Context, promql string, ts time.Time) (model.Vector, []string, error) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.asked++
+	if q.err != nil {
+		return nil, nil, q.err
+	}
+	src := q.requests
+	if strings.Contains(promql, "_bucket") {
+		src = q.buckets
+	}
+	var vec model.Vector
+	for _, s := range src {
+		v := s.now
+		if ts.Equal(q.start) {
+			v = s.start
+		}
+		if v < 0 {
+			continue
+		}
+		m := model.Metric{}
+		for k, val := range s.labels {
+			m[model.LabelName(k)] = model.LabelValue(val)
+		}
+		vec = append(vec, &model.Sample{Metric: m, Value: model.SampleValue(v)})
+	}
+	return vec, nil, nil
+}
+
+func req(rep, srv, arm, code string, start, now float64) series {
+	return series{labels: map[string]string{"cluster": rep, "destination_cluster": srv, armLabel: arm, "response_code": code}, start: start, now: now}
+}
+
+var judgeSpec = JudgeSpec{
+	Canary: `destination_service="hw-canary.hw.svc.cluster.local"`,
+	Stable: `destination_service="hw.hw.svc.cluster.local"`,
+	Config: judge.DefaultConfig(),
+}
+
+func healthyRequests() []series {
+	var out []series
+	for _, rep := range []string{"data-producer-1", "data-producer-2"} {
+		for _, srv := range []string{"argo-rollout1", "argo-rollout2"} {
+			// A previous release's canary failed a lot before the start:
+			// none of it may count.
+			out = append(out,
+				req(rep, srv, "canary", "200", 500, 700),
+				req(rep, srv, "canary", "503", 400, 400),
+				req(rep, srv, "stable", "200", 5000, 7000))
+		}
+	}
+	return out
+}
+
+func TestEvaluateJudgeCountsOnlyThisCanary(t *testing.T) {
+	start := evalTime.Add(-time.Minute)
+	q := &timeQuerier{start: start, requests: healthyRequests()}
+	spec := judgeSpec
+	spec.Histogram = ""
+	res := EvaluateJudge(context.Background(), q, spec, nil, members, start, evalTime)
+	if res.Problem != "" {
+		t.Fatal(res.Problem)
+	}
+	if got := res.Global.Evidence.Canary; got != (judge.Counts{Requests: 800, Failures: 0}) {
+		t.Errorf("fleet canary counts %+v, want 800 requests, 0 failed (the earlier 400 failures are before the window)", got)
+	}
+	if res.Global.Verdict != decide.VerdictPass {
+		t.Errorf("fleet: %s (%s)", res.Global.Verdict, res.Global.Message)
+	}
+	for _, m := range res.Members {
+		if m.Verdict != decide.VerdictPass || m.Serving.Evidence.Canary.Requests != 400 || m.Reporting.Evidence.Stable.Requests != 4000 {
+			t.Errorf("%s: %s, serving %+v reporting %+v", m.Name, m.Verdict, m.Serving.Evidence, m.Reporting.Evidence)
+		}
+	}
+	if q.asked != 2 {
+		t.Errorf("%d queries, want 2 without latency", q.asked)
+	}
+	a := res.Analysis("rev")
+	if a.Global.Verdict != decide.VerdictPass || a.Members["west"].Requests != 400 || a.Members["west"].Revision != "rev" {
+		t.Errorf("decide's view: %+v %+v", a.Global, a.Members["west"])
+	}
+}
+
+func TestEvaluateJudgeNamesTheBadCluster(t *testing.T) {
+	start := evalTime.Add(-time.Minute)
+	reqs := healthyRequests()
+	// argo-rollout2's canary pods fail 40 of 100 requests, from either
+	// cluster's clients.
+	reqs = append(reqs, req("data-producer-1", "argo-rollout2", "canary", "503", -1, 40), req("data-producer-2", "argo-rollout2", "canary", "503", -1, 40))
+	q := &timeQuerier{start: start, requests: reqs}
+	spec := judgeSpec
+	spec.Histogram = ""
+	res := EvaluateJudge(context.Background(), q, spec, nil, members, start, evalTime)
+	east, west := res.Members[0], res.Members[1]
+	if west.Verdict != decide.VerdictFail || !strings.HasPrefix(west.Reason, string(ReasonServingFailed)) {
+		t.Errorf("west: %s %s (%s)", west.Verdict, west.Reason, west.Message)
+	}
+	if east.Serving.Verdict != decide.VerdictPass {
+		t.Errorf("east's own pods: %s (%s)", east.Serving.Verdict, east.Serving.Message)
+	}
+	if c := west.Serving.Evidence.Canary; c.Failures != 80 || c.Requests != 480 {
+		t.Errorf("west canary counts %+v", c)
+	}
+}
+
+func TestEvaluateJudgeLatency(t *testing.T) {
+	start := evalTime.Add(-time.Minute)
+	var buckets []series
+	bucket := func(srv, arm, le string, now float64) series {
+		return series{labels: map[string]string{"cluster": "data-producer-1", "destination_cluster": srv, armLabel: arm, "le": le}, start: -1, now: now}
+	}
+	for _, srv := range []string{"argo-rollout1", "argo-rollout2"} {
+		buckets = append(buckets, bucket(srv, "stable", "5", 900), bucket(srv, "stable", "250", 1000), bucket(srv, "stable", "+Inf", 1000))
+	}
+	// argo-rollout1's canary takes 200 ms more.
+	buckets = append(buckets, bucket("argo-rollout1", "canary", "5", 0), bucket("argo-rollout1", "canary", "250", 400), bucket("argo-rollout1", "canary", "+Inf", 400))
+	buckets = append(buckets, bucket("argo-rollout2", "canary", "5", 380), bucket("argo-rollout2", "canary", "250", 400), bucket("argo-rollout2", "canary", "+Inf", 400))
+	q := &timeQuerier{start: start, requests: healthyRequests(), buckets: buckets}
+	spec := judgeSpec
+	spec.Histogram = DefaultJudgeHistogram
+	res := EvaluateJudge(context.Background(), q, spec, nil, members, start, evalTime)
+	if east := res.Members[0]; east.Verdict != decide.VerdictFail || !strings.Contains(east.Reason, judge.ReasonSlowerThanStable) {
+		t.Errorf("east: %s %s (%s)", east.Verdict, east.Reason, east.Message)
+	}
+	if west := res.Members[1]; west.Verdict != decide.VerdictPass {
+		t.Errorf("west: %s (%s)", west.Verdict, west.Message)
+	}
+	if q.asked != 4 {
+		t.Errorf("%d queries, want 4", q.asked)
+	}
+}
+
+func TestEvaluateJudgeIncompleteOrBadData(t *testing.T) {
+	start := evalTime.Add(-time.Minute)
+	spec := judgeSpec
+	spec.Histogram = ""
+	t.Run("a member's Prometheus is missing", func(t *testing.T) {
+		var reqs []series
+		for _, s := range healthyRequests() {
+			if s.labels["cluster"] == "data-producer-1" {
+				reqs = append(reqs, s)
+			}
+		}
+		res := EvaluateJudge(context.Background(), &timeQuerier{start: start, requests: reqs}, spec, nil, members, start, evalTime)
+		if res.Global.Verdict != decide.VerdictInconclusive || res.Global.Reason != string(ReasonMemberMissing) {
+			t.Errorf("fleet on partial data: %s %s (%s)", res.Global.Verdict, res.Global.Reason, res.Global.Message)
+		}
+		if w := res.Members[1]; w.Verdict == decide.VerdictPass {
+			t.Errorf("west passed without its reporting side: %s", w.Message)
+		}
+	})
+	t.Run("no series at all names the field", func(t *testing.T) {
+		res := EvaluateJudge(context.Background(), &timeQuerier{start: start}, spec, nil, members, start, evalTime)
+		if !strings.Contains(res.Problem, "spec.analysis.judge.requests") || res.Global.Verdict != decide.VerdictInconclusive {
+			t.Errorf("problem %q verdict %s", res.Problem, res.Global.Verdict)
+		}
+	})
+	t.Run("histogram without buckets names the field", func(t *testing.T) {
+		s := spec
+		s.Histogram = "istio_request_duration_milliseconds_bucket"
+		q := &timeQuerier{start: start, requests: healthyRequests(), buckets: []series{{labels: map[string]string{"cluster": "x"}, now: 3}}}
+		res := EvaluateJudge(context.Background(), q, s, nil, members, start, evalTime)
+		if !strings.Contains(res.Problem, "spec.analysis.judge.latency.histogram") || res.Global.Verdict != decide.VerdictInconclusive {
+			t.Errorf("problem %q verdict %s", res.Problem, res.Global.Verdict)
+		}
+	})
+	t.Run("no canary traffic yet", func(t *testing.T) {
+		q := &timeQuerier{start: start, requests: healthyRequests()}
+		res := EvaluateJudge(context.Background(), q, spec, nil, members, time.Time{}, evalTime)
+		if res.Global.Reason != judge.ReasonNoCanaryRequests || q.asked != 0 {
+			t.Errorf("%s after %d queries", res.Global.Reason, q.asked)
+		}
+	})
+	t.Run("a query error is never a verdict", func(t *testing.T) {
+		q := &timeQuerier{start: start, requests: healthyRequests(), err: context.DeadlineExceeded}
+		res := EvaluateJudge(context.Background(), q, spec, nil, members, start, evalTime)
+		if res.Global.Verdict != decide.VerdictInconclusive || res.Members[0].Verdict != decide.VerdictInconclusive {
+			t.Errorf("%s / %s", res.Global.Verdict, res.Members[0].Verdict)
+		}
+	})
+	t.Run("a member whose canary got no traffic is not passed", func(t *testing.T) {
+		var reqs []series
+		for _, s := range healthyRequests() {
+			if s.labels["destination_cluster"] == "argo-rollout2" && s.labels[armLabel] == "canary" {
+				s.now = s.start
+			}
+			reqs = append(reqs, s)
+		}
+		res := EvaluateJudge(context.Background(), &timeQuerier{start: start, requests: reqs}, spec, nil, members, start, evalTime)
+		if w := res.Members[1]; w.Verdict == decide.VerdictPass {
+			t.Errorf("west passed with no canary requests: %s", w.Message)
+		}
+	})
+}
+
+func TestWithMatchers(t *testing.T) {
+	for in, want := range map[string]string{
+		`istio_requests_total{reporter="source"}`:   `istio_requests_total{reporter="source",a="b"}`,
+		`istio_requests_total`:                      `istio_requests_total{a="b"}`,
+		`istio_requests_total{}`:                    `istio_requests_total{a="b"}`,
+		` istio_requests_total{reporter="source",}`: `istio_requests_total{reporter="source",a="b"}`,
+	} {
+		got, err := withMatchers(in, `a="b"`)
+		if err != nil || got != want {
+			t.Errorf("withMatchers(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{`rate(x[1m])`, `sum(x)`, ``} {
+		if _, err := withMatchers(bad, `a="b"`); err == nil {
+			t.Errorf("%q accepted as a selector", bad)
+		}
+	}
+}
