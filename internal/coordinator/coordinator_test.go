@@ -105,7 +105,7 @@ func TestPlanFromSpec(t *testing.T) {
 		Threshold: v1alpha1.Threshold{Op: v1alpha1.OpGreater, Value: "0.9"},
 	}
 	for _, c := range []struct {
-		name    string
+		name      string
 		a         *v1alpha1.Analysis
 		wantErr   string
 		wantJudge bool
