@@ -74,6 +74,9 @@ func printTable(w io.Writer, f Fleet, wide bool) error {
 		}
 		if c.Global != nil {
 			fmt.Fprintf(&b, "  ANALYSIS %s", verdictCell(c.Global))
+			if e := EvidenceCell(c.Global); e != "-" {
+				fmt.Fprintf(&b, "  EVIDENCE %s", e)
+			}
 		}
 		b.WriteString("\n")
 		if c.Message != "" {
@@ -89,9 +92,9 @@ func printTable(w io.Writer, f Fleet, wide bool) error {
 
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	if wide {
-		fmt.Fprintln(tw, "CLUSTER\tSTATUS\tREVISION\tSTABLE\tSTEP\tSET\tWEIGHTS\tSTABLE IMAGE\tCANARY IMAGE\tPODS\tANALYSISRUN\tVERDICT\tRATE\tLAST CONTACT")
+		fmt.Fprintln(tw, "CLUSTER\tSTATUS\tREVISION\tSTABLE\tSTEP\tSET\tWEIGHTS\tSTABLE IMAGE\tCANARY IMAGE\tPODS\tANALYSISRUN\tVERDICT\tEVIDENCE\tRATE\tLAST CONTACT")
 	} else {
-		fmt.Fprintln(tw, "CLUSTER\tSTATUS\tREVISION\tSTEP\tSET\tWEIGHTS\tCANARY IMAGE\tANALYSIS\tVERDICT")
+		fmt.Fprintln(tw, "CLUSTER\tSTATUS\tREVISION\tSTEP\tSET\tWEIGHTS\tCANARY IMAGE\tANALYSIS\tVERDICT\tEVIDENCE")
 	}
 	var problems []string
 	for _, c := range f.Clusters {
@@ -105,14 +108,14 @@ func printTable(w io.Writer, f Fleet, wide bool) error {
 			problems = append(problems, fmt.Sprintf("%s: %s", c.Name, w))
 		}
 		if wide {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
 				c.Name, Status(c), dash(c.Revision), dash(c.StableRevision), stepCell(c), ptr(c.SetWeight), weightsCell(c.Weights),
 				dash(c.StableImage), dash(c.CanaryImage), podsCell(c.ReplicaSets), analysisRunCell(c.Analysis), verdictCell(c.Verdict),
-				rateCell(c.Verdict), timeCell(c.LastContact))
+				EvidenceCell(c.Verdict), rateCell(c.Verdict), timeCell(c.LastContact))
 		} else {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
 				c.Name, Status(c), dash(c.Revision), stepCell(c), ptr(c.SetWeight), weightsCell(c.Weights),
-				dash(c.CanaryImage), analysisPhase(c.Analysis), verdictCell(c.Verdict))
+				dash(c.CanaryImage), analysisPhase(c.Analysis), verdictCell(c.Verdict), EvidenceCell(c.Verdict))
 		}
 	}
 	if err := tw.Flush(); err != nil {
@@ -170,6 +173,9 @@ func Line(c Cluster) string {
 	}
 	if c.Verdict != nil {
 		s += " verdict " + verdictCell(c.Verdict)
+		if e := EvidenceCell(c.Verdict); e != "-" {
+			s += " evidence " + e
+		}
 	}
 	if c.Error != "" {
 		s += " (" + c.Error + ")"
@@ -224,6 +230,31 @@ func verdictCell(v *Verdict) string {
 		return v.Verdict + "(" + v.Reason + ")"
 	}
 	return v.Verdict
+}
+
+// EvidenceCell shows the judge's counts and statistic: canary failed/
+// requests, stable failed/requests, and the log-likelihood ratio against
+// the bound at which it fails, e.g. "canary 3/120 stable 0/1100 LLR -1.2<6.9".
+func EvidenceCell(v *Verdict) string {
+	if v == nil || v.Evidence == nil {
+		return "-"
+	}
+	e := v.Evidence
+	s := fmt.Sprintf("canary %d/%d stable %d/%d", e.Canary.Failures, e.Canary.Requests, e.Stable.Failures, e.Stable.Requests)
+	if e.LogLikelihoodRatio != "" {
+		s += fmt.Sprintf(" LLR %s (fail %s, pass %s)", trimNum(e.LogLikelihoodRatio), trimNum(e.AbortAt), trimNum(e.PassAt))
+	}
+	if l := e.Latency; l != nil {
+		s += fmt.Sprintf(" slow>%s %d/%d vs %d/%d", trimNum(l.Bound), l.CanarySlow.Failures, l.CanarySlow.Requests, l.StableSlow.Failures, l.StableSlow.Requests)
+	}
+	return s
+}
+
+func trimNum(s string) string {
+	if f, err := strconv.ParseFloat(s, 64); err == nil {
+		return strconv.FormatFloat(f, 'f', -1, 64)
+	}
+	return s
 }
 
 func rateCell(v *Verdict) string {

@@ -51,6 +51,8 @@ type Verdict struct {
 	// message carries one (a pass or a fail; never an inconclusive).
 	SuccessRate *float64   `json:"successRate,omitempty"`
 	EvaluatedAt *time.Time `json:"evaluatedAt,omitempty"`
+	// Evidence is the sequential judge's counts and statistic.
+	Evidence *v1alpha1.Evidence `json:"evidence,omitempty"`
 }
 
 // Event is one coordinator decision from the FleetRollout's history.
@@ -234,8 +236,11 @@ func verdict(v *v1alpha1.Verdict) *Verdict {
 	if v == nil || v.Verdict == "" {
 		return nil
 	}
-	out := &Verdict{Verdict: v.Verdict, Reason: v.Reason, Message: v.Message, Requests: v.Requests}
+	out := &Verdict{Verdict: v.Verdict, Reason: v.Reason, Message: v.Message, Requests: v.Requests, Evidence: v.Evidence}
 	if r, ok := SuccessRate(v.Message); ok {
+		out.SuccessRate = &r
+	} else if e := v.Evidence; e != nil && e.Canary.Requests > 0 {
+		r := 1 - float64(e.Canary.Failures)/float64(e.Canary.Requests)
 		out.SuccessRate = &r
 	}
 	if v.EvaluatedAt != nil {

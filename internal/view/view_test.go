@@ -96,7 +96,10 @@ func fleetRollout() *v1alpha1.FleetRollout {
 			CurrentStep: i32(3),
 			Fleet:       v1alpha1.FleetState{Revision: "6d4f", BarrierStep: i32(3), StepEnteredAt: micro(t0)},
 			Analysis: &v1alpha1.AnalysisStatus{EvaluatedAt: *micro(t0), Revision: "6d4f", Global: v1alpha1.Verdict{
-				Verdict: "Pass", Reason: "ThresholdMet", Message: "success-rate: 0.985 > 0.9 (1200 requests)", Requests: "1200"}},
+				Verdict: "Pass", Reason: "ThresholdMet", Message: "success-rate: 0.985 > 0.9 (1200 requests)", Requests: "1200",
+				Evidence: &v1alpha1.Evidence{Canary: v1alpha1.RequestCounts{Requests: 240, Failures: 2}, Stable: v1alpha1.RequestCounts{Requests: 2160, Failures: 20},
+					LogLikelihoodRatio: "-4.100", AbortAt: "6.908", PassAt: "-2.996", Decision: "FailureRateBelowThreshold",
+					Latency: &v1alpha1.LatencyEvidence{Bound: "5.000", CanarySlow: v1alpha1.RequestCounts{Requests: 240, Failures: 20}, StableSlow: v1alpha1.RequestCounts{Requests: 2160, Failures: 210}}}}},
 			Members: []v1alpha1.MemberStatus{
 				{Name: "argo-rollout1", Reachable: true, LastContact: &lc, Verdict: &v1alpha1.Verdict{Verdict: "Pass", Reason: "ThresholdMet",
 					Message: "success-rate: serving Pass (ThresholdMet: 0.99 > 0.9 (600 requests)); reporting Pass (ThresholdMet: 0.98 > 0.9 (610 requests))"}},
