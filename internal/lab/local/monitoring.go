@@ -92,10 +92,13 @@ func (f *fleet) startMonitoring(ctx context.Context) error {
 	endpoints := filepath.Join(f.opt.Dir, "thanos-endpoints.yml")
 	var eps strings.Builder
 	eps.WriteString("endpoints:\n")
+	// strict: an endpoint that is down stays in Query's set, so a query
+	// without partial responses fails instead of quietly answering
+	// without that cluster (a fleet verdict on part of the fleet).
 	for _, w := range f.workloads {
-		fmt.Fprintf(&eps, "- address: %s\n", addr(f.p.sidecarGRPC[w]))
+		fmt.Fprintf(&eps, "- address: %s\n  strict: true\n", addr(f.p.sidecarGRPC[w]))
 	}
-	fmt.Fprintf(&eps, "- address: %s\n", addr(f.p.storeGRPC))
+	fmt.Fprintf(&eps, "- address: %s\n  strict: true\n", addr(f.p.storeGRPC))
 	if err := os.WriteFile(endpoints, []byte(eps.String()), 0o644); err != nil {
 		return err
 	}

@@ -353,6 +353,9 @@ func TestSidecarAddresses(t *testing.T) {
 	var got []string
 	for _, e := range cfg.Endpoints {
 		got = append(got, e.Address)
+		if !e.Strict {
+			t.Errorf("endpoint %s is not strict: Query would drop it when it is down and answer without it", e.Address)
+		}
 	}
 	want := []string{"thanos-storegateway.monitoring.svc:10901", "thanos-ruler.monitoring.svc:10901", "172.18.255.1:10901", "a1b2.elb.eu-west-1.amazonaws.com:10901"}
 	if strings.Join(got, ",") != strings.Join(want, ",") {

@@ -206,6 +206,7 @@ func objstoreSecret(objstore []byte) *corev1.Secret {
 // (cmd/thanos/endpointset.go, endpointSettings).
 type endpoint struct {
 	Address string `json:"address"`
+	Strict  bool   `json:"strict"`
 }
 
 // endpointConfig is Query's --endpoint.sd-config-file.
@@ -251,11 +252,15 @@ func endpointsFile(sidecars []sidecar) []byte {
 	b.WriteString("# Written by lockstep lab up from the sidecars' LoadBalancer addresses;\n")
 	b.WriteString("# Thanos Query re-reads it every " + endpointsReload + ".\n")
 	b.WriteString("endpoints:\n")
-	fmt.Fprintf(&b, "- address: %s.%s.svc:%d\n", StoreService, Namespace, ThanosGRPCPort)
-	fmt.Fprintf(&b, "- address: %s.%s.svc:%d\n", RulerService, Namespace, ThanosGRPCPort)
+	// strict: a store that is down stays in Query's set, so queries
+	// without partial responses fail instead of silently leaving a cluster
+	// out (Thanos v0.42: cmd/thanos/endpointset.go, endpointSettings.Strict).
+	b.WriteString("# strict: a store that is down makes queries fail, never quietly smaller.\n")
+	fmt.Fprintf(&b, "- address: %s.%s.svc:%d\n  strict: true\n", StoreService, Namespace, ThanosGRPCPort)
+	fmt.Fprintf(&b, "- address: %s.%s.svc:%d\n  strict: true\n", RulerService, Namespace, ThanosGRPCPort)
 	for _, s := range sidecars {
 		fmt.Fprintf(&b, "# %s: %s/%s\n", s.Cluster, Namespace, SidecarService)
-		fmt.Fprintf(&b, "- address: %q\n", s.Address)
+		fmt.Fprintf(&b, "- address: %q\n  strict: true\n", s.Address)
 	}
 	return []byte(b.String())
 }
