@@ -46,6 +46,7 @@ const (
 	Namespace       = "helloworld"
 	RolloutName     = "helloworld"
 	ErrorRateAnnot  = "meshsim.lockstep.dev/error-rate"
+	LatencyAnnot    = "meshsim.lockstep.dev/latency"
 	refreshAnnot    = "argocd.argoproj.io/refresh"
 	rolloutAppLabel = "-rollout"
 )
@@ -71,9 +72,16 @@ type Options struct {
 	// FaultCluster, when set, makes the bad release fail only in that
 	// cluster: its new pods get the fault, nothing in git does.
 	FaultCluster string
-	Rate         float64 // requests per second per gateway
-	Timeout      time.Duration
-	Progress     io.Writer
+	// Latency, with FaultCluster, makes the new version's pods there that
+	// much slower (a release that only got slow).
+	Latency time.Duration
+	// BaselineErrorRate makes every helloworld pod, stable and canary, in
+	// every cluster fail that share of requests: a good release on a fleet
+	// that is never perfect, on which false aborts can be counted.
+	BaselineErrorRate float64
+	Rate              float64 // requests per second per gateway
+	Timeout           time.Duration
+	Progress          io.Writer
 }
 
 // Summary is the demo's result, printed for people or as JSON.
@@ -98,7 +106,22 @@ type Summary struct {
 	// clusters' controllers take milliseconds apart).
 	MaxStepSkew int64 `json:"maxStepSkew"`
 	// FleetRollout is the coordinator's last phase (lockstep mode).
-	FleetRollout  string                        `json:"fleetRollout,omitempty"`
+	FleetRollout string `json:"fleetRollout,omitempty"`
+	// Verdict timings, as offsets from the commit: the canary's first
+	// request (seen by the load), the verdict (lockstep: the coordinator's
+	// status.fleet.abortedAt; independent: the first Rollout seen aborted),
+	// and every cluster at canary weight 0 after it.
+	FirstCanaryRequest time.Duration `json:"firstCanaryRequestNs,omitempty"`
+	Verdict            time.Duration `json:"verdictNs,omitempty"`
+	AllWeightZero      time.Duration `json:"allWeightZeroNs,omitempty"`
+	// CanaryRequestsToVerdict counts the load's requests answered by the
+	// new version before the verdict.
+	CanaryRequestsToVerdict int `json:"canaryRequestsToVerdict,omitempty"`
+	// JudgeRequests is the canary request count in the evidence the
+	// coordinator's judge decided on (the failing scope's), lockstep only.
+	JudgeRequests int64 `json:"judgeRequests,omitempty"`
+	// AbortReason is the coordinator's abort message (lockstep).
+	AbortReason   string                        `json:"abortReason,omitempty"`
 	ThanosQueries map[string]map[string]float64 `json:"-"`
 }
 
@@ -127,8 +150,11 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 	if o.Timeout <= 0 {
 		o.Timeout = 10 * time.Minute
 	}
-	if o.ErrorRate <= 0 {
+	if o.ErrorRate <= 0 && o.Latency <= 0 {
 		o.ErrorRate = 0.3
+	}
+	if o.ErrorRate < 0 || o.BaselineErrorRate < 0 || o.BaselineErrorRate > 1 {
+		return nil, fmt.Errorf("error rates must be between 0 and 1")
 	}
 	if o.ErrorRate > 1 {
 		return nil, fmt.Errorf("error rate %.2f is above 1", o.ErrorRate)
@@ -231,9 +257,10 @@ func (r *runner) run(ctx context.Context) (*Summary, error) {
 		targets = append(targets, load.Target{Cluster: c, URL: r.o.State.URLs[local.IngressURLKey(c)]})
 	}
 	var (
-		mu      sync.Mutex
-		outcome time.Time
-		after   = load.NewStats()
+		mu          sync.Mutex
+		outcome     time.Time
+		after       = load.NewStats()
+		canaryTimes []time.Time // answers of the new version
 	)
 	loadCtx, stopLoad := context.WithCancel(ctx)
 	defer stopLoad()
@@ -244,6 +271,9 @@ func (r *runner) run(ctx context.Context) (*Summary, error) {
 		stats, err = load.Run(loadCtx, targets, load.Options{Rate: r.o.Rate, Duration: r.o.Timeout, OnResult: func(res load.Result) {
 			mu.Lock()
 			o := outcome
+			if res.Version == next {
+				canaryTimes = append(canaryTimes, res.At)
+			}
 			mu.Unlock()
 			if !o.IsZero() && res.At.After(o) {
 				after.Add(res)
@@ -287,6 +317,8 @@ func (r *runner) run(ctx context.Context) (*Summary, error) {
 	wantImage := "docker.io/istio/examples-helloworld-" + next
 	last := map[string]string{}
 	done := map[string]time.Time{}
+	zeroAt := map[string]time.Time{}
+	var firstAbort time.Time
 	lastFleet := ""
 	for len(done) < len(r.clusters) {
 		if r.mode == render.ModeLockstep {
@@ -296,16 +328,20 @@ func (r *runner) run(ctx context.Context) (*Summary, error) {
 				r.say("%-14s %s", "FleetRollout", ph)
 			}
 		}
-		if r.o.BadRelease && r.o.FaultCluster != "" {
-			if err := r.injectFault(ctx, wantImage); err != nil {
-				r.say("fault injection in %s: %v", r.o.FaultCluster, err)
-			}
+		if err := r.injectFaults(ctx, wantImage); err != nil {
+			r.say("fault injection: %v", err)
 		}
 		steps := map[string]int64{}
 		for _, c := range r.clusters {
 			v := observe(ctx, c, r.dyn[c], Namespace, RolloutName)
 			if v.Image == wantImage && v.Observed && !v.Aborted && v.Err == "" {
 				steps[c] = v.Step
+			}
+			if v.Aborted && v.Image == wantImage && firstAbort.IsZero() {
+				firstAbort = time.Now()
+			}
+			if _, ok := zeroAt[c]; !ok && v.Aborted && v.Image == wantImage && v.CanaryWeight == 0 {
+				zeroAt[c] = time.Now()
 			}
 			if v.key() != last[c] {
 				last[c] = v.key()
@@ -342,10 +378,28 @@ func (r *runner) run(ctx context.Context) (*Summary, error) {
 		select {
 		case <-ctx.Done():
 			return nil, fmt.Errorf("no outcome after %s: %w", r.o.Timeout, ctx.Err())
-		case <-time.After(200 * time.Millisecond):
+		case <-time.After(100 * time.Millisecond):
 		}
 	}
 	sum.Duration = time.Since(start)
+	if sum.Outcome == "Aborted" {
+		verdict := firstAbort
+		if r.mode == render.ModeLockstep {
+			if at, msg, n, ok := r.fleetAbort(ctx); ok {
+				verdict, sum.AbortReason, sum.JudgeRequests = at, msg, n
+			}
+		}
+		var last time.Time
+		for _, t := range zeroAt {
+			last = later(last, t)
+		}
+		if !verdict.IsZero() {
+			sum.Verdict = verdict.Sub(start)
+			if !last.IsZero() {
+				sum.AllWeightZero = last.Sub(start)
+			}
+		}
+	}
 	mu.Lock()
 	outcome = time.Now()
 	mu.Unlock()
@@ -361,6 +415,16 @@ func (r *runner) run(ctx context.Context) (*Summary, error) {
 	if err := <-loadDone; err != nil {
 		return nil, err
 	}
+	mu.Lock()
+	if len(canaryTimes) > 0 {
+		sum.FirstCanaryRequest = canaryTimes[0].Sub(start)
+	}
+	for _, t := range canaryTimes {
+		if sum.Verdict > 0 && !t.After(start.Add(sum.Verdict)) {
+			sum.CanaryRequestsToVerdict++
+		}
+	}
+	mu.Unlock()
 	sum.Requests = stats.Snapshot()
 	sum.AfterOutcome = after.Snapshot()
 	sum.SuccessRate = r.successRates(ctx, time.Since(start))
@@ -724,32 +788,88 @@ func orDash(s string) string {
 
 var podGVR = schema.GroupVersionResource{Version: "v1", Resource: "pods"}
 
-// injectFault annotates the new version's pods in the fault cluster, the
-// way a release that only breaks in one cluster (its config, its
-// dependencies) would behave: meshsim reads the annotation live.
-func (r *runner) injectFault(ctx context.Context, image string) error {
-	dyn, ok := r.dyn[r.o.FaultCluster]
-	if !ok {
-		return fmt.Errorf("unknown cluster %q", r.o.FaultCluster)
+func later(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
 	}
-	pods, err := dyn.Resource(podGVR).Namespace(Namespace).List(ctx, metav1.ListOptions{LabelSelector: "app=helloworld"})
+	return a
+}
+
+// fleetAbort reads the coordinator's abort: when (status.fleet.abortedAt),
+// why, and the canary requests in the evidence of the scope that failed.
+func (r *runner) fleetAbort(ctx context.Context) (time.Time, string, int64, bool) {
+	fr, err := r.hub.Resource(fleetRolloutGVR).Namespace("lockstep").Get(ctx, "helloworld", metav1.GetOptions{})
 	if err != nil {
-		return err
+		return time.Time{}, "", 0, false
 	}
-	want := strconv.FormatFloat(r.o.ErrorRate, 'g', -1, 64)
-	for _, p := range pods.Items {
-		containers, _, _ := unstructured.NestedSlice(p.Object, "spec", "containers")
-		if len(containers) == 0 {
-			continue
+	raw, _, _ := unstructured.NestedString(fr.Object, "status", "fleet", "abortedAt")
+	at, err := time.Parse(time.RFC3339Nano, raw)
+	if err != nil {
+		return time.Time{}, "", 0, false
+	}
+	msg, _, _ := unstructured.NestedString(fr.Object, "status", "fleet", "abortMessage")
+	var n int64
+	members, _, _ := unstructured.NestedSlice(fr.Object, "status", "members")
+	for _, m := range members {
+		mm, _ := m.(map[string]any)
+		if v, _, _ := unstructured.NestedString(mm, "verdict", "verdict"); v == "Fail" {
+			n, _, _ = unstructured.NestedInt64(mm, "verdict", "evidence", "canary", "requests")
+			break
 		}
-		if img, _ := containers[0].(map[string]any)["image"].(string); img != image || p.GetAnnotations()[ErrorRateAnnot] == want {
-			continue
-		}
-		patch := []byte(`{"metadata":{"annotations":{"` + ErrorRateAnnot + `":"` + want + `"}}}`)
-		if _, err := dyn.Resource(podGVR).Namespace(Namespace).Patch(ctx, p.GetName(), types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
+	}
+	if n == 0 {
+		n, _, _ = unstructured.NestedInt64(fr.Object, "status", "analysis", "global", "evidence", "canary", "requests")
+	}
+	return at, msg, n, true
+}
+
+// injectFaults keeps the pods' fault annotations as the options want them:
+// the new version's pods in the fault cluster fail ErrorRate of their
+// requests (bad release) and are Latency slower; every other helloworld pod
+// fails BaselineErrorRate. meshsim reads the annotations live.
+func (r *runner) injectFaults(ctx context.Context, image string) error {
+	if r.o.BaselineErrorRate == 0 && (r.o.FaultCluster == "" || !r.o.BadRelease) {
+		return nil
+	}
+	for _, c := range r.clusters {
+		pods, err := r.dyn[c].Resource(podGVR).Namespace(Namespace).List(ctx, metav1.ListOptions{LabelSelector: "app=helloworld"})
+		if err != nil {
 			return err
 		}
-		r.say("%-14s fault injected: pod %s fails %s of its requests", r.o.FaultCluster, p.GetName(), want)
+		for _, p := range pods.Items {
+			containers, _, _ := unstructured.NestedSlice(p.Object, "spec", "containers")
+			if len(containers) == 0 {
+				continue
+			}
+			img, _ := containers[0].(map[string]any)["image"].(string)
+			want := map[string]string{}
+			if r.o.BaselineErrorRate > 0 {
+				want[ErrorRateAnnot] = strconv.FormatFloat(r.o.BaselineErrorRate, 'g', -1, 64)
+			}
+			fault := r.o.BadRelease && c == r.o.FaultCluster && img == image
+			if fault && r.o.ErrorRate > 0 {
+				want[ErrorRateAnnot] = strconv.FormatFloat(r.o.ErrorRate, 'g', -1, 64)
+			}
+			if fault && r.o.Latency > 0 {
+				want[LatencyAnnot] = r.o.Latency.String()
+			}
+			var patch []string
+			for k, v := range want {
+				if p.GetAnnotations()[k] != v {
+					patch = append(patch, fmt.Sprintf("%q:%q", k, v))
+				}
+			}
+			if len(patch) == 0 {
+				continue
+			}
+			body := []byte(`{"metadata":{"annotations":{` + strings.Join(patch, ",") + `}}}`)
+			if _, err := r.dyn[c].Resource(podGVR).Namespace(Namespace).Patch(ctx, p.GetName(), types.MergePatchType, body, metav1.PatchOptions{}); err != nil {
+				return err
+			}
+			if fault {
+				r.say("%-14s fault injected: pod %s %s", c, p.GetName(), strings.Join(patch, ", "))
+			}
+		}
 	}
 	return nil
 }

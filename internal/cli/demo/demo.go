@@ -57,6 +57,8 @@ func NewDemoCommand(s streams.IO) *cobra.Command {
 		bad, lock   bool
 		errorRate   float64
 		faultIn     string
+		latency     time.Duration
+		baseline    float64
 		rate        float64
 		timeout     time.Duration
 		t           timings
@@ -84,14 +86,26 @@ when either fails. Without it, the guide's independent Rollouts run.`,
   lockstep demo --bad-release --error-rate 0.3
   lockstep demo --lockstep                  # through the hub's coordinator
   lockstep demo --lockstep --bad-release --error-rate 0.15 --fault-cluster argo-rollout2
+  lockstep demo --lockstep --bad-release --latency 200ms --fault-cluster argo-rollout1
+  lockstep demo --lockstep --baseline-error-rate 0.03   # a good release; stable and canary fail 3 %
   lockstep demo --pause 20s --analysis-delay 60s --analysis-interval 20s   # the guide's timings`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if output != "text" && output != "json" {
 				return fmt.Errorf("unknown output format %q (use text or json)", output)
 			}
-			if errorRate <= 0 || errorRate > 1 {
-				return fmt.Errorf("--error-rate %.2f must be in (0, 1]", errorRate)
+			if latency > 0 && !cmd.Flags().Changed("error-rate") {
+				errorRate = 0 // a release that only got slow
+			}
+			switch {
+			case errorRate < 0 || errorRate > 1 || (errorRate == 0 && latency == 0):
+				return fmt.Errorf("--error-rate %.2f must be in (0, 1] (0 only with --latency)", errorRate)
+			case latency < 0:
+				return fmt.Errorf("--latency %s must not be negative", latency)
+			case latency > 0 && faultIn == "":
+				return fmt.Errorf("--latency needs --bad-release --fault-cluster")
+			case baseline < 0 || baseline >= 1:
+				return fmt.Errorf("--baseline-error-rate %.2f must be in [0, 1)", baseline)
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
@@ -118,7 +132,7 @@ when either fails. Without it, the guide's independent Rollouts run.`,
 				return fmt.Errorf("--fault-cluster needs --bad-release")
 			}
 			sum, err := demo.Run(ctx, demo.Options{State: st, Params: params, BadRelease: bad, ErrorRate: errorRate, FaultCluster: faultIn,
-				Rate: rate, Timeout: timeout, Progress: progress})
+				Latency: latency, BaselineErrorRate: baseline, Rate: rate, Timeout: timeout, Progress: progress})
 			if err != nil {
 				return err
 			}
@@ -134,6 +148,8 @@ when either fails. Without it, the guide's independent Rollouts run.`,
 	cmd.Flags().BoolVar(&lock, "lockstep", false, "run the canary through the hub's coordinator (FleetRollout, indefinite pauses) instead of the guide's independent Rollouts")
 	cmd.Flags().Float64Var(&errorRate, "error-rate", 0.3, "share of requests the bad release fails")
 	cmd.Flags().StringVar(&faultIn, "fault-cluster", "", "with --bad-release: the release fails only in this cluster (its pods get the fault, git does not)")
+	cmd.Flags().DurationVar(&latency, "latency", 0, "with --bad-release --fault-cluster: the new version's pods there answer this much slower (alone: a release that only got slow)")
+	cmd.Flags().Float64Var(&baseline, "baseline-error-rate", 0, "every helloworld pod, stable and canary, fails this share of requests (a good release on an imperfect fleet)")
 	cmd.Flags().Float64Var(&rate, "rate", 20, "requests per second on each ingress gateway")
 	cmd.Flags().DurationVar(&timeout, "timeout", 10*time.Minute, "give up after this long")
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "summary format: text or json (progress then goes to stderr)")
