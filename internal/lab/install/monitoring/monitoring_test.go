@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"lockstep.dev/lockstep/internal/analysis"
 	"os"
 	"os/exec"
 	"path"
@@ -721,16 +722,16 @@ func TestLockstepDashboardQueries(t *testing.T) {
 			t.Errorf("no panel %q", title)
 		}
 	}
-	// The FleetRollout's selectors, with the canary's args, appear as is.
+	// The panel reads the series the FleetRollout's judge counts: its
+	// default counter, the Rollout's canary Service, 5xx as failure.
 	fr, err := gitops.Tree.ReadFile("lockstep/fleetrollout/fleetrollout.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
-	good := strings.NewReplacer("{{args.service}}", "helloworld-canary", "{{args.namespace}}", "helloworld").
-		Replace(`istio_requests_total{reporter="source",destination_service="{{args.service}}.{{args.namespace}}.svc.cluster.local",response_code!~"5.*"}`)
-	if !strings.Contains(string(fr), `good: istio_requests_total{reporter="source",destination_service="{{args.service}}.{{args.namespace}}.svc.cluster.local",response_code!~"5.*"}`) ||
-		!strings.Contains(successRate(canaryService, ClusterLabel), good) {
-		t.Error("the canary panel no longer reads the FleetRollout's series")
+	good := `istio_requests_total{reporter="source",destination_service="helloworld-canary.helloworld.svc.cluster.local",response_code!~"5.*"}`
+	if !strings.Contains(string(fr), "judge:") || analysis.DefaultJudgeRequests != `istio_requests_total{reporter="source"}` ||
+		analysis.DefaultFailureCodes != "5.." || !strings.Contains(successRate(canaryService, ClusterLabel), good) {
+		t.Error("the canary panel no longer reads the series the FleetRollout's judge counts")
 	}
 }
 
