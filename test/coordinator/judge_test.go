@@ -1,0 +1,352 @@
+package coordinator_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	v1alpha1 "lockstep.dev/lockstep/api/v1alpha1"
+	"lockstep.dev/lockstep/internal/analysis"
+	"lockstep.dev/lockstep/internal/decide"
+	"lockstep.dev/lockstep/internal/judge"
+	"lockstep.dev/lockstep/internal/lab/local"
+	"lockstep.dev/lockstep/test/fleettest"
+)
+
+const imageV3 = "docker.io/istio/examples-helloworld-v3"
+
+// judgeAnalysis is the sequential judge with its defaults, looking every
+// second; canary and stable default to the Rollout's Services.
+func judgeAnalysis() *v1alpha1.Analysis {
+	return &v1alpha1.Analysis{
+		Interval: &metav1.Duration{Duration: time.Second},
+		Clusters: []v1alpha1.ClusterLabels{
+			{Member: "argo-rollout1", Reporting: local.PrometheusClusterLabel(1), Serving: "argo-rollout1"},
+			{Member: "argo-rollout2", Reporting: local.PrometheusClusterLabel(2), Serving: "argo-rollout2"},
+		},
+		Judge: &v1alpha1.Judge{},
+	}
+}
+
+// loadOn sends requests to the ingress gateways of the given clusters only.
+func loadOn(ctx context.Context, t testing.TB, clusters ...string) *sync.WaitGroup {
+	var wg sync.WaitGroup
+	hc := &http.Client{Timeout: 2 * time.Second}
+	for _, c := range clusters {
+		url := fleettest.F.State.URLs[local.IngressURLKey(c)]
+		if url == "" {
+			t.Fatalf("no ingress URL for %s", c)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			tick := time.NewTicker(20 * time.Millisecond)
+			defer tick.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-tick.C:
+				}
+				if resp, err := hc.Get(url + "/hello"); err == nil {
+					resp.Body.Close()
+				}
+			}
+		}()
+	}
+	return &wg
+}
+
+// faultAll makes every pod of revision fail all its requests, in every
+// workload cluster, until ctx ends.
+func faultAll(ctx context.Context, t testing.TB, ns, revision string) {
+	for _, c := range workloads {
+		injectFault(ctx, t, c, ns, revision)
+	}
+}
+
+func waitRevision(t testing.TB, name, not string) string {
+	var rev string
+	fleettest.Eventually(t, 60*time.Second, "new revision recorded", func() error {
+		got := getFleetRollout(t, name)
+		if got.Status.Fleet.Revision == "" || got.Status.Fleet.Revision == not {
+			return fmt.Errorf("revision %q", got.Status.Fleet.Revision)
+		}
+		rev = got.Status.Fleet.Revision
+		return nil
+	})
+	return rev
+}
+
+// TestJudgeIsRevisionScoped ships a release whose canary fails every
+// request, which the judge aborts after a handful of them, then a good
+// release through the same canary Service. The bad release's failures are
+// still in the counters; the good release must complete all the same, its
+// evidence holding none of them.
+func TestJudgeIsRevisionScoped(t *testing.T) {
+	setup(t)
+	stopLogs(t)
+	a := meshApp()
+	cleanupApp(t, a)
+	deploy(t, a, imageV1, workloads...)
+	waitHealthy(t, a, imageV1, 90*time.Second, workloads...)
+	v1rev := getRolloutState(t, workloads[0], a).Revision
+
+	ctx, cancel := context.WithCancel(context.Background())
+	wg := load(ctx, t)
+	t.Cleanup(func() { cancel(); wg.Wait() })
+
+	fr := newFleetRollout("judge-scoped", a)
+	fr.Spec.Hold.Default = &metav1.Duration{Duration: 3 * time.Second}
+	fr.Spec.Policy.InconclusiveLimit = &metav1.Duration{Duration: 90 * time.Second}
+	fr.Spec.Analysis = judgeAnalysis()
+	createFleetRollout(t, fr)
+	startCoordinator(t)
+	fleettest.Eventually(t, 30*time.Second, "FleetRollout completed at v1", func() error {
+		return wantPhase(t, fr.Name, v1alpha1.PhaseCompleted, v1rev)
+	})
+
+	// Release v2: every canary request fails.
+	setImage(t, a, imageV2, workloads...)
+	v2rev := waitRevision(t, fr.Name, v1rev)
+	faultCtx, stopFault := context.WithCancel(ctx)
+	faultAll(faultCtx, t, a.ns, v2rev)
+	var got *v1alpha1.FleetRollout
+	fleettest.Eventually(t, 60*time.Second, "bad release aborted by the judge", func() error {
+		got = getFleetRollout(t, fr.Name)
+		if !got.Status.Fleet.Aborted {
+			return fmt.Errorf("phase %s (%s: %s)", got.Status.Phase, got.Status.Reason, got.Status.Message)
+		}
+		return nil
+	})
+	stopFault()
+	if got.Status.Fleet.AbortReason != string(decide.ReasonAnalysisFailed) || !strings.Contains(got.Status.Fleet.AbortMessage, "judge:") {
+		t.Fatalf("abort %s: %s; want the judge's AnalysisFailed", got.Status.Fleet.AbortReason, got.Status.Fleet.AbortMessage)
+	}
+	bad := got.Status.Analysis
+	if bad == nil || bad.Global.Evidence == nil || bad.Global.Evidence.Canary.Failures == 0 {
+		t.Fatalf("no failures in the bad release's evidence: %+v", bad)
+	}
+	t.Logf("v2 aborted on %d/%d failed canary requests: %s", bad.Global.Evidence.Canary.Failures, bad.Global.Evidence.Canary.Requests, got.Status.Fleet.AbortMessage)
+	// Time from the verdict to every member's route at weight 0.
+	abortedAt := got.Status.Fleet.AbortedAt.Time
+	fleettest.Eventually(t, 10*time.Second, "every member at canary weight 0", func() error {
+		for _, m := range getFleetRollout(t, fr.Name).Status.Members {
+			if m.Weights == nil || m.Weights.Canary != 0 || !m.Aborted {
+				return fmt.Errorf("%s weights %+v aborted %t", m.Name, m.Weights, m.Aborted)
+			}
+		}
+		return nil
+	})
+	t.Logf("verdict -> every member aborted at weight 0 within %s (status poll)", time.Since(abortedAt).Round(time.Millisecond))
+
+	// Release v3: good, through the same canary Service.
+	setImage(t, a, imageV3, workloads...)
+	v3rev := waitRevision(t, fr.Name, v2rev)
+	sawEvidence := false
+	fleettest.Eventually(t, 180*time.Second, "good release completed", func() error {
+		got = getFleetRollout(t, fr.Name)
+		if got.Status.Fleet.Aborted && got.Status.Fleet.Revision == v3rev {
+			t.Fatalf("the good release was aborted: %s", got.Status.Fleet.AbortMessage)
+		}
+		if an := got.Status.Analysis; an != nil && an.Revision == v3rev && an.Global.Evidence != nil {
+			e := an.Global.Evidence
+			if e.Canary.Failures > 0 {
+				t.Fatalf("the good release's evidence holds %d failures (the bad release's?): %+v", e.Canary.Failures, e)
+			}
+			if e.Since == nil || !e.Since.After(abortedAt) {
+				t.Fatalf("evidence window opens at %v, before the bad release's abort at %v", e.Since, abortedAt)
+			}
+			sawEvidence = sawEvidence || e.Canary.Requests > 0
+		}
+		return wantPhase(t, fr.Name, v1alpha1.PhaseCompleted, v3rev)
+	})
+	if !sawEvidence {
+		t.Error("the good release completed without any canary request in its evidence")
+	}
+}
+
+// TestJudgeNeverPassesWithoutTraffic sends load through argo-rollout1's
+// gateway only: argo-rollout2's clients never see the canary, so nothing
+// is known of the canary there. The fleet must hold at its first barrier
+// and abort at the inconclusive limit, never promote.
+func TestJudgeNeverPassesWithoutTraffic(t *testing.T) {
+	setup(t)
+	stopLogs(t)
+	a := meshApp()
+	cleanupApp(t, a)
+	deploy(t, a, imageV1, workloads...)
+	waitHealthy(t, a, imageV1, 90*time.Second, workloads...)
+	v1rev := getRolloutState(t, workloads[0], a).Revision
+
+	ctx, cancel := context.WithCancel(context.Background())
+	wg := loadOn(ctx, t, "argo-rollout1")
+	t.Cleanup(func() { cancel(); wg.Wait() })
+
+	rec := record(t, a)
+	const limit = 25 * time.Second
+	fr := newFleetRollout("judge-no-traffic", a)
+	fr.Spec.Hold.Default = &metav1.Duration{Duration: 2 * time.Second}
+	fr.Spec.Policy.InconclusiveLimit = &metav1.Duration{Duration: limit}
+	fr.Spec.Analysis = judgeAnalysis()
+	createFleetRollout(t, fr)
+	startCoordinator(t)
+	fleettest.Eventually(t, 30*time.Second, "FleetRollout completed at v1", func() error {
+		return wantPhase(t, fr.Name, v1alpha1.PhaseCompleted, v1rev)
+	})
+	setImage(t, a, imageV2, workloads...)
+	v2rev := waitRevision(t, fr.Name, v1rev)
+	var got *v1alpha1.FleetRollout
+	fleettest.Eventually(t, limit+60*time.Second, "aborted at the inconclusive limit", func() error {
+		got = getFleetRollout(t, fr.Name)
+		if !got.Status.Fleet.Aborted {
+			return fmt.Errorf("phase %s (%s: %s)", got.Status.Phase, got.Status.Reason, got.Status.Message)
+		}
+		return nil
+	})
+	if got.Status.Fleet.AbortReason != string(decide.ReasonInconclusiveLimit) {
+		t.Errorf("abort %s: %s; want InconclusiveLimitExceeded", got.Status.Fleet.AbortReason, got.Status.Fleet.AbortMessage)
+	}
+	if !strings.Contains(got.Status.Fleet.AbortMessage, "argo-rollout2") || !strings.Contains(got.Status.Fleet.AbortMessage, judge.ReasonNoCanaryRequests) {
+		t.Errorf("abort message does not say argo-rollout2's canary had no requests: %s", got.Status.Fleet.AbortMessage)
+	}
+	for _, s := range rec.snapshot() {
+		if s.revision == v2rev && s.step > 1 {
+			t.Fatalf("%s promoted to step %d although argo-rollout2 never saw the canary", s.cluster, s.step)
+		}
+	}
+}
+
+// TestStrictStores stops argo-rollout2's Thanos sidecar. Thanos Query's
+// endpoints are strict, so queries fail instead of answering with
+// data-producer-1 alone, and the judge gives no verdict on that data.
+func TestStrictStores(t *testing.T) {
+	setup(t)
+	stopLogs(t)
+	q, err := analysis.NewPrometheusQuerier(analysis.PrometheusConfig{Address: fleettest.F.State.URLs["thanos-query"], Timeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	clusters := func() (map[string]bool, error) {
+		vec, warnings, err := q.Query(context.Background(), `count by (cluster) (up)`, time.Now())
+		if err != nil {
+			return nil, err
+		}
+		if len(warnings) > 0 {
+			return nil, fmt.Errorf("warnings: %v", warnings)
+		}
+		out := map[string]bool{}
+		for _, s := range vec {
+			out[string(s.Metric["cluster"])] = true
+		}
+		return out, nil
+	}
+	two := local.PrometheusClusterLabel(2)
+	fleettest.Eventually(t, 30*time.Second, "both clusters in Thanos", func() error {
+		got, err := clusters()
+		if err != nil || !got[two] {
+			return fmt.Errorf("clusters %v, %v", got, err)
+		}
+		return nil
+	})
+
+	pid := componentPID(t, "argo-rollout2/thanos-sidecar")
+	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = syscall.Kill(pid, syscall.SIGCONT) })
+	// Longer than Query's health checks (5 s): a non-strict endpoint would
+	// be dropped by now and the answer would quietly lack the cluster.
+	time.Sleep(15 * time.Second)
+	for range 3 {
+		got, err := clusters()
+		if err == nil {
+			t.Fatalf("query answered %v with argo-rollout2's sidecar stopped; want an error", got)
+		}
+	}
+	members := []analysis.Member{
+		{Name: "argo-rollout1", Reporting: local.PrometheusClusterLabel(1), Serving: "argo-rollout1"},
+		{Name: "argo-rollout2", Reporting: two, Serving: "argo-rollout2"},
+	}
+	spec := analysis.JudgeSpec{Canary: `destination_service="helloworld-canary.helloworld.svc.cluster.local"`,
+		Stable: `destination_service="helloworld.helloworld.svc.cluster.local"`, Config: judge.DefaultConfig()}
+	res := analysis.EvaluateJudge(context.Background(), q, spec, nil, members, time.Now().Add(-time.Minute), time.Now())
+	if res.Global.Verdict != decide.VerdictInconclusive {
+		t.Errorf("fleet verdict %s with a store down: %s", res.Global.Verdict, res.Global.Message)
+	}
+	for _, m := range res.Members {
+		if m.Verdict != decide.VerdictInconclusive {
+			t.Errorf("%s: %s with a store down (%s)", m.Name, m.Verdict, m.Message)
+		}
+	}
+	if err := syscall.Kill(pid, syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	fleettest.Eventually(t, 60*time.Second, "both clusters back", func() error {
+		got, err := clusters()
+		if err != nil || !got[two] {
+			return fmt.Errorf("clusters %v, %v", got, err)
+		}
+		return nil
+	})
+}
+
+// TestJudgeMissingCounter names the field when the configured counter has
+// no series: a condition, never a verdict.
+func TestJudgeMissingCounter(t *testing.T) {
+	setup(t)
+	stopLogs(t)
+	a := meshApp()
+	cleanupApp(t, a)
+	deploy(t, a, imageV1, workloads...)
+	waitHealthy(t, a, imageV1, 90*time.Second, workloads...)
+	v1rev := getRolloutState(t, workloads[0], a).Revision
+	ctx, cancel := context.WithCancel(context.Background())
+	wg := load(ctx, t)
+	t.Cleanup(func() { cancel(); wg.Wait() })
+
+	fr := newFleetRollout("judge-missing", a)
+	fr.Spec.Hold.Default = &metav1.Duration{Duration: 2 * time.Second}
+	fr.Spec.Analysis = judgeAnalysis()
+	fr.Spec.Analysis.Judge.Requests = `istio_requests_totall{reporter="source"}`
+	createFleetRollout(t, fr)
+	startCoordinator(t)
+	fleettest.Eventually(t, 30*time.Second, "FleetRollout completed at v1", func() error {
+		return wantPhase(t, fr.Name, v1alpha1.PhaseCompleted, v1rev)
+	})
+	setImage(t, a, imageV2, workloads...)
+	waitRevision(t, fr.Name, v1rev)
+	fleettest.Eventually(t, 60*time.Second, "AnalysisValid=False naming the field", func() error {
+		got := getFleetRollout(t, fr.Name)
+		c := findCondition(got, v1alpha1.ConditionAnalysisValid)
+		if c == nil || c.Status != metav1.ConditionFalse || !strings.Contains(c.Message, "spec.analysis.judge.requests") {
+			return fmt.Errorf("condition %+v", c)
+		}
+		if got.Status.Analysis != nil && got.Status.Analysis.Global.Verdict != string(decide.VerdictInconclusive) {
+			t.Fatalf("a verdict from a counter that does not exist: %+v", got.Status.Analysis.Global)
+		}
+		return nil
+	})
+	// Fixing the spec clears it.
+	cs := hubClient(t)
+	patch := []byte(`{"spec":{"analysis":{"judge":{"requests":"istio_requests_total{reporter=\"source\"}"}}}}`)
+	if err := cs.Patch(context.Background(), getFleetRollout(t, fr.Name), client.RawPatch(types.MergePatchType, patch)); err != nil {
+		t.Fatal(err)
+	}
+	fleettest.Eventually(t, 60*time.Second, "AnalysisValid=True", func() error {
+		c := findCondition(getFleetRollout(t, fr.Name), v1alpha1.ConditionAnalysisValid)
+		if c == nil || c.Status != metav1.ConditionTrue {
+			return fmt.Errorf("condition %+v", c)
+		}
+		return nil
+	})
+}
