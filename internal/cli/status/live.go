@@ -141,6 +141,9 @@ func (m Model) View() string {
 			}
 		}
 		b.WriteString("\n")
+		if c.Global != nil && c.Global.Evidence != nil {
+			b.WriteString("  evidence " + truncate(view.EvidenceCell(c.Global), m.width-11) + "\n")
+		}
 		if c.Message != "" {
 			b.WriteString("  " + truncate(c.Message, m.width-2) + "\n")
 		}
@@ -180,6 +183,9 @@ func (m Model) View() string {
 			verdict = c.Verdict.Verdict
 		}
 		fmt.Fprintf(&b, "  success %s %s  verdict %s\n", Sparkline(m.rates[c.Name]), rate, verdict)
+		if c.Verdict != nil && c.Verdict.Evidence != nil {
+			b.WriteString("  evidence " + truncate(view.EvidenceCell(c.Verdict), m.width-11) + "\n")
+		}
 	}
 	b.WriteString("\nq to quit\n")
 	return b.String()

@@ -14,6 +14,7 @@ import (
 	tea "github.com/charmbracelet/bubbletea"
 	"github.com/prometheus/common/model"
 
+	v1alpha1 "lockstep.dev/lockstep/api/v1alpha1"
 	"lockstep.dev/lockstep/internal/cli/streams"
 	"lockstep.dev/lockstep/internal/view"
 )
@@ -102,7 +103,9 @@ func frame(step int32, rate1, rate2 float64, evaluated time.Duration, down bool)
 		return view.Cluster{
 			Name: name, Reachable: true, Found: true, Phase: "Paused", Revision: "d5ff6666",
 			Step: i32(step), Steps: 6, SetWeight: i32(step * 10), Weights: &view.Weights{Stable: 100 - step*10, Canary: step * 10},
-			Verdict: &view.Verdict{Verdict: "Pass", SuccessRate: f64(rate), EvaluatedAt: at(evaluated)},
+			Verdict: &view.Verdict{Verdict: "Pass", SuccessRate: f64(rate), EvaluatedAt: at(evaluated),
+				Evidence: &v1alpha1.Evidence{Canary: v1alpha1.RequestCounts{Requests: int64(step) * 40, Failures: int64(float64(step) * 40 * (1 - rate))},
+					Stable: v1alpha1.RequestCounts{Requests: 900}, LogLikelihoodRatio: "-1.5", AbortAt: "6.9", PassAt: "-3"}},
 		}
 	}
 	f := view.Fleet{
