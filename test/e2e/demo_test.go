@@ -317,6 +317,11 @@ func TestDemoLockstepMode(t *testing.T) {
 	if bad.Outcome != "Aborted" || !strings.HasPrefix(bad.FleetRollout, "Aborted") {
 		t.Fatalf("bad release: outcome %q FleetRollout %q, want both Aborted", bad.Outcome, bad.FleetRollout)
 	}
+	// The sequential judge decided, on counted evidence, after the canary's
+	// first request.
+	if !strings.Contains(bad.AbortReason, "judge:") || bad.JudgeRequests == 0 || bad.Verdict <= bad.FirstCanaryRequest {
+		t.Errorf("abort %q on %d judged requests, verdict at %s, first canary request at %s", bad.AbortReason, bad.JudgeRequests, bad.Verdict, bad.FirstCanaryRequest)
+	}
 	for _, c := range workloads {
 		if f := bad.Clusters[c].Final; !f.Aborted || f.CanaryWeight != 0 {
 			t.Errorf("%s: %+v, want aborted with no canary weight", c, f)
