@@ -49,10 +49,30 @@ type JudgeSpec struct {
 	Config                       judge.Config
 }
 
-// judgeQueries are the expanded queries and the failure pattern.
+// judgeQueries are the expanded selectors and the failure pattern.
 type judgeQueries struct {
-	requests, histogram string
+	requests, histogram armSelectors
 	failure             *regexp.Regexp
+}
+
+// armSelectors are one series family's selectors for each version.
+type armSelectors struct {
+	canary, stable string
+}
+
+func (a armSelectors) empty() bool { return a.canary == "" }
+
+// query is the family at an instant, each series tagged with its version.
+func (a armSelectors) query() string {
+	return fmt.Sprintf(`label_replace(%s, %q, "canary", "", "") or label_replace(%s, %q, "stable", "", "")`, a.canary, armLabel, a.stable, armLabel)
+}
+
+// firstAfter is each series' first sample in the last `window`: a counter
+// only grows between resets, so its smallest value there is its first.
+func (a armSelectors) firstAfter(window time.Duration) string {
+	r := strconv.FormatInt(max(window.Milliseconds(), 1), 10) + "ms"
+	return fmt.Sprintf(`label_replace(min_over_time(%s[%s]), %q, "canary", "", "") or label_replace(min_over_time(%s[%s]), %q, "stable", "", "")`,
+		a.canary, r, armLabel, a.stable, r, armLabel)
 }
 
 // Field paths named in errors.
@@ -102,11 +122,11 @@ func (s JudgeSpec) expand(args map[string]string) (judgeQueries, error) {
 		return m
 	}
 	canary, stable := arm("canary", s.Canary), arm("stable", s.Stable)
-	build := func(field, selector string, histogram bool) string {
+	build := func(field, selector string, histogram bool) armSelectors {
 		sel, err := ResolveArgs(selector, args)
 		if err != nil {
 			bad(field, "%v", err)
-			return ""
+			return armSelectors{}
 		}
 		name, _, _ := strings.Cut(strings.TrimSpace(sel), "{")
 		if histogram && !strings.HasSuffix(strings.TrimSpace(name), "_bucket") {
@@ -116,13 +136,13 @@ func (s JudgeSpec) expand(args map[string]string) (judgeQueries, error) {
 		st, err2 := withMatchers(sel, stable)
 		if err1 != nil || err2 != nil {
 			bad(field, "%v", cmpErr(err1, err2))
-			return ""
+			return armSelectors{}
 		}
-		query := fmt.Sprintf(`label_replace(%s, %q, "canary", "", "") or label_replace(%s, %q, "stable", "", "")`, c, armLabel, st, armLabel)
-		if err := CheckQuery(query); err != nil {
+		a := armSelectors{canary: c, stable: st}
+		if err := CheckQuery(a.firstAfter(time.Minute)); err != nil {
 			bad(field, "%v", err)
 		}
-		return query
+		return a
 	}
 	q.requests = build("requests", s.requests(), false)
 	if s.Histogram != "" {
@@ -239,8 +259,9 @@ func (r JudgeResult) Analysis(revision string) decide.Analysis {
 
 // EvaluateJudge counts every scope's requests since `since` (the moment the
 // canary of the revision being judged first got traffic) and judges them.
-// Four instant queries, whatever the number of members: requests and
-// histogram buckets, now and at since. Like Evaluate it never fails: every
+// Six instant queries, whatever the number of members: requests and
+// histogram buckets, each now, at since and as their first sample after
+// since (judge.Baseline). Like Evaluate it never fails: every
 // problem is an Inconclusive verdict that says what went wrong.
 func EvaluateJudge(ctx context.Context, q Querier, spec JudgeSpec, args map[string]string, members []Member, since, now time.Time) JudgeResult {
 	res := JudgeResult{EvaluatedAt: now, Since: since, Members: make([]MemberJudgement, len(members))}
@@ -273,12 +294,12 @@ func EvaluateJudge(ctx context.Context, q Querier, spec JudgeSpec, args map[stri
 	if since.IsZero() || since.After(now) {
 		return inconclusive(judge.ReasonNoCanaryRequests, "the canary of this revision has had no traffic yet")
 	}
-	res.Queries = []string{queries.requests}
-	if queries.histogram != "" {
-		res.Queries = append(res.Queries, queries.histogram)
+	res.Queries = []string{queries.requests.query(), queries.requests.firstAfter(now.Sub(since))}
+	if !queries.histogram.empty() {
+		res.Queries = append(res.Queries, queries.histogram.query(), queries.histogram.firstAfter(now.Sub(since)))
 	}
 
-	reqNow, reqStart, qerr := pair(ctx, q, queries.requests, since, now)
+	reqNow, reqStart, qerr := readings(ctx, q, queries.requests, since, now)
 	if qerr != "" {
 		return inconclusive(string(ReasonQueryError), "requests: "+qerr)
 	}
@@ -287,8 +308,8 @@ func EvaluateJudge(ctx context.Context, q Querier, spec JudgeSpec, args map[stri
 		return inconclusive(string(ReasonEmptyResult), res.Problem)
 	}
 	var histNow, histStart []judge.Sample
-	if queries.histogram != "" {
-		histNow, histStart, qerr = pair(ctx, q, queries.histogram, since, now)
+	if !queries.histogram.empty() {
+		histNow, histStart, qerr = readings(ctx, q, queries.histogram, since, now)
 		switch {
 		case qerr != "":
 			return inconclusive(string(ReasonQueryError), "latency histogram: "+qerr)
@@ -349,17 +370,21 @@ func EvaluateJudge(ctx context.Context, q Querier, spec JudgeSpec, args map[stri
 	return res
 }
 
-// pair runs query at now and at since.
-func pair(ctx context.Context, q Querier, query string, since, now time.Time) (atNow, atStart []judge.Sample, problem string) {
-	n := runQuery(ctx, q, query, now)
-	if p := vectorProblem(n); p != "" {
-		return nil, nil, p
+// readings reads a series family now, and its baseline for a window
+// opening at since (judge.Baseline): three instant queries, the family now,
+// at since, and each series' first sample after since.
+func readings(ctx context.Context, q Querier, a armSelectors, since, now time.Time) (atNow, baseline []judge.Sample, problem string) {
+	var rs [3]queryResult
+	for i, qt := range []struct {
+		query string
+		at    time.Time
+	}{{a.query(), now}, {a.query(), since}, {a.firstAfter(now.Sub(since)), now}} {
+		rs[i] = runQuery(ctx, q, qt.query, qt.at)
+		if p := vectorProblem(rs[i]); p != "" {
+			return nil, nil, p
+		}
 	}
-	s := runQuery(ctx, q, query, since)
-	if p := vectorProblem(s); p != "" {
-		return nil, nil, p
-	}
-	return samples(n.vec), samples(s.vec), ""
+	return samples(rs[0].vec), judge.Baseline(samples(rs[1].vec), samples(rs[2].vec)), ""
 }
 
 func vectorProblem(r queryResult) string {
@@ -377,7 +402,11 @@ func samples(vec model.Vector) []judge.Sample {
 	for _, s := range vec {
 		labels := make(map[string]string, len(s.Metric))
 		for k, v := range s.Metric {
-			labels[string(k)] = string(v)
+			// Functions such as min_over_time drop the name: keys must
+			// match between readings with and without one.
+			if k != model.MetricNameLabel {
+				labels[string(k)] = string(v)
+			}
 		}
 		v := float64(s.Value)
 		if s.Histogram != nil {

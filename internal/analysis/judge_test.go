@@ -14,10 +14,11 @@ import (
 )
 
 // series is one raw counter: its labels and its value at the window's
-// start and now (-1: absent).
+// start (the latest sample at or before it), its first sample after the
+// start, and now (-1: absent; first 0: the same as start).
 type series struct {
-	labels     map[string]string
-	start, now float64
+	labels            map[string]string
+	start, first, now float64
 }
 
 // timeQuerier answers the judge's queries from series, by the instant
@@ -46,8 +47,17 @@ func (q *timeQuerier) Query(_ context.Context, promql string, ts time.Time) (mod
 	var vec model.Vector
 	for _, s := range src {
 		v := s.now
-		if ts.Equal(q.start) {
+		switch {
+		case ts.Equal(q.start):
 			v = s.start
+		case strings.Contains(promql, "min_over_time"):
+			v = s.first
+			if v == 0 {
+				v = s.start
+			}
+			if v < 0 || s.now < 0 {
+				v = s.now
+			}
 		}
 		if v < 0 {
 			continue
@@ -62,7 +72,7 @@ func (q *timeQuerier) Query(_ context.Context, promql string, ts time.Time) (mod
 }
 
 func req(rep, srv, arm, code string, start, now float64) series {
-	return series{labels: map[string]string{"cluster": rep, "destination_cluster": srv, armLabel: arm, "response_code": code}, start: start, now: now}
+	return series{labels: map[string]string{"__name__": "istio_requests_total", "cluster": rep, "destination_cluster": srv, armLabel: arm, "response_code": code}, start: start, now: now}
 }
 
 var judgeSpec = JudgeSpec{
@@ -75,11 +85,14 @@ func healthyRequests() []series {
 	var out []series
 	for _, rep := range []string{"data-producer-1", "data-producer-2"} {
 		for _, srv := range []string{"argo-rollout1", "argo-rollout2"} {
-			// A previous release's canary failed a lot before the start:
-			// none of it may count.
+			// A previous release's canary failed a lot before the start,
+			// 30 times after its series' last scrape before the start
+			// (seen only by the first scrape after it): none may count.
+			tail := req(rep, srv, "canary", "503", 400, 430)
+			tail.first = 430
 			out = append(out,
 				req(rep, srv, "canary", "200", 500, 700),
-				req(rep, srv, "canary", "503", 400, 400),
+				tail,
 				req(rep, srv, "stable", "200", 5000, 7000))
 		}
 	}
@@ -106,8 +119,8 @@ func TestEvaluateJudgeCountsOnlyThisCanary(t *testing.T) {
 			t.Errorf("%s: %s, serving %+v reporting %+v", m.Name, m.Verdict, m.Serving.Evidence, m.Reporting.Evidence)
 		}
 	}
-	if q.asked != 2 {
-		t.Errorf("%d queries, want 2 without latency", q.asked)
+	if q.asked != 3 {
+		t.Errorf("%d queries, want 3 without latency", q.asked)
 	}
 	a := res.Analysis("rev")
 	if a.Global.Verdict != decide.VerdictPass || a.Members["west"].Requests != 400 || a.Members["west"].Revision != "rev" {
@@ -120,7 +133,7 @@ func TestEvaluateJudgeNamesTheBadCluster(t *testing.T) {
 	reqs := healthyRequests()
 	// argo-rollout2's canary pods fail 40 of 100 requests, from either
 	// cluster's clients.
-	reqs = append(reqs, req("data-producer-1", "argo-rollout2", "canary", "503", -1, 40), req("data-producer-2", "argo-rollout2", "canary", "503", -1, 40))
+	reqs = append(reqs, req("data-producer-1", "argo-rollout2", "canary", "500", -1, 40), req("data-producer-2", "argo-rollout2", "canary", "500", -1, 40))
 	q := &timeQuerier{start: start, requests: reqs}
 	spec := judgeSpec
 	spec.Histogram = ""
@@ -159,8 +172,8 @@ func TestEvaluateJudgeLatency(t *testing.T) {
 	if west := res.Members[1]; west.Verdict != decide.VerdictPass {
 		t.Errorf("west: %s (%s)", west.Verdict, west.Message)
 	}
-	if q.asked != 4 {
-		t.Errorf("%d queries, want 4", q.asked)
+	if q.asked != 6 {
+		t.Errorf("%d queries, want 6", q.asked)
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -74,6 +75,46 @@ func faultAll(ctx context.Context, t testing.TB, ns, revision string) {
 	}
 }
 
+// freshApp deletes what an earlier test left of the app and waits until
+// it is gone: a Rollout or faulty pods of the same revision left behind
+// would be reused.
+func freshApp(t testing.TB, a app) {
+	t.Helper()
+	ctx := context.Background()
+	for _, c := range workloads {
+		_ = fleettest.Clientset(t, c).CoreV1().Namespaces().Delete(ctx, a.ns, metav1.DeleteOptions{})
+	}
+	fleettest.Eventually(t, 120*time.Second, "namespace "+a.ns+" gone", func() error {
+		for _, c := range workloads {
+			if _, err := fleettest.Clientset(t, c).CoreV1().Namespaces().Get(ctx, a.ns, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+				return fmt.Errorf("%s: still there (%v)", c, err)
+			}
+		}
+		return nil
+	})
+	cleanupApp(t, a)
+}
+
+// waitTraffic waits until Thanos has request series reported by both
+// clusters' Prometheus, so that the fleet is judged on complete data.
+func waitTraffic(t testing.TB) {
+	t.Helper()
+	q, err := analysis.NewPrometheusQuerier(analysis.PrometheusConfig{Address: fleettest.F.State.URLs["thanos-query"], Timeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fleettest.Eventually(t, 60*time.Second, "request series from both clusters", func() error {
+		vec, _, err := q.Query(context.Background(), `count by (cluster) (istio_requests_total{reporter="source",destination_service="helloworld.helloworld.svc.cluster.local"})`, time.Now())
+		if err != nil {
+			return err
+		}
+		if len(vec) < len(workloads) {
+			return fmt.Errorf("series from %d clusters", len(vec))
+		}
+		return nil
+	})
+}
+
 func waitRevision(t testing.TB, name, not string) string {
 	var rev string
 	fleettest.Eventually(t, 60*time.Second, "new revision recorded", func() error {
@@ -96,7 +137,7 @@ func TestJudgeIsRevisionScoped(t *testing.T) {
 	setup(t)
 	stopLogs(t)
 	a := meshApp()
-	cleanupApp(t, a)
+	freshApp(t, a)
 	deploy(t, a, imageV1, workloads...)
 	waitHealthy(t, a, imageV1, 90*time.Second, workloads...)
 	v1rev := getRolloutState(t, workloads[0], a).Revision
@@ -114,6 +155,7 @@ func TestJudgeIsRevisionScoped(t *testing.T) {
 	fleettest.Eventually(t, 30*time.Second, "FleetRollout completed at v1", func() error {
 		return wantPhase(t, fr.Name, v1alpha1.PhaseCompleted, v1rev)
 	})
+	waitTraffic(t)
 
 	// Release v2: every canary request fails.
 	setImage(t, a, imageV2, workloads...)
@@ -132,11 +174,16 @@ func TestJudgeIsRevisionScoped(t *testing.T) {
 	if got.Status.Fleet.AbortReason != string(decide.ReasonAnalysisFailed) || !strings.Contains(got.Status.Fleet.AbortMessage, "judge:") {
 		t.Fatalf("abort %s: %s; want the judge's AnalysisFailed", got.Status.Fleet.AbortReason, got.Status.Fleet.AbortMessage)
 	}
-	bad := got.Status.Analysis
-	if bad == nil || bad.Global.Evidence == nil || bad.Global.Evidence.Canary.Failures == 0 {
-		t.Fatalf("no failures in the bad release's evidence: %+v", bad)
+	var bad *v1alpha1.Evidence
+	for _, m := range got.Status.Members {
+		if v := m.Verdict; v != nil && v.Verdict == string(decide.VerdictFail) && v.Evidence != nil {
+			bad = v.Evidence
+		}
 	}
-	t.Logf("v2 aborted on %d/%d failed canary requests: %s", bad.Global.Evidence.Canary.Failures, bad.Global.Evidence.Canary.Requests, got.Status.Fleet.AbortMessage)
+	if bad == nil || bad.Canary.Failures == 0 {
+		t.Fatalf("no failures in the failing members' evidence: %+v", got.Status.Members)
+	}
+	t.Logf("v2 aborted on %d/%d failed canary requests: %s", bad.Canary.Failures, bad.Canary.Requests, got.Status.Fleet.AbortMessage)
 	// Time from the verdict to every member's route at weight 0.
 	abortedAt := got.Status.Fleet.AbortedAt.Time
 	fleettest.Eventually(t, 10*time.Second, "every member at canary weight 0", func() error {
@@ -183,7 +230,7 @@ func TestJudgeNeverPassesWithoutTraffic(t *testing.T) {
 	setup(t)
 	stopLogs(t)
 	a := meshApp()
-	cleanupApp(t, a)
+	freshApp(t, a)
 	deploy(t, a, imageV1, workloads...)
 	waitHealthy(t, a, imageV1, 90*time.Second, workloads...)
 	v1rev := getRolloutState(t, workloads[0], a).Revision
@@ -205,6 +252,9 @@ func TestJudgeNeverPassesWithoutTraffic(t *testing.T) {
 	})
 	setImage(t, a, imageV2, workloads...)
 	v2rev := waitRevision(t, fr.Name, v1rev)
+	if getFleetRollout(t, fr.Name).Status.Fleet.Aborted {
+		t.Fatal("aborted at once")
+	}
 	var got *v1alpha1.FleetRollout
 	fleettest.Eventually(t, limit+60*time.Second, "aborted at the inconclusive limit", func() error {
 		got = getFleetRollout(t, fr.Name)
@@ -306,7 +356,7 @@ func TestJudgeMissingCounter(t *testing.T) {
 	setup(t)
 	stopLogs(t)
 	a := meshApp()
-	cleanupApp(t, a)
+	freshApp(t, a)
 	deploy(t, a, imageV1, workloads...)
 	waitHealthy(t, a, imageV1, 90*time.Second, workloads...)
 	v1rev := getRolloutState(t, workloads[0], a).Revision
