@@ -209,6 +209,14 @@ type Judge struct {
 	// +optional
 	// +kubebuilder:validation:MaxLength=1024
 	Stable string `json:"stable,omitempty"`
+	// ScrapeInterval is how often Prometheus scrapes the request metrics.
+	// The evidence window opens one scrape interval (plus a second) after
+	// the canary's first traffic, so that its first reading is a scrape
+	// taken after an earlier canary's last request. Default 30s.
+	// +optional
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('0s') && duration(self) <= duration('10m')",message="must be a duration between 0s and 10m such as 15s"
+	ScrapeInterval *metav1.Duration `json:"scrapeInterval,omitempty"`
 	// FailureLabel's value, fully matched by the regular expression
 	// FailureCodes, marks a failed request. Default: response_code, 5..
 	// +optional

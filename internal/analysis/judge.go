@@ -46,7 +46,26 @@ type JudgeSpec struct {
 	FailureCodes string
 	// ReportingLabel and ServingLabel name the clusters.
 	ReportingLabel, ServingLabel string
-	Config                       judge.Config
+	// ScrapeInterval is the metrics' scrape interval; see Window.
+	ScrapeInterval time.Duration
+	Config         judge.Config
+}
+
+// DefaultScrapeInterval is prometheus-operator's default.
+const DefaultScrapeInterval = 30 * time.Second
+
+// Window is where the evidence window of a canary that first got traffic
+// at canaryStart opens: one scrape interval and a second later. An
+// instant query there reads, for every counter, a sample scraped after
+// canaryStart, so requests an earlier canary served just before it (after
+// that counter's previous scrape) are in the baseline, not in the
+// evidence. The new canary's requests in that first interval are left
+// out; the judgement only gets more careful.
+func (s JudgeSpec) Window(canaryStart time.Time) time.Time {
+	if canaryStart.IsZero() {
+		return time.Time{}
+	}
+	return canaryStart.Add(s.ScrapeInterval + time.Second)
 }
 
 // judgeQueries are the expanded selectors and the failure pattern.
@@ -65,14 +84,6 @@ func (a armSelectors) empty() bool { return a.canary == "" }
 // query is the family at an instant, each series tagged with its version.
 func (a armSelectors) query() string {
 	return fmt.Sprintf(`label_replace(%s, %q, "canary", "", "") or label_replace(%s, %q, "stable", "", "")`, a.canary, armLabel, a.stable, armLabel)
-}
-
-// firstAfter is each series' first sample in the last `window`: a counter
-// only grows between resets, so its smallest value there is its first.
-func (a armSelectors) firstAfter(window time.Duration) string {
-	r := strconv.FormatInt(max(window.Milliseconds(), 1), 10) + "ms"
-	return fmt.Sprintf(`label_replace(min_over_time(%s[%s]), %q, "canary", "", "") or label_replace(min_over_time(%s[%s]), %q, "stable", "", "")`,
-		a.canary, r, armLabel, a.stable, r, armLabel)
 }
 
 // Field paths named in errors.
@@ -139,7 +150,7 @@ func (s JudgeSpec) expand(args map[string]string) (judgeQueries, error) {
 			return armSelectors{}
 		}
 		a := armSelectors{canary: c, stable: st}
-		if err := CheckQuery(a.firstAfter(time.Minute)); err != nil {
+		if err := CheckQuery(a.query()); err != nil {
 			bad(field, "%v", err)
 		}
 		return a
@@ -259,9 +270,12 @@ func (r JudgeResult) Analysis(revision string) decide.Analysis {
 
 // EvaluateJudge counts every scope's requests since `since` (the moment the
 // canary of the revision being judged first got traffic) and judges them.
-// Six instant queries, whatever the number of members: requests and
-// histogram buckets, each now, at since and as their first sample after
-// since (judge.Baseline). Like Evaluate it never fails: every
+// Four instant queries, whatever the number of members: requests and
+// histogram buckets, at since and now.
+//
+// since must be a moment at which every counter's latest sample was taken
+// after the previous canary's last request: the caller opens the window
+// one scrape interval after the canary's first traffic (Window). Like Evaluate it never fails: every
 // problem is an Inconclusive verdict that says what went wrong.
 func EvaluateJudge(ctx context.Context, q Querier, spec JudgeSpec, args map[string]string, members []Member, since, now time.Time) JudgeResult {
 	res := JudgeResult{EvaluatedAt: now, Since: since, Members: make([]MemberJudgement, len(members))}
@@ -291,12 +305,15 @@ func EvaluateJudge(ctx context.Context, q Querier, spec JudgeSpec, args map[stri
 		res.Problem = err.Error()
 		return inconclusive(string(ReasonInvalidMetric), err.Error())
 	}
-	if since.IsZero() || since.After(now) {
+	if since.IsZero() {
 		return inconclusive(judge.ReasonNoCanaryRequests, "the canary of this revision has had no traffic yet")
 	}
-	res.Queries = []string{queries.requests.query(), queries.requests.firstAfter(now.Sub(since))}
+	if !now.After(since) {
+		return inconclusive(judge.ReasonNoCanaryRequests, "the evidence window opens at "+since.UTC().Format("15:04:05.000")+", one scrape after the canary's first traffic")
+	}
+	res.Queries = []string{queries.requests.query()}
 	if !queries.histogram.empty() {
-		res.Queries = append(res.Queries, queries.histogram.query(), queries.histogram.firstAfter(now.Sub(since)))
+		res.Queries = append(res.Queries, queries.histogram.query())
 	}
 
 	reqNow, reqStart, qerr := readings(ctx, q, queries.requests, since, now)
@@ -370,21 +387,17 @@ func EvaluateJudge(ctx context.Context, q Querier, spec JudgeSpec, args map[stri
 	return res
 }
 
-// readings reads a series family now, and its baseline for a window
-// opening at since (judge.Baseline): three instant queries, the family now,
-// at since, and each series' first sample after since.
-func readings(ctx context.Context, q Querier, a armSelectors, since, now time.Time) (atNow, baseline []judge.Sample, problem string) {
-	var rs [3]queryResult
-	for i, qt := range []struct {
-		query string
-		at    time.Time
-	}{{a.query(), now}, {a.query(), since}, {a.firstAfter(now.Sub(since)), now}} {
-		rs[i] = runQuery(ctx, q, qt.query, qt.at)
-		if p := vectorProblem(rs[i]); p != "" {
-			return nil, nil, p
-		}
+// readings reads a series family at the window's start and now.
+func readings(ctx context.Context, q Querier, a armSelectors, since, now time.Time) (atNow, atStart []judge.Sample, problem string) {
+	n := runQuery(ctx, q, a.query(), now)
+	if p := vectorProblem(n); p != "" {
+		return nil, nil, p
 	}
-	return samples(rs[0].vec), judge.Baseline(samples(rs[1].vec), samples(rs[2].vec)), ""
+	s := runQuery(ctx, q, a.query(), since)
+	if p := vectorProblem(s); p != "" {
+		return nil, nil, p
+	}
+	return samples(n.vec), samples(s.vec), ""
 }
 
 func vectorProblem(r queryResult) string {
@@ -402,8 +415,7 @@ func samples(vec model.Vector) []judge.Sample {
 	for _, s := range vec {
 		labels := make(map[string]string, len(s.Metric))
 		for k, v := range s.Metric {
-			// Functions such as min_over_time drop the name: keys must
-			// match between readings with and without one.
+			// The name is the same for every series of a family.
 			if k != model.MetricNameLabel {
 				labels[string(k)] = string(v)
 			}

@@ -14,11 +14,10 @@ import (
 )
 
 // series is one raw counter: its labels and its value at the window's
-// start (the latest sample at or before it), its first sample after the
-// start, and now (-1: absent; first 0: the same as start).
+// start and now (-1: absent).
 type series struct {
-	labels            map[string]string
-	start, first, now float64
+	labels     map[string]string
+	start, now float64
 }
 
 // timeQuerier answers the judge's queries from series, by the instant
@@ -47,17 +46,8 @@ func (q *timeQuerier) Query(_ context.Context, promql string, ts time.Time) (mod
 	var vec model.Vector
 	for _, s := range src {
 		v := s.now
-		switch {
-		case ts.Equal(q.start):
+		if ts.Equal(q.start) {
 			v = s.start
-		case strings.Contains(promql, "min_over_time"):
-			v = s.first
-			if v == 0 {
-				v = s.start
-			}
-			if v < 0 || s.now < 0 {
-				v = s.now
-			}
 		}
 		if v < 0 {
 			continue
@@ -85,14 +75,11 @@ func healthyRequests() []series {
 	var out []series
 	for _, rep := range []string{"data-producer-1", "data-producer-2"} {
 		for _, srv := range []string{"argo-rollout1", "argo-rollout2"} {
-			// A previous release's canary failed a lot before the start,
-			// 30 times after its series' last scrape before the start
-			// (seen only by the first scrape after it): none may count.
-			tail := req(rep, srv, "canary", "503", 400, 430)
-			tail.first = 430
+			// A previous release's canary failed a lot before the start:
+			// none of it may count.
 			out = append(out,
 				req(rep, srv, "canary", "200", 500, 700),
-				tail,
+				req(rep, srv, "canary", "503", 400, 400),
 				req(rep, srv, "stable", "200", 5000, 7000))
 		}
 	}
@@ -119,8 +106,8 @@ func TestEvaluateJudgeCountsOnlyThisCanary(t *testing.T) {
 			t.Errorf("%s: %s, serving %+v reporting %+v", m.Name, m.Verdict, m.Serving.Evidence, m.Reporting.Evidence)
 		}
 	}
-	if q.asked != 3 {
-		t.Errorf("%d queries, want 3 without latency", q.asked)
+	if q.asked != 2 {
+		t.Errorf("%d queries, want 2 without latency", q.asked)
 	}
 	a := res.Analysis("rev")
 	if a.Global.Verdict != decide.VerdictPass || a.Members["west"].Requests != 400 || a.Members["west"].Revision != "rev" {
@@ -172,8 +159,8 @@ func TestEvaluateJudgeLatency(t *testing.T) {
 	if west := res.Members[1]; west.Verdict != decide.VerdictPass {
 		t.Errorf("west: %s (%s)", west.Verdict, west.Message)
 	}
-	if q.asked != 6 {
-		t.Errorf("%d queries, want 6", q.asked)
+	if q.asked != 4 {
+		t.Errorf("%d queries, want 4", q.asked)
 	}
 }
 

@@ -105,7 +105,8 @@ func judgeFromSpec(j *v1alpha1.Judge) (*analysis.JudgeSpec, error) {
 		Requests: j.Requests, Canary: j.Canary, Stable: j.Stable,
 		FailureLabel: j.FailureLabel, FailureCodes: j.FailureCodes,
 		ReportingLabel: j.ReportingLabel, ServingLabel: j.ServingLabel,
-		Histogram: analysis.DefaultJudgeHistogram,
+		Histogram:      analysis.DefaultJudgeHistogram,
+		ScrapeInterval: durationOr(j.ScrapeInterval, analysis.DefaultScrapeInterval),
 	}
 	var errs []error
 	parse := func(field string, v v1alpha1.Rate, def float64, into *float64) {

@@ -455,6 +455,13 @@ func (r *Reconciler) analysis(ctx context.Context, log logr.Logger, fr *v1alpha1
 	st := &fr.Status
 	done := st.Fleet.Revision == revision && (st.Fleet.Aborted || st.Fleet.Completed)
 	due := st.Analysis == nil || st.Analysis.Revision != revision || now.Sub(st.Analysis.EvaluatedAt.Time) >= plan.interval
+	// A barrier's hold that ended after the last evaluation needs a
+	// verdict taken after it to promote: take it now rather than up to an
+	// interval later.
+	if f := st.Fleet; !due && f.Revision == revision && f.BarrierStep != nil && f.StepEnteredAt != nil {
+		holdEnd := f.StepEnteredAt.Add(policyFromSpec(&fr.Spec).HoldFor(*f.BarrierStep))
+		due = !now.Before(holdEnd) && st.Analysis.EvaluatedAt.Time.Before(holdEnd)
+	}
 	if done || !due {
 		return analysisFromStatus(st), nil, false
 	}
@@ -524,7 +531,7 @@ func (r *Reconciler) judge(ctx context.Context, fr *v1alpha1.FleetRollout, plan 
 		}
 		return res
 	}
-	return analysis.EvaluateJudge(ctx, r.Querier, spec, plan.args, am, since, now)
+	return analysis.EvaluateJudge(ctx, r.Querier, spec, plan.args, am, spec.Window(since), now)
 }
 
 func analysisFromStatus(st *v1alpha1.FleetRolloutStatus) decide.Analysis {

@@ -63,32 +63,6 @@ func Increase(start, now []Sample) (out []Sample, bad int) {
 	return out, bad
 }
 
-// Baseline is the start vector Increase should use for a window that
-// opens at an instant t, from two readings: before, each series' latest
-// sample at or before t, and firstAfter, each series' first sample after t.
-// A series in before existed at t; its baseline is its first sample after
-// t, when it has one, because a sample before t may predate requests made
-// just before t (a previous canary's last requests, in the scrape interval
-// before its abort); without one it has not been scraped since and its
-// sample before t stands. A series not in before is new and counts from
-// zero, so it has no baseline. The window thus starts at the first scrape
-// after t for old series: a few of the new canary's first requests may be
-// left out, none of an earlier canary's is let in.
-func Baseline(before, firstAfter []Sample) []Sample {
-	after := make(map[string]float64, len(firstAfter))
-	for _, s := range firstAfter {
-		after[s.Key] = s.Value
-	}
-	out := make([]Sample, 0, len(before))
-	for _, s := range before {
-		if v, ok := after[s.Key]; ok {
-			s.Value = v
-		}
-		out = append(out, s)
-	}
-	return out
-}
-
 func finiteNonNeg(v float64) bool {
 	return !math.IsNaN(v) && !math.IsInf(v, 0) && v >= 0
 }

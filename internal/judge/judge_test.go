@@ -332,24 +332,6 @@ func TestIncreaseProperties(t *testing.T) {
 	}
 }
 
-func TestBaseline(t *testing.T) {
-	old, gone, fresh := Key(map[string]string{"s": "old"}), Key(map[string]string{"s": "idle"}), Key(map[string]string{"s": "new"})
-	before := []Sample{{Key: old, Value: 100}, {Key: gone, Value: 7}}
-	// The old series was scraped again after the start at 130 (30
-	// requests of an earlier canary landed between its last scrape and
-	// the start); the idle one was not; the new one appeared after it.
-	after := []Sample{{Key: old, Value: 130}, {Key: fresh, Value: 4}}
-	now := []Sample{{Key: old, Value: 150}, {Key: gone, Value: 7}, {Key: fresh, Value: 9}}
-	out, _ := Increase(Baseline(before, after), now)
-	got := map[string]float64{}
-	for _, s := range out {
-		got[s.Key] = s.Value
-	}
-	if got[old] != 20 || got[gone] != 0 || got[fresh] != 9 {
-		t.Fatalf("increases %v; want old 20 (from its first scrape after the start), idle 0, new 9 (all of it)", got)
-	}
-}
-
 func TestIncreaseEdges(t *testing.T) {
 	k1, k2 := Key(map[string]string{"a": "1"}), Key(map[string]string{"a": "2"})
 	out, bad := Increase(

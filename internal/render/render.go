@@ -31,6 +31,9 @@ type Params struct {
 	AnalysisInterval     time.Duration
 	// ScaleDownDelay is how long an old ReplicaSet stays up (Rollouts: 30s).
 	ScaleDownDelay time.Duration
+	// ScrapeInterval is how often Prometheus scrapes the Istio metrics
+	// (the FleetRollout's judge waits one interval before counting).
+	ScrapeInterval time.Duration
 	// Mode picks the Rollout the ApplicationSet deploys: ModeIndependent
 	// (the guide's) or ModeLockstep (driven by the hub's coordinator).
 	Mode string
@@ -45,7 +48,7 @@ const (
 // Guide returns the lab guide's values for everything but the addresses.
 func Guide() Params {
 	return Params{Revision: "main", Pause: 20 * time.Second, AnalysisInitialDelay: 60 * time.Second,
-		AnalysisInterval: 20 * time.Second, ScaleDownDelay: 30 * time.Second, Mode: ModeIndependent}
+		AnalysisInterval: 20 * time.Second, ScaleDownDelay: 30 * time.Second, ScrapeInterval: 15 * time.Second, Mode: ModeIndependent}
 }
 
 // Validate reports the first parameter that cannot be rendered.
@@ -61,6 +64,8 @@ func (p Params) Validate() error {
 		return fmt.Errorf("render: pause %s is shorter than 1s", p.Pause)
 	case p.AnalysisInterval < time.Second:
 		return fmt.Errorf("render: analysis interval %s is shorter than 1s", p.AnalysisInterval)
+	case p.ScrapeInterval < time.Second:
+		return fmt.Errorf("render: scrape interval %s is shorter than 1s", p.ScrapeInterval)
 	case p.AnalysisInitialDelay < 0 || p.ScaleDownDelay < 0:
 		return fmt.Errorf("render: negative delay")
 	case p.Mode != ModeIndependent && p.Mode != ModeLockstep:
@@ -79,6 +84,7 @@ func (p Params) values() map[string]string {
 		"ANALYSIS_INTERVAL":      dur(p.AnalysisInterval),
 		"SCALE_DOWN_DELAY":       fmt.Sprintf("%d", int(p.ScaleDownDelay/time.Second)),
 		"ROLLOUT_MODE":           p.Mode,
+		"SCRAPE_INTERVAL":        dur(p.ScrapeInterval),
 	}
 }
 

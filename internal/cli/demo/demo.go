@@ -118,6 +118,7 @@ when either fails. Without it, the guide's independent Rollouts run.`,
 				return err
 			}
 			params := t.apply(render.Guide())
+			params.ScrapeInterval = local.ScrapeInterval
 			if lock {
 				params.Mode = render.ModeLockstep
 			}

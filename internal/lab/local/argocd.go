@@ -114,6 +114,7 @@ func (f *fleet) startArgoCD(ctx context.Context) error {
 		return fmt.Errorf("argocd config: %w", err)
 	}
 	params := render.Guide()
+	params.ScrapeInterval = ScrapeInterval
 	params.RepoURL = RepoURL(f.p.git)
 	params.ThanosURL = "http://" + addr(f.p.queryHTTP)
 	files, err := render.Tree(f.opt.GitOps, params)

@@ -16,6 +16,9 @@ import (
 // PrometheusTargetsDir is the file_sd directory of a workload's Prometheus:
 // components that export metrics in that cluster (meshsim, the coordinator)
 // drop a JSON target file there.
+// ScrapeInterval is how often the local fleet's Prometheus scrapes.
+const ScrapeInterval = 5 * time.Second
+
 func PrometheusTargetsDir(fleetDir, cluster string) string {
 	return filepath.Join(fleetDir, "data", cluster, "prometheus-targets")
 }
@@ -28,7 +31,7 @@ func (f *fleet) prometheusConfig(i int, w string) (string, error) {
 	// Scrape and evaluate every 5 s so a canary step of tens of seconds
 	// has enough samples for irate/rate over the guide's 40 s window.
 	cfg := fmt.Sprintf(`global:
-  scrape_interval: 5s
+  scrape_interval: %s
   evaluation_interval: 5s
   external_labels:
     cluster: %s
@@ -44,7 +47,7 @@ scrape_configs:
   file_sd_configs:
   - files: ['%s/*.json']
     refresh_interval: 5s
-`, PrometheusClusterLabel(i), replicaLabel, addr(f.p.prom[w]),
+`, ScrapeInterval, PrometheusClusterLabel(i), replicaLabel, addr(f.p.prom[w]),
 		addr(f.hostPort(f.p.rolloutsMetrics[w], f.p.rolloutsMetricsHost[w])), targets)
 	path := filepath.Join(f.data(w, "prometheus"), "prometheus.yml")
 	return path, os.WriteFile(path, []byte(cfg), 0o644)
