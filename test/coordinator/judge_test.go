@@ -34,7 +34,7 @@ func judgeAnalysis() *v1alpha1.Analysis {
 			{Member: "argo-rollout1", Reporting: local.PrometheusClusterLabel(1), Serving: "argo-rollout1"},
 			{Member: "argo-rollout2", Reporting: local.PrometheusClusterLabel(2), Serving: "argo-rollout2"},
 		},
-		Judge: &v1alpha1.Judge{},
+		Judge: &v1alpha1.Judge{ScrapeInterval: &metav1.Duration{Duration: local.ScrapeInterval}},
 	}
 }
 
