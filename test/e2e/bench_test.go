@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -87,7 +88,7 @@ func BenchmarkVerdicts(b *testing.B) {
 	}
 	type row struct {
 		scenario, mode                     string
-		runs, aborted                      int
+		runs, aborted, errors              int
 		failed, canaryReqs, judgeReqs      int
 		toVerdict, toZero, commitToVerdict []time.Duration
 		reasons                            []string
@@ -109,12 +110,15 @@ func BenchmarkVerdicts(b *testing.B) {
 					args := append([]string{"demo", "--dir", env.Dir, "--scale-down-delay", "3s", "-o", "json"}, m.args...)
 					args = append(args, sc.args...)
 					out, errOut, err := lockstep(context.Background(), args...)
-					if err != nil {
-						b.Fatalf("%s %s: %v\n%s", sc.name, m.name, err, errOut)
-					}
 					var s demo.Summary
-					if err := json.Unmarshal([]byte(out), &s); err != nil {
-						b.Fatal(err)
+					if err == nil {
+						err = json.Unmarshal([]byte(out), &s)
+					}
+					if err != nil {
+						// One broken run must not lose the others' figures.
+						r.errors++
+						b.Errorf("%s %s: %v\n%s", sc.name, m.name, err, lastLines(errOut, 30))
+						continue
 					}
 					r.runs++
 					for _, c := range s.Requests {
@@ -152,7 +156,7 @@ func BenchmarkVerdicts(b *testing.B) {
 		}
 		return (sum / time.Duration(len(ds))).Round(100 * time.Millisecond).String()
 	}
-	b.Logf("\n| scenario | mode | runs | aborted | first canary request -> verdict | verdict -> all at weight 0 | failed requests | canary requests before verdict | judge's evidence |\n|---|---|---|---|---|---|---|---|---|")
+	b.Logf("\n| scenario | mode | runs (errors) | aborted | first canary request -> verdict | verdict -> all at weight 0 | failed requests | canary requests before verdict | judge's evidence |\n|---|---|---|---|---|---|---|---|---|")
 	for _, r := range rows {
 		per := func(n int) string {
 			if r.aborted == 0 {
@@ -164,11 +168,19 @@ func BenchmarkVerdicts(b *testing.B) {
 		if r.mode == "lockstep" {
 			judgeReqs = per(r.judgeReqs)
 		}
-		b.Logf("| %s | %s | %d | %d | %s | %s | %d | %s | %s |", r.scenario, r.mode, r.runs, r.aborted, mean(r.toVerdict), mean(r.toZero), r.failed, per(r.canaryReqs), judgeReqs)
+		b.Logf("| %s | %s | %d (%d) | %d | %s | %s | %d | %s | %s |", r.scenario, r.mode, r.runs, r.errors, r.aborted, mean(r.toVerdict), mean(r.toZero), r.failed, per(r.canaryReqs), judgeReqs)
 	}
 	for _, r := range rows {
 		for _, reason := range r.reasons {
 			b.Logf("%s %s: %s", r.scenario, r.mode, reason)
 		}
 	}
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
 }
