@@ -3,7 +3,6 @@ package coordinator_test
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"strings"
 	"sync"
 	"testing"
@@ -48,31 +47,7 @@ func successRate() *v1alpha1.Analysis {
 
 // load sends requests to every workload's ingress until ctx ends.
 func load(ctx context.Context, t testing.TB) *sync.WaitGroup {
-	var wg sync.WaitGroup
-	hc := &http.Client{Timeout: 2 * time.Second}
-	for _, c := range workloads {
-		url := fleettest.F.State.URLs[local.IngressURLKey(c)]
-		if url == "" {
-			t.Fatalf("no ingress URL for %s in the fleet state", c)
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			tick := time.NewTicker(20 * time.Millisecond)
-			defer tick.Stop()
-			for {
-				select {
-				case <-ctx.Done():
-					return
-				case <-tick.C:
-				}
-				if resp, err := hc.Get(url + "/hello"); err == nil {
-					resp.Body.Close()
-				}
-			}
-		}()
-	}
-	return &wg
+	return loadOn(ctx, t, workloads...)
 }
 
 // injectFault makes every pod of revision in cluster fail all requests,

@@ -128,12 +128,12 @@ func waitRevision(t testing.TB, name, not string) string {
 	return rev
 }
 
-// TestJudgeIsRevisionScoped ships a release whose canary fails every
-// request, which the judge aborts after a handful of them, then a good
-// release through the same canary Service. The bad release's failures are
-// still in the counters; the good release must complete all the same, its
-// evidence holding none of them.
-func TestJudgeIsRevisionScoped(t *testing.T) {
+// judgedFleet deploys the app at v1 on a clean slate, puts load on the
+// given gateways, creates a FleetRollout judged by the sequential judge
+// (edit sets its spec) and starts the coordinator; it returns once the
+// FleetRollout completed at v1, with v1's revision.
+func judgedFleet(t *testing.T, name string, gateways []string, edit func(*v1alpha1.FleetRollout)) (app, *v1alpha1.FleetRollout, string, context.Context) {
+	t.Helper()
 	setup(t)
 	stopLogs(t)
 	a := meshApp()
@@ -141,19 +141,29 @@ func TestJudgeIsRevisionScoped(t *testing.T) {
 	deploy(t, a, imageV1, workloads...)
 	waitHealthy(t, a, imageV1, 90*time.Second, workloads...)
 	v1rev := getRolloutState(t, workloads[0], a).Revision
-
 	ctx, cancel := context.WithCancel(context.Background())
-	wg := load(ctx, t)
+	wg := loadOn(ctx, t, gateways...)
 	t.Cleanup(func() { cancel(); wg.Wait() })
-
-	fr := newFleetRollout("judge-scoped", a)
-	fr.Spec.Hold.Default = &metav1.Duration{Duration: 3 * time.Second}
-	fr.Spec.Policy.InconclusiveLimit = &metav1.Duration{Duration: 90 * time.Second}
+	fr := newFleetRollout(name, a)
 	fr.Spec.Analysis = judgeAnalysis()
+	edit(fr)
 	createFleetRollout(t, fr)
 	startCoordinator(t)
 	fleettest.Eventually(t, 30*time.Second, "FleetRollout completed at v1", func() error {
 		return wantPhase(t, fr.Name, v1alpha1.PhaseCompleted, v1rev)
+	})
+	return a, fr, v1rev, ctx
+}
+
+// TestJudgeIsRevisionScoped ships a release whose canary fails every
+// request, which the judge aborts after a handful of them, then a good
+// release through the same canary Service. The bad release's failures are
+// still in the counters; the good release must complete all the same, its
+// evidence holding none of them.
+func TestJudgeIsRevisionScoped(t *testing.T) {
+	a, fr, v1rev, ctx := judgedFleet(t, "judge-scoped", workloads, func(fr *v1alpha1.FleetRollout) {
+		fr.Spec.Hold.Default = &metav1.Duration{Duration: 3 * time.Second}
+		fr.Spec.Policy.InconclusiveLimit = &metav1.Duration{Duration: 90 * time.Second}
 	})
 	waitTraffic(t)
 
@@ -227,29 +237,12 @@ func TestJudgeIsRevisionScoped(t *testing.T) {
 // is known of the canary there. The fleet must hold at its first barrier
 // and abort at the inconclusive limit, never promote.
 func TestJudgeNeverPassesWithoutTraffic(t *testing.T) {
-	setup(t)
-	stopLogs(t)
-	a := meshApp()
-	freshApp(t, a)
-	deploy(t, a, imageV1, workloads...)
-	waitHealthy(t, a, imageV1, 90*time.Second, workloads...)
-	v1rev := getRolloutState(t, workloads[0], a).Revision
-
-	ctx, cancel := context.WithCancel(context.Background())
-	wg := loadOn(ctx, t, "argo-rollout1")
-	t.Cleanup(func() { cancel(); wg.Wait() })
-
-	rec := record(t, a)
 	const limit = 25 * time.Second
-	fr := newFleetRollout("judge-no-traffic", a)
-	fr.Spec.Hold.Default = &metav1.Duration{Duration: 2 * time.Second}
-	fr.Spec.Policy.InconclusiveLimit = &metav1.Duration{Duration: limit}
-	fr.Spec.Analysis = judgeAnalysis()
-	createFleetRollout(t, fr)
-	startCoordinator(t)
-	fleettest.Eventually(t, 30*time.Second, "FleetRollout completed at v1", func() error {
-		return wantPhase(t, fr.Name, v1alpha1.PhaseCompleted, v1rev)
+	a, fr, v1rev, _ := judgedFleet(t, "judge-no-traffic", []string{"argo-rollout1"}, func(fr *v1alpha1.FleetRollout) {
+		fr.Spec.Hold.Default = &metav1.Duration{Duration: 2 * time.Second}
+		fr.Spec.Policy.InconclusiveLimit = &metav1.Duration{Duration: limit}
 	})
+	rec := record(t, a)
 	setImage(t, a, imageV2, workloads...)
 	v2rev := waitRevision(t, fr.Name, v1rev)
 	if getFleetRollout(t, fr.Name).Status.Fleet.Aborted {
@@ -353,25 +346,9 @@ func TestStrictStores(t *testing.T) {
 // TestJudgeMissingCounter names the field when the configured counter has
 // no series: a condition, never a verdict.
 func TestJudgeMissingCounter(t *testing.T) {
-	setup(t)
-	stopLogs(t)
-	a := meshApp()
-	freshApp(t, a)
-	deploy(t, a, imageV1, workloads...)
-	waitHealthy(t, a, imageV1, 90*time.Second, workloads...)
-	v1rev := getRolloutState(t, workloads[0], a).Revision
-	ctx, cancel := context.WithCancel(context.Background())
-	wg := load(ctx, t)
-	t.Cleanup(func() { cancel(); wg.Wait() })
-
-	fr := newFleetRollout("judge-missing", a)
-	fr.Spec.Hold.Default = &metav1.Duration{Duration: 2 * time.Second}
-	fr.Spec.Analysis = judgeAnalysis()
-	fr.Spec.Analysis.Judge.Requests = `istio_requests_totall{reporter="source"}`
-	createFleetRollout(t, fr)
-	startCoordinator(t)
-	fleettest.Eventually(t, 30*time.Second, "FleetRollout completed at v1", func() error {
-		return wantPhase(t, fr.Name, v1alpha1.PhaseCompleted, v1rev)
+	a, fr, v1rev, _ := judgedFleet(t, "judge-missing", workloads, func(fr *v1alpha1.FleetRollout) {
+		fr.Spec.Hold.Default = &metav1.Duration{Duration: 2 * time.Second}
+		fr.Spec.Analysis.Judge.Requests = `istio_requests_totall{reporter="source"}`
 	})
 	setImage(t, a, imageV2, workloads...)
 	waitRevision(t, fr.Name, v1rev)
