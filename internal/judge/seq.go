@@ -119,31 +119,15 @@ func ConfidenceSequence(c Counts, alpha float64) Interval {
 	limit := -math.Log(alpha)
 	mle := c.Rate()
 	// log M_n(p) is convex in p with its minimum (<= 0) at the MLE, so each
-	// side of it is found by bisection.
+	// side's crossing of the limit is found by bisection between the MLE
+	// (inside) and 0 or 1 (outside).
+	ruledOut := func(p float64) bool { return logMixture(c, p) >= limit }
 	out := Interval{Lo: 0, Hi: 1}
 	if c.Failures > 0 {
-		lo, hi := 0.0, mle
-		for range 60 {
-			mid := (lo + hi) / 2
-			if logMixture(c, mid) >= limit {
-				lo = mid
-			} else {
-				hi = mid
-			}
-		}
-		out.Lo = lo
+		out.Lo = crossing(0, mle, ruledOut)
 	}
 	if c.Failures < c.Requests {
-		lo, hi := mle, 1.0
-		for range 60 {
-			mid := (lo + hi) / 2
-			if logMixture(c, mid) >= limit {
-				hi = mid
-			} else {
-				lo = mid
-			}
-		}
-		out.Hi = hi
+		out.Hi = crossing(1, mle, ruledOut)
 	}
 	return out
 }
@@ -157,4 +141,18 @@ func Worse(canary, stable Counts, margin, alpha float64) (bool, Interval, Interv
 	c := ConfidenceSequence(canary, alpha/2)
 	s := ConfidenceSequence(stable, alpha/2)
 	return c.Lo > s.Hi+margin, c, s
+}
+
+// crossing bisects between out (where ruledOut holds) and in (where it does
+// not) for the last point still ruled out, towards out.
+func crossing(out, in float64, ruledOut func(float64) bool) float64 {
+	for range 60 {
+		mid := (out + in) / 2
+		if ruledOut(mid) {
+			out = mid
+		} else {
+			in = mid
+		}
+	}
+	return out
 }
