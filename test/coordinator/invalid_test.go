@@ -94,6 +94,20 @@ func TestInvalidFleetRolloutsTouchNothing(t *testing.T) {
 			},
 			wantReason: v1alpha1.ReasonInvalidSpec, wantMsg: "unclosed",
 		},
+		{
+			name: "impossible-confidence", app: good,
+			mod: func(fr *v1alpha1.FleetRollout) {
+				fr.Spec.Analysis = &v1alpha1.Analysis{Judge: &v1alpha1.Judge{FalseAbortRate: "1.5", FalsePromoteRate: "0"}}
+			},
+			wantReason: v1alpha1.ReasonInvalidSpec, wantMsg: "spec.analysis.judge.falseAbortRate",
+		},
+		{
+			name: "judge-histogram-without-buckets", app: good,
+			mod: func(fr *v1alpha1.FleetRollout) {
+				fr.Spec.Analysis = &v1alpha1.Analysis{Judge: &v1alpha1.Judge{Latency: &v1alpha1.LatencyJudge{Histogram: "istio_request_duration_milliseconds_count"}}}
+			},
+			wantReason: v1alpha1.ReasonInvalidSpec, wantMsg: "spec.analysis.judge.latency.histogram",
+		},
 		{name: "timed-pause", app: timed, wantReason: string(decide.ReasonStepsNotCoordinable), wantMsg: "timed pause"},
 		{name: "mismatched-steps", app: mismatched, wantReason: string(decide.ReasonStepsNotCoordinable), wantMsg: "differ"},
 	}
