@@ -60,9 +60,15 @@ verify-generate:
 
 # Step skew between the workload clusters, independent Rollouts vs the
 # coordinator, on one local fleet (prints a table).
-.PHONY: bench-coordinator bench-install
+.PHONY: bench-coordinator bench-install bench-verdicts
 bench-install: deps components
 	$(GO) test -run '^$$' -bench Install -benchtime 1x $(TEST_FLAGS) ./test/install/
 
 bench-coordinator: deps components
 	$(GO) test -run '^$$' -bench StepSkew -benchtime 1x $(TEST_FLAGS) ./test/coordinator/
+
+# Verdict speed and cost: the guide's Rollouts (guide and short timings)
+# against the coordinator's sequential judge, four scenarios (README table).
+# LOCKSTEP_BENCH_GOOD sets the number of good releases (default 20).
+bench-verdicts: deps components
+	$(GO) test -run '^$$' -bench Verdicts -benchtime 1x -timeout 150m -p 1 -count=1 ./test/e2e/
