@@ -71,4 +71,4 @@ bench-coordinator: deps components
 # against the coordinator's sequential judge, four scenarios (README table).
 # LOCKSTEP_BENCH_GOOD sets the number of good releases (default 20).
 bench-verdicts: deps components
-	$(GO) test -run '^$$' -bench Verdicts -benchtime 1x -timeout 150m -p 1 -count=1 ./test/e2e/
+	$(GO) test -v -run '^$$' -bench Verdicts -benchtime 1x -timeout 150m -p 1 -count=1 ./test/e2e/
