@@ -1,6 +1,7 @@
 package analysis
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"math"
@@ -112,11 +113,7 @@ func (s JudgeSpec) expand(args map[string]string) (judgeQueries, error) {
 		}
 	}
 	var q judgeQueries
-	codes := s.FailureCodes
-	if codes == "" {
-		codes = DefaultFailureCodes
-	}
-	re, err := regexp.Compile("^(?:" + codes + ")$")
+	re, err := regexp.Compile("^(?:" + cmp.Or(s.FailureCodes, DefaultFailureCodes) + ")$")
 	if err != nil {
 		bad("failureCodes", "%v", err)
 	}
@@ -128,7 +125,7 @@ func (s JudgeSpec) expand(args map[string]string) (judgeQueries, error) {
 			return ""
 		}
 		if strings.TrimSpace(m) == "" {
-			bad(field, "no label matchers: the judge cannot tell this version's requests apart")
+			bad(field, "no label matchers: the judge cannot tell this version's requests apart (set it, or give the Rollout a canaryService and stableService to default it from)")
 		}
 		return m
 	}
@@ -188,33 +185,13 @@ func withMatchers(selector, matchers string) (string, error) {
 	return m[1] + "{" + inner + strings.TrimSpace(matchers) + "}", nil
 }
 
-func (s JudgeSpec) requests() string {
-	if s.Requests == "" {
-		return DefaultJudgeRequests
-	}
-	return s.Requests
-}
+func (s JudgeSpec) requests() string { return cmp.Or(s.Requests, DefaultJudgeRequests) }
 
-func (s JudgeSpec) reportingLabel() string {
-	if s.ReportingLabel == "" {
-		return DefaultReportingLabel
-	}
-	return s.ReportingLabel
-}
+func (s JudgeSpec) reportingLabel() string { return cmp.Or(s.ReportingLabel, DefaultReportingLabel) }
 
-func (s JudgeSpec) servingLabel() string {
-	if s.ServingLabel == "" {
-		return DefaultServingLabel
-	}
-	return s.ServingLabel
-}
+func (s JudgeSpec) servingLabel() string { return cmp.Or(s.ServingLabel, DefaultServingLabel) }
 
-func (s JudgeSpec) failureLabel() string {
-	if s.FailureLabel == "" {
-		return DefaultFailureLabel
-	}
-	return s.FailureLabel
-}
+func (s JudgeSpec) failureLabel() string { return cmp.Or(s.FailureLabel, DefaultFailureLabel) }
 
 // ScopeJudgement is one scope's evidence and what the judge made of it.
 type ScopeJudgement struct {
@@ -237,8 +214,7 @@ type MemberJudgement struct {
 // JudgeResult is one evaluation of the sequential judge.
 type JudgeResult struct {
 	EvaluatedAt time.Time
-	// Since is the start of the evidence window: when this revision's
-	// canary first got traffic.
+	// Since is the start of the evidence window (see JudgeSpec.Window).
 	Since   time.Time
 	Global  ScopeJudgement
 	Members []MemberJudgement
@@ -275,8 +251,9 @@ func (r JudgeResult) Analysis(revision string) decide.Analysis {
 //
 // since must be a moment at which every counter's latest sample was taken
 // after the previous canary's last request: the caller opens the window
-// one scrape interval after the canary's first traffic (Window). Like Evaluate it never fails: every
-// problem is an Inconclusive verdict that says what went wrong.
+// one scrape interval after the canary's first traffic (Window). Like
+// Evaluate it never fails: every problem is an Inconclusive verdict that
+// says what went wrong.
 func EvaluateJudge(ctx context.Context, q Querier, spec JudgeSpec, args map[string]string, members []Member, since, now time.Time) JudgeResult {
 	res := JudgeResult{EvaluatedAt: now, Since: since, Members: make([]MemberJudgement, len(members))}
 	for i, m := range members {

@@ -1,6 +1,7 @@
 package coordinator
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"strconv"
@@ -137,24 +138,18 @@ func judgeFromSpec(j *v1alpha1.Judge) (*analysis.JudgeSpec, error) {
 
 // judgeMatchersFor fills the canary and stable matchers the spec left
 // empty from the Rollout's Services, as Istio names them in
-// destination_service.
-func judgeMatchersFor(spec analysis.JudgeSpec, namespace string, svc rollouts.Services) (analysis.JudgeSpec, error) {
+// destination_service. Without a Service the matcher stays empty, which
+// the judge reports as a problem naming the field.
+func judgeMatchersFor(spec analysis.JudgeSpec, namespace string, svc rollouts.Services) analysis.JudgeSpec {
 	host := func(name string) string {
+		if name == "" {
+			return ""
+		}
 		return fmt.Sprintf("destination_service=%q", name+"."+namespace+".svc.cluster.local")
 	}
-	if spec.Canary == "" {
-		if svc.Canary == "" {
-			return spec, errors.New("spec.analysis.judge.canary is empty and the Rollout has no canaryService to default it from")
-		}
-		spec.Canary = host(svc.Canary)
-	}
-	if spec.Stable == "" {
-		if svc.Stable == "" {
-			return spec, errors.New("spec.analysis.judge.stable is empty and the Rollout has no stableService to default it from")
-		}
-		spec.Stable = host(svc.Stable)
-	}
-	return spec, nil
+	spec.Canary = cmp.Or(spec.Canary, host(svc.Canary))
+	spec.Stable = cmp.Or(spec.Stable, host(svc.Stable))
+	return spec
 }
 
 // planFromSpec converts and validates the analysis; nil without analysis.

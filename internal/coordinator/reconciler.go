@@ -221,9 +221,11 @@ func (r *Reconciler) reconcile(ctx context.Context, log logr.Logger, fr *v1alpha
 
 	r.setMembers(st, obs)
 	if plan != nil {
-		evidence := evidenceFromStatus(orig)
+		var evidence map[string]*v1alpha1.Evidence
 		if judged != nil {
 			evidence = evidenceOf(judged)
+		} else {
+			evidence = evidenceFromStatus(orig)
 		}
 		for i := range st.Members {
 			if v, ok := analysisIn.Members[st.Members[i].Name]; ok && !v.EvaluatedAt.IsZero() {
@@ -522,15 +524,7 @@ func (r *Reconciler) judge(ctx context.Context, fr *v1alpha1.FleetRollout, plan 
 			break
 		}
 	}
-	spec, err := judgeMatchersFor(*plan.judge, fr.Spec.Rollout.Namespace, svc)
-	if err != nil {
-		s := analysis.ScopeJudgement{Verdict: decide.VerdictInconclusive, Reason: string(analysis.ReasonInvalidMetric), Message: err.Error()}
-		res := analysis.JudgeResult{EvaluatedAt: now, Since: since, Global: s, Problem: err.Error()}
-		for _, m := range am {
-			res.Members = append(res.Members, analysis.MemberJudgement{Name: m.Name, Serving: s, Reporting: s, Verdict: s.Verdict, Reason: s.Reason, Message: s.Message})
-		}
-		return res
-	}
+	spec := judgeMatchersFor(*plan.judge, fr.Spec.Rollout.Namespace, svc)
 	return analysis.EvaluateJudge(ctx, r.Querier, spec, plan.args, am, spec.Window(since), now)
 }
 

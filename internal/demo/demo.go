@@ -391,7 +391,9 @@ func (r *runner) run(ctx context.Context) (*Summary, error) {
 		}
 		var last time.Time
 		for _, t := range zeroAt {
-			last = later(last, t)
+			if t.After(last) {
+				last = t
+			}
 		}
 		if !verdict.IsZero() {
 			sum.Verdict = verdict.Sub(start)
@@ -787,13 +789,6 @@ func orDash(s string) string {
 }
 
 var podGVR = schema.GroupVersionResource{Version: "v1", Resource: "pods"}
-
-func later(a, b time.Time) time.Time {
-	if b.After(a) {
-		return b
-	}
-	return a
-}
 
 // fleetAbort reads the coordinator's abort: when (status.fleet.abortedAt),
 // why, and the canary requests in the evidence of the scope that failed.

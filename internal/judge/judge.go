@@ -19,15 +19,13 @@ const (
 
 // Reasons a Finding gives.
 const (
-	ReasonBelowThreshold     = "FailureRateBelowThreshold"
-	ReasonAboveThreshold     = "FailureRateAboveThreshold"
-	ReasonWorseThanStable    = "CanaryWorseThanStable"
-	ReasonSlowerThanStable   = "CanarySlowerThanStable"
-	ReasonNotEnoughEvidence  = "NotEnoughEvidence"
-	ReasonNoCanaryRequests   = "NoCanaryRequests"
-	ReasonInvalidCounts      = "InvalidCounts"
-	ReasonMissingFromScope   = "MemberMissing"
-	ReasonLatencyUnavailable = "LatencyUnavailable"
+	ReasonBelowThreshold    = "FailureRateBelowThreshold"
+	ReasonAboveThreshold    = "FailureRateAboveThreshold"
+	ReasonWorseThanStable   = "CanaryWorseThanStable"
+	ReasonSlowerThanStable  = "CanarySlowerThanStable"
+	ReasonNotEnoughEvidence = "NotEnoughEvidence"
+	ReasonNoCanaryRequests  = "NoCanaryRequests"
+	ReasonInvalidCounts     = "InvalidCounts"
 )
 
 // Config is what the operator asks of the judge.
@@ -193,12 +191,6 @@ func New(cfg Config, scopes, latencyScopes int) (*Judge, error) {
 		sprt:   SPRT{P0: cfg.MaxFailureRate - cfg.MinEffect, P1: cfg.MaxFailureRate, Alpha: alphaT, Beta: cfg.FalsePromoteRate},
 	}, nil
 }
-
-// Config returns the judge's settings.
-func (j *Judge) Config() Config { return j.cfg }
-
-// TestAlpha is the false-abort budget of each single test.
-func (j *Judge) TestAlpha() float64 { return j.alphaT }
 
 // Evaluate judges one scope. Fail wins over Pass: a canary shown worse than
 // stable fails even if its threshold test passed.
