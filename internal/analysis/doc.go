@@ -22,14 +22,18 @@
 // ambiguous result, a NaN or infinite value, a member missing from a
 // per-cluster result or too few requests all give Inconclusive, never Pass.
 //
-// Templates are checked without a PromQL parser (the Prometheus parser is
-// far too heavy a dependency for this): after substitution a query must be
-// non-empty and have balanced (), [] and {} outside string literals. That
-// catches typos in templates early, but the real validation is the first
-// query, whose error makes the verdict Inconclusive.
+// Templates are checked with the Prometheus PromQL parser after
+// substitution: every query Lockstep would send must parse and type-check
+// (CheckQuery), and the judge's label matchers must parse on their own, so
+// a typo is refused when the FleetRollout is read, naming the field, instead
+// of making every verdict Inconclusive later. The parser is Prometheus 3's:
+// a query that only an older server accepts (holt_winters) is refused, and
+// one that only a newer server accepts still fails at the first query.
 //
 // The package imports the standard library, client_golang's api packages,
-// prometheus/common/model, package judge (pure statistics) and package
-// decide, whose Verdict and Analysis types it produces; neither imports
-// analysis.
+// prometheus/common/model, of the Prometheus server's module only its
+// PromQL parser (prometheus/prometheus/promql/parser, which brings some
+// model and storage types along but not the query engine), package judge
+// (pure statistics) and package decide, whose Verdict and Analysis types it
+// produces; neither imports analysis.
 package analysis

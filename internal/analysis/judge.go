@@ -126,6 +126,14 @@ func (s JudgeSpec) expand(args map[string]string) (judgeQueries, error) {
 		}
 		if strings.TrimSpace(m) == "" {
 			bad(field, "no label matchers: the judge cannot tell this version's requests apart (set it, or give the Rollout a canaryService and stableService to default it from)")
+			return m
+		}
+		// Checked on their own so that a typo is reported here, not in
+		// every query the matchers go into. The position is in the
+		// braced text the message shows.
+		if _, err := promQLParser.ParseMetricSelector("{" + m + "}"); err != nil {
+			bad(field, "label matchers {%s}: %v", m, oneLine(err))
+			return ""
 		}
 		return m
 	}

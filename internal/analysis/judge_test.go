@@ -245,3 +245,62 @@ func TestWithMatchers(t *testing.T) {
 		}
 	}
 }
+
+func TestJudgeSpecValidate(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name    string
+		mutate  func(*JudgeSpec)
+		args    map[string]string
+		wantErr string
+	}{
+		{name: "defaults with latency", mutate: func(s *JudgeSpec) { s.Histogram = DefaultJudgeHistogram }},
+		{name: "matchers from arguments", mutate: func(s *JudgeSpec) { s.Canary = `destination_service=~"{{args.svc}}",version!="v1"` }, args: map[string]string{"svc": "hw-canary.*"}},
+		{name: "a selector with a trailing comma", mutate: func(s *JudgeSpec) { s.Requests = `istio_requests_total{reporter="source",}` }},
+		{name: "unquoted matcher value", mutate: func(s *JudgeSpec) { s.Canary = `destination_service=canary` },
+			wantErr: `spec.analysis.judge.canary: label matchers {destination_service=canary}: 1:22: parse error: unexpected identifier "canary" in label matching, expected string`},
+		{name: "matchers that leave the braces", mutate: func(s *JudgeSpec) { s.Stable = `a="b"} or vector(1) or x{c="d"` }, wantErr: "spec.analysis.judge.stable: label matchers"},
+		{name: "an argument that breaks a matcher", mutate: func(s *JudgeSpec) { s.Canary = `destination_service="{{args.svc}}"` }, args: map[string]string{"svc": `a"b`}, wantErr: "spec.analysis.judge.canary: label matchers"},
+		{name: "bad matcher in the counter selector", mutate: func(s *JudgeSpec) { s.Requests = `istio_requests_total{reporter=source}` }, wantErr: `spec.analysis.judge.requests: 1:`},
+		{name: "histogram selector with an unknown operator", mutate: func(s *JudgeSpec) {
+			s.Histogram = `istio_request_duration_milliseconds_bucket{reporter=="source"}`
+		}, wantErr: `spec.analysis.judge.latency.histogram: 1:`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			s := judgeSpec
+			tc.mutate(&s)
+			err := s.Validate(tc.args)
+			if tc.wantErr == "" {
+				if err != nil {
+					t.Fatalf("err = %v, want nil", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Fatalf("err = %v, want it to contain %q", err, tc.wantErr)
+			}
+			if strings.Contains(err.Error(), "\n") {
+				t.Errorf("err = %q, want one line", err)
+			}
+		})
+	}
+}
+
+// TestJudgeQueriesParse checks the queries the judge sends, for both
+// series families, with the matchers the coordinator defaults to.
+func TestJudgeQueriesParse(t *testing.T) {
+	t.Parallel()
+	s := judgeSpec
+	s.Histogram = DefaultJudgeHistogram
+	q, err := s.expand(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range []armSelectors{q.requests, q.histogram} {
+		if err := CheckQuery(a.query()); err != nil {
+			t.Errorf("%s: %v", a.query(), err)
+		}
+	}
+}

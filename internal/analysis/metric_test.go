@@ -62,32 +62,59 @@ func TestResolveArgs(t *testing.T) {
 
 func TestCheckQuery(t *testing.T) {
 	t.Parallel()
-	ok := []string{
-		`sum by (cluster) (rate(x{a=~"b{2}"}[1m]))`,
-		`x{a="unbalanced ( in a string"}`,
-		`x{a='single \' quoted )'}`,
-		"x{a=`raw \\` }",
-		"sum(x) # a comment with (",
+	tests := []struct {
+		name, q string
+		// wantErr is empty for a valid query, else a part of the error.
+		wantErr string
+	}{
+		{name: "guide query", q: `sum by (cluster) (irate(istio_requests_total{reporter="source",destination_service=~"svc",response_code!~"5.*"}[40s])) / sum by (cluster) (irate(istio_requests_total{reporter="source"}[40s]))`},
+		{name: "global scope leaves two spaces", q: `sum  (increase(x[40s]))`},
+		{name: "grouping after the arguments", q: `sum(rate(x[5m])) by (cluster)`},
+		{name: "braces in a regex", q: `sum by (cluster) (rate(x{a=~"b{2}"}[1m]))`},
+		{name: "brackets in a string", q: `x{a="unbalanced ( in a string"}`},
+		{name: "single quotes", q: `x{a='single \' quoted )'}`},
+		{name: "backquotes", q: "x{a=`raw \\` }"},
+		{name: "comment", q: "sum(x) # a comment with ("},
+		{name: "several lines", q: "sum by (cluster) (\n  rate(x[1m])\n)"},
+		{name: "ratio with a fallback", q: `(sum (rate(g[1m])) or 0 * sum (rate(t[1m]))) / sum (rate(t[1m]))`},
+		{name: "judge query", q: `label_replace(x{a="b",c="d"}, "lockstep_arm", "canary", "", "") or label_replace(x{a="b",c="e"}, "lockstep_arm", "stable", "", "")`},
+
+		{name: "empty", q: "", wantErr: "query is empty"},
+		{name: "blank", q: "  \n ", wantErr: "query is empty"},
+		{name: "unclosed paren", q: "sum(x", wantErr: "1:6: parse error: unclosed left parenthesis"},
+		{name: "extra paren", q: "sum(x))", wantErr: "unexpected right parenthesis"},
+		{name: "unclosed brace", q: `x{a="b"`, wantErr: "unexpected end of input inside braces"},
+		{name: "crossed brackets", q: "rate(x[1m)]", wantErr: `unexpected ")" in subquery or range`},
+		{name: "unterminated string", q: `x{a="unterminated}`, wantErr: "unterminated quoted string"},
+		{name: "bracket for a paren", q: "sum by (cluster] (x)", wantErr: "unexpected right bracket"},
+		// Balanced, and still not PromQL: what a bracket count let through.
+		{name: "by without labels", q: "sum(rate(x[5m])) by", wantErr: `1:20: parse error: unexpected end of input in grouping opts, expected "("`},
+		{name: "rate of an instant vector", q: "rate(x)", wantErr: `expected type range vector in call to function "rate", got instant vector`},
+		{name: "two selectors", q: "foo bar", wantErr: `1:5: parse error: unexpected identifier "bar"`},
+		{name: "unknown function", q: "sum(rat(x[5m]))", wantErr: `unknown function with name "rat"`},
+		{name: "experimental function", q: "mad_over_time(x[5m])", wantErr: `function "mad_over_time" is not enabled`},
+		{name: "unquoted label value", q: "x{a=b}", wantErr: `unexpected identifier "b" in label matching, expected string`},
+		{name: "dangling operator", q: "sum(x) /", wantErr: "unexpected end of input"},
+		{name: "bad duration", q: "rate(x[5 m])", wantErr: "parse error"},
+		{name: "position on a later line", q: "sum(\n  rate(x)\n)", wantErr: "2:8: parse error"},
 	}
-	for _, q := range ok {
-		if err := CheckQuery(q); err != nil {
-			t.Errorf("CheckQuery(%q) = %v, want nil", q, err)
-		}
-	}
-	bad := map[string]string{
-		"":                     "empty",
-		"   ":                  "empty",
-		"sum(x":                `unclosed '('`,
-		"sum(x))":              `unbalanced ')'`,
-		"x{a=\"b\"":            `unclosed '{'`,
-		"rate(x[1m)]":          `unbalanced ')'`,
-		`x{a="unterminated}`:   "unterminated string",
-		"sum by (cluster] (x)": `unbalanced ']'`,
-	}
-	for q, want := range bad {
-		if err := CheckQuery(q); err == nil || !strings.Contains(err.Error(), want) {
-			t.Errorf("CheckQuery(%q) = %v, want an error containing %q", q, err, want)
-		}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			err := CheckQuery(tc.q)
+			if tc.wantErr == "" {
+				if err != nil {
+					t.Fatalf("CheckQuery(%q) = %v, want nil", tc.q, err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Fatalf("CheckQuery(%q) = %v, want an error containing %q", tc.q, err, tc.wantErr)
+			}
+			if strings.Contains(err.Error(), "\n") {
+				t.Errorf("CheckQuery(%q) = %q, want one line", tc.q, err)
+			}
+		})
 	}
 }
 
@@ -171,7 +198,12 @@ func TestMetricValidate(t *testing.T) {
 		{name: "query without scope", mutate: func(m *Metric) { m.Query = "sum(x) / sum(y)" }, wantErr: "query template has no {{scope}}"},
 		{name: "count query without scope", mutate: func(m *Metric) { m.CountQuery = "sum(x)" }, wantErr: "count query template has no {{scope}}"},
 		{name: "minimum count without count query", mutate: func(m *Metric) { m.CountQuery = "" }, wantErr: "needs a count query"},
-		{name: "unbalanced after substitution", mutate: func(m *Metric) { m.Query = "sum {{scope}} (x{a=\"{{args.service}}\"}" }, wantErr: "global query: unclosed '('"},
+		{name: "unbalanced after substitution", mutate: func(m *Metric) { m.Query = "sum {{scope}} (x{a=\"{{args.service}}\"}" }, wantErr: "global query: 1:60: parse error: unclosed left parenthesis"},
+		{name: "balanced but not PromQL", mutate: func(m *Metric) { m.Query = "sum {{scope}} (rate(x))" }, wantErr: `serving query: 1:36: parse error: expected type range vector in call to function "rate"`},
+		{name: "invalid count query", mutate: func(m *Metric) { m.CountQuery = "sum {{scope}} (increase(x[1m])) by" }, wantErr: "reporting count query: 1:"},
+		{name: "an argument with a quote", mutate: func(*Metric) {}, args: map[string]string{"service": `a"b`}, wantErr: `global query: 1:`},
+		{name: "an argument that is not PromQL", mutate: func(*Metric) {}, args: map[string]string{"service": `a\q`}, wantErr: "global query: 1:"},
+		{name: "ratio with a broken selector", mutate: func(m *Metric) { m.Query, m.CountQuery, m.Ratio = "", "", ratio(); m.Ratio.Good = `x{ok=1}` }, wantErr: `unexpected character inside braces: '1'`},
 		{name: "bad operator", mutate: func(m *Metric) { m.Threshold.Op = "==" }, wantErr: "threshold operator"},
 		{name: "negative minimum", mutate: func(m *Metric) { m.MinCount = -1 }, wantErr: "non-negative"},
 		{name: "bad label", mutate: func(m *Metric) { m.ServingLabel = "destination-cluster" }, wantErr: "not a label name"},

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/prometheus/prometheus/promql/parser"
 )
 
 const (
@@ -79,58 +81,33 @@ func hasTag(template, name string) bool {
 	}
 }
 
-// CheckQuery is the cheap stand-in for a PromQL parser: the query must be
-// non-empty and its (), [] and {} balanced, ignoring string literals
-// ("...", '...', `...`) and # comments, where brackets are just text (a
-// regex matcher like =~"a{2}" is common). It cannot catch everything; the
-// first real query does.
+// promQLParser parses queries the way a Prometheus server with default flags
+// does: experimental functions (--enable-feature=promql-experimental-functions)
+// are unknown functions here too. A Parser is safe for concurrent use.
+var promQLParser = parser.NewParser(parser.Options{})
+
+// CheckQuery reports whether q is a PromQL expression Prometheus would
+// accept: it parses q and type-checks it (rate needs a range vector, by
+// needs a label list, functions must exist and get the right number of
+// arguments). The error is one line, the parser's position (line:column of
+// q) and message, e.g. `1:6: parse error: expected type range vector in
+// call to function "rate", got instant vector`.
+//
+// q is the query as sent, with its {{args.NAME}} and {{scope}} tags
+// already resolved: a tag is not PromQL.
 func CheckQuery(q string) error {
 	if strings.TrimSpace(q) == "" {
 		return errors.New("query is empty")
 	}
-	closing := map[byte]byte{')': '(', ']': '[', '}': '{'}
-	var stack []int // offsets of open brackets
-	for i := 0; i < len(q); i++ {
-		switch c := q[i]; c {
-		case '"', '\'', '`':
-			end := stringEnd(q, i)
-			if end < 0 {
-				return fmt.Errorf("unterminated string starting at offset %d", i)
-			}
-			i = end
-		case '#':
-			for i < len(q) && q[i] != '\n' {
-				i++
-			}
-		case '(', '[', '{':
-			stack = append(stack, i)
-		case ')', ']', '}':
-			if len(stack) == 0 || q[stack[len(stack)-1]] != closing[c] {
-				return fmt.Errorf("unbalanced %q at offset %d", c, i)
-			}
-			stack = stack[:len(stack)-1]
-		}
-	}
-	if len(stack) > 0 {
-		at := stack[len(stack)-1]
-		return fmt.Errorf("unclosed %q at offset %d", q[at], at)
+	if _, err := promQLParser.ParseExpr(q); err != nil {
+		return oneLine(err)
 	}
 	return nil
 }
 
-// stringEnd returns the offset of the quote closing the string literal
-// opened at start, or -1. Backquoted strings have no escapes, as in PromQL.
-func stringEnd(q string, start int) int {
-	quote := q[start]
-	for i := start + 1; i < len(q); i++ {
-		switch q[i] {
-		case '\\':
-			if quote != '`' {
-				i++
-			}
-		case quote:
-			return i
-		}
-	}
-	return -1
+// oneLine is a parser error as one line. The parser quotes what it did not
+// expect, but a message stays one line only if nothing in it breaks the
+// line, and it ends up in a status condition.
+func oneLine(err error) error {
+	return errors.New(strings.ReplaceAll(err.Error(), "\n", `\n`))
 }
