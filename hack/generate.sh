@@ -5,6 +5,7 @@
 #   config/rbac/hub/role.yaml               the coordinator's role on the hub
 #   config/rbac/workload/role.yaml          its least-privilege role in the workload clusters
 #   config/thirdparty/monitoring.coreos.com the PodMonitor and ServiceMonitor CRDs
+#   charts/lockstep/files/                  the chart's copies of the CRDs and hub roles (hack/chartgen)
 # controller-gen is built from the pinned tool module tools/controller-gen.
 # With --verify it generates into a scratch copy and fails if the committed
 # output differs, which is what `make verify-generate` (and CI) runs.
@@ -34,7 +35,15 @@ fi
 header="$root/hack/boilerplate.go.txt"
 
 "$bin" object:headerFile="$header" paths=./api/... output:object:dir="$out/api/v1alpha1"
-rm -rf "$out/config/crd" "$out/config/rbac" "$out/config/thirdparty"
+# config/crd and config/rbac also hold the kustomize base's hand-written
+# files (kustomize loads only files under a kustomization's own directory):
+# config/crd/kustomization.yaml and config/rbac/*.yaml. Only controller-gen's
+# output is removed before it is written again, so that a type or role that
+# is gone leaves no stale file.
+if [[ -d "$out/config/crd" ]]; then
+	find "$out/config/crd" -maxdepth 1 -type f -name '*.yaml' ! -name kustomization.yaml -delete
+fi
+rm -rf "$out/config/rbac/hub" "$out/config/rbac/workload" "$out/config/thirdparty"
 "$bin" crd paths=./api/... output:crd:artifacts:config="$out/config/crd"
 "$bin" rbac:roleName=lockstep-coordinator paths=./internal/coordinator output:rbac:artifacts:config="$out/config/rbac/hub"
 "$bin" rbac:roleName=lockstep-workload paths=./internal/coordinator/workloadrbac output:rbac:artifacts:config="$out/config/rbac/workload"
@@ -48,11 +57,14 @@ for kind in podmonitors servicemonitors; do
 	mv "$out/config/thirdparty/monitoring.coreos.com.tmp/monitoring.coreos.com_${kind}.yaml" "$out/config/thirdparty/monitoring.coreos.com/"
 done
 rm -rf "$out/config/thirdparty/monitoring.coreos.com.tmp"
+# The Helm chart carries byte-for-byte copies of the CRDs and hub roles
+# (Helm reads only files inside a chart); its templates parse them.
+go run ./hack/chartgen -config "$out/config" -chart "$out/charts/lockstep"
 
 if $verify; then
 	status=0
-	for p in api/v1alpha1/zz_generated.deepcopy.go config/crd config/rbac config/thirdparty; do
-		if ! diff -ru "$root/$p" "$out/$p"; then
+	for p in api/v1alpha1/zz_generated.deepcopy.go config/crd config/rbac/hub config/rbac/workload config/thirdparty charts/lockstep/files; do
+		if ! diff -ru -x kustomization.yaml "$root/$p" "$out/$p"; then
 			status=1
 		fi
 	done
