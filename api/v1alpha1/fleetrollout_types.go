@@ -528,6 +528,11 @@ type MemberStatus struct {
 	// Error is the last error reaching the member, as one line.
 	// +optional
 	Error string `json:"error,omitempty"`
+	// Reason says why an unreachable member could not be read:
+	// Unreachable, Forbidden (403: the coordinator's role does not allow
+	// it) or Unauthorized (401: its token was refused).
+	// +optional
+	Reason string `json:"reason,omitempty"`
 	// Revision is the Rollout's status.currentPodHash; StableRevision its
 	// status.stableRS.
 	// +optional
@@ -679,6 +684,9 @@ const (
 	// configuration cannot work (a counter or histogram with no series, a
 	// histogram without buckets); the message names the field.
 	ConditionAnalysisValid = "AnalysisValid"
+	// ConditionClusterSecretsValid is False while a member's cluster
+	// Secret is broken or duplicated; the fleet holds until it is fixed.
+	ConditionClusterSecretsValid = "ClusterSecretsValid"
 )
 
 // Condition reasons of the coordinator's own making. Decision reasons
@@ -698,6 +706,16 @@ const (
 	ReasonStatusWriteFailure  = "StatusWriteFailed"
 	ReasonAnalysisData        = "AnalysisDataFound"
 	ReasonAnalysisDataMissing = "AnalysisDataMissing"
+	// ReasonClusterSecretsValid, ReasonInvalidClusterSecret and
+	// ReasonDuplicateClusterSecret are the reasons of ClusterSecretsValid.
+	ReasonClusterSecretsValid    = "ClusterSecretsValid"
+	ReasonInvalidClusterSecret   = "InvalidClusterSecret"
+	ReasonDuplicateClusterSecret = "DuplicateClusterSecret"
+	// ReasonForbidden and ReasonUnauthorized on MembersReachable (and on a
+	// member's status) say that a member answered but refused the
+	// coordinator's credentials (401) or an operation (403).
+	ReasonForbidden    = "Forbidden"
+	ReasonUnauthorized = "Unauthorized"
 )
 
 // Annotation on an Argo CD cluster Secret giving the member's reporting

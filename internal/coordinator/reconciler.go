@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -24,6 +25,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	v1alpha1 "lockstep.dev/lockstep/api/v1alpha1"
@@ -64,8 +66,9 @@ type Reconciler struct {
 	Recorder record.EventRecorder
 	// Metrics, when set, receives the coordinator's series.
 	Metrics *Metrics
-	// ArgoCDNamespace holds the cluster Secrets (default argocd).
-	ArgoCDNamespace string
+	// Secrets are the member Secrets (default: the coordinator's own in
+	// lockstep-system).
+	Secrets fleet.Secrets
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 	// Resync bounds the time between two reconciles of a FleetRollout even
@@ -89,8 +92,27 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Named("fleetrollout").
 		For(&v1alpha1.FleetRollout{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		WatchesRawSource(source.Channel(r.trigger, &handler.TypedEnqueueRequestForObject[*v1alpha1.FleetRollout]{})).
+		// A member Secret that is added, fixed or rotated is acted on at
+		// once; the manager's cache holds only the labelled Secrets of the
+		// coordinator's namespace.
+		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.everyFleetRollout)).
 		WithOptions(controller.Options{MaxConcurrentReconciles: 4}).
 		Complete(r)
+}
+
+// everyFleetRollout maps any member Secret change to every FleetRollout:
+// selectors make it hard to know which ones a Secret concerns, and there
+// are few FleetRollouts.
+func (r *Reconciler) everyFleetRollout(ctx context.Context, _ client.Object) []reconcile.Request {
+	var list v1alpha1.FleetRolloutList
+	if err := r.Client.List(ctx, &list); err != nil {
+		return nil
+	}
+	out := make([]reconcile.Request, 0, len(list.Items))
+	for _, fr := range list.Items {
+		out = append(out, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&fr)})
+	}
+	return out
 }
 
 // ClusterEvent enqueues every FleetRollout that has the cluster as a
@@ -162,20 +184,27 @@ func (r *Reconciler) reconcile(ctx context.Context, log logr.Logger, fr *v1alpha
 		return r.refuse(ctx, log, fr, orig, now, v1alpha1.ReasonInvalidSpec, err.Error())
 	}
 
-	ns := r.ArgoCDNamespace
-	if ns == "" {
-		ns = fleet.DefaultArgoCDNamespace
+	secrets := r.Secrets
+	if secrets.Namespace == "" {
+		secrets = fleet.LockstepSecrets("")
 	}
-	members, err := fleet.MembersFromSecrets(ctx, r.Client, ns, fr.Spec.Members.Selector, fr.Spec.Members.Names)
+	members, err := fleet.MembersFromSecrets(ctx, r.Client, secrets, fr.Spec.Members.Selector, fr.Spec.Members.Names)
 	var unknown *fleet.UnknownMembersError
+	var bad *fleet.SecretError
 	switch {
 	case errors.As(err, &unknown):
 		return r.refuse(ctx, log, fr, orig, now, v1alpha1.ReasonUnknownMember, err.Error())
+	case errors.As(err, &bad):
+		// Nothing can be observed safely: hold everything where it is and
+		// say which Secret is at fault. The Secret watch brings the fix in.
+		return r.holdOnSecrets(ctx, log, fr, orig, bad)
 	case err != nil:
 		return ctrl.Result{}, err
 	case len(members) == 0:
-		return r.refuse(ctx, log, fr, orig, now, v1alpha1.ReasonNoMembers, "no Argo CD cluster Secret in "+ns+" matches spec.members.selector")
+		return r.refuse(ctx, log, fr, orig, now, v1alpha1.ReasonNoMembers, "no cluster Secret ("+secrets.TypeLabel+"=cluster) in "+secrets.Namespace+" matches spec.members.selector")
 	}
+	meta.SetStatusCondition(&st.Conditions, metav1.Condition{Type: v1alpha1.ConditionClusterSecretsValid, Status: metav1.ConditionTrue,
+		Reason: v1alpha1.ReasonClusterSecretsValid, Message: "every member's cluster Secret is usable", ObservedGeneration: fr.Generation})
 	if err := r.Clusters.Update(members); err != nil {
 		return r.refuse(ctx, log, fr, orig, now, v1alpha1.ReasonInvalidSpec, err.Error())
 	}
@@ -278,6 +307,23 @@ func (r *Reconciler) reconcile(ctx context.Context, log logr.Logger, fr *v1alpha
 	return ctrl.Result{RequeueAfter: after}, applyErr
 }
 
+// holdOnSecrets records that a member Secret is broken or duplicated and
+// sends nothing to any member until it is fixed.
+func (r *Reconciler) holdOnSecrets(ctx context.Context, log logr.Logger, fr *v1alpha1.FleetRollout, orig *v1alpha1.FleetRolloutStatus, bad *fleet.SecretError) (ctrl.Result, error) {
+	st := &fr.Status
+	reason := v1alpha1.ReasonInvalidClusterSecret
+	if bad.Duplicate {
+		reason = v1alpha1.ReasonDuplicateClusterSecret
+	}
+	msg := truncate(firstLine(bad.Error()), 1024)
+	log.Info("Holding: member Secret unusable", "secrets", bad.Secrets, "reason", reason, "err", msg)
+	st.Phase, st.Reason, st.Message = v1alpha1.PhaseWaiting, reason, msg
+	gen := fr.Generation
+	meta.SetStatusCondition(&st.Conditions, metav1.Condition{Type: v1alpha1.ConditionClusterSecretsValid, Status: metav1.ConditionFalse, Reason: reason, Message: msg, ObservedGeneration: gen})
+	meta.SetStatusCondition(&st.Conditions, metav1.Condition{Type: v1alpha1.ConditionReady, Status: metav1.ConditionFalse, Reason: reason, Message: msg, ObservedGeneration: gen})
+	return r.persistOnly(ctx, log, fr, orig, r.resync())
+}
+
 func (r *Reconciler) resync() time.Duration {
 	if r.Resync > 0 {
 		return r.Resync
@@ -330,6 +376,11 @@ func (r *Reconciler) observeOne(ctx context.Context, log logr.Logger, name strin
 		o.status.UnreachableSince = microPtr(since)
 		o.status.LastContact = prev.LastContact
 		o.status.Error = truncate(firstLine(err.Error()), 512)
+		o.status.Reason = v1alpha1.ReasonUnreachable
+		if why, problem := denial(err); why != "" {
+			o.member.Denied, o.member.Problem = why, problem
+			o.status.Reason = string(why)
+		}
 		// Keep the last known position for people; decide ignores it.
 		o.status.Revision, o.status.StableRevision, o.status.Step, o.status.Phase = prev.Revision, prev.StableRevision, prev.Step, prev.Phase
 		o.status.Weights = prev.Weights
@@ -384,6 +435,30 @@ func (r *Reconciler) observeOne(ctx context.Context, log logr.Logger, name strin
 func firstLine(s string) string {
 	l, _, _ := strings.Cut(strings.TrimSpace(s), "\n")
 	return l
+}
+
+func denialReason(err error) decide.Reason { why, _ := denial(err); return why }
+
+// denial tells a member that refuses the coordinator (401: its token is
+// not accepted; 403: its role lacks the verb) from one that cannot be
+// reached, and returns what was refused: the API server's message names
+// the verb and resource.
+func denial(err error) (decide.Reason, string) {
+	var why decide.Reason
+	switch {
+	case apierrors.IsUnauthorized(err):
+		why = decide.ReasonUnauthorized
+	case apierrors.IsForbidden(err):
+		why = decide.ReasonForbidden
+	default:
+		return "", ""
+	}
+	msg := err.Error()
+	var st apierrors.APIStatus
+	if errors.As(err, &st) {
+		msg = st.Status().Message
+	}
+	return why, truncate(firstLine(msg), 400)
 }
 
 // wantedRevision picks the revision the fleet should run from what the
@@ -602,15 +677,29 @@ func addHistory(st *v1alpha1.FleetRolloutStatus, now time.Time, action, reason s
 }
 
 func (r *Reconciler) setCommonConditions(fr *v1alpha1.FleetRollout, obs []memberObservation) {
-	var down []string
+	var down, refused []string
+	reason := v1alpha1.ReasonUnreachable
 	for _, o := range obs {
-		if !o.member.Reachable {
+		switch {
+		case o.member.Reachable:
+		case o.member.Denied != "":
+			// A refusal is named first: it needs a person, not patience.
+			if len(refused) == 0 {
+				reason = string(o.member.Denied)
+			}
+			refused = append(refused, o.member.Name+": "+string(o.member.Denied)+": "+o.member.Problem)
+		default:
 			down = append(down, o.member.Name)
 		}
 	}
 	c := metav1.Condition{Type: v1alpha1.ConditionMembersReachable, Status: metav1.ConditionTrue, Reason: v1alpha1.ReasonAllReachable, Message: "every member answers", ObservedGeneration: fr.Generation}
-	if len(down) > 0 {
-		c.Status, c.Reason, c.Message = metav1.ConditionFalse, v1alpha1.ReasonUnreachable, "unreachable: "+strings.Join(down, ", ")
+	if len(down)+len(refused) > 0 {
+		var parts []string
+		parts = append(parts, refused...)
+		if len(down) > 0 {
+			parts = append(parts, "unreachable: "+strings.Join(down, ", "))
+		}
+		c.Status, c.Reason, c.Message = metav1.ConditionFalse, reason, truncate(strings.Join(parts, "; "), 1024)
 	}
 	meta.SetStatusCondition(&fr.Status.Conditions, c)
 	meta.SetStatusCondition(&fr.Status.Conditions, metav1.Condition{Type: v1alpha1.ConditionValid, Status: metav1.ConditionTrue, Reason: v1alpha1.ReasonValid, Message: "the spec and the members' Rollouts can be coordinated", ObservedGeneration: fr.Generation})
@@ -712,6 +801,13 @@ func (r *Reconciler) apply(ctx context.Context, log logr.Logger, fr *v1alpha1.Fl
 			switch {
 			case errors.Is(err, rollouts.ErrPreconditionFailed):
 				plog.V(1).Info("Patch skipped, member already moved", "err", err)
+			case err != nil && denialReason(err) != "":
+				// The role or token is wrong: say so by name; retrying is
+				// left to the backoff, the fix to a person.
+				why, problem := denial(err)
+				plog.Error(err, "Patch refused", "reason", why)
+				r.event(fr, "Warning", string(why), string(p.Kind), "%s %s on %s refused (%s): %s", p.Kind, ref.Name, p.Member, why, problem)
+				errs[i] = fmt.Errorf("%s %s/%s in %s: %s: %w", strings.ToLower(string(p.Kind)), ref.Namespace, ref.Name, p.Member, why, err)
 			case err != nil:
 				plog.Error(err, "Patch failed")
 				r.event(fr, "Warning", "PatchFailed", string(p.Kind), "%s %s on %s failed: %v", p.Kind, ref.Name, p.Member, err)

@@ -84,7 +84,7 @@ func pausedRollout() *unstructured.Unstructured {
 
 func clusterSecret(name string) *corev1.Secret {
 	return &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Name: "cluster-" + name, Namespace: "argocd", Labels: map[string]string{fleet.SecretTypeLabel: fleet.SecretTypeCluster}},
+		ObjectMeta: metav1.ObjectMeta{Name: "member-" + name, Namespace: "lockstep-system", Labels: map[string]string{fleet.LockstepSecretTypeLabel: fleet.SecretTypeCluster}},
 		Data:       map[string][]byte{"name": []byte(name), "server": []byte("https://" + name + ":6443"), "config": []byte(`{"bearerToken":"t"}`)},
 	}
 }
@@ -129,7 +129,7 @@ func newFixture(t *testing.T, fr *v1alpha1.FleetRollout, hubFuncs interceptor.Fu
 		fc.clients[name] = dyn
 	}
 	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
-	r := &Reconciler{Client: hub, Clusters: fc, ArgoCDNamespace: "argocd", Now: func() time.Time { return now }, Resync: time.Hour}
+	r := &Reconciler{Client: hub, Clusters: fc, Secrets: fleet.LockstepSecrets(""), Now: func() time.Time { return now }, Resync: time.Hour}
 	return &fixture{r: r, hub: hub, clusters: fc, journal: j}
 }
 

@@ -12,6 +12,7 @@ import (
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
@@ -19,6 +20,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/config"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	v1alpha1 "lockstep.dev/lockstep/api/v1alpha1"
@@ -37,11 +39,17 @@ type Config struct {
 	MetricsAddr string
 	// Namespace limits the FleetRollouts watched; "" watches all.
 	Namespace string
-	// ArgoCDNamespace holds the cluster Secrets; "" means argocd.
-	ArgoCDNamespace string
-	// LeaderElection makes replicas take turns (namespace LeaderElectionNamespace).
+	// SecretsNamespace holds the coordinator's own member Secrets
+	// (labelled lockstep.dev/secret-type=cluster, see package access);
+	// "" means lockstep-system. It is the only namespace whose Secrets the
+	// coordinator reads.
+	SecretsNamespace string
+	// LeaderElection makes replicas take turns, with a Lease in
+	// LeaderElectionNamespace ("" means SecretsNamespace's default).
 	LeaderElection          bool
 	LeaderElectionNamespace string
+	// HealthAddr serves /healthz and /readyz; "" or "0" disables them.
+	HealthAddr string
 	// Cluster tunes the member cache (health checks, timeouts).
 	Cluster fleet.CacheOptions
 	// Logger receives structured logs.
@@ -72,10 +80,8 @@ func Run(ctx context.Context, cfg Config) error {
 	if log.GetSink() == nil {
 		log = logr.Discard()
 	}
-	argocdNS := cfg.ArgoCDNamespace
-	if argocdNS == "" {
-		argocdNS = fleet.DefaultArgoCDNamespace
-	}
+	secrets := fleet.LockstepSecrets(cfg.SecretsNamespace)
+	leNS := cmp.Or(cfg.LeaderElectionNamespace, secrets.Namespace)
 	var querier analysis.Querier
 	if cfg.ThanosURL != "" {
 		q, err := analysis.NewPrometheusQuerier(analysis.PrometheusConfig{Address: cfg.ThanosURL, Timeout: cmp.Or(cfg.EvaluationTimeout, 5*time.Second)})
@@ -86,10 +92,14 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 
 	cacheOpts := cache.Options{
-		// Only Argo CD's Secrets are read: caching every Secret of the hub
-		// would need wider RBAC and memory for nothing.
+		// Only the coordinator's member Secrets are read: its role allows
+		// Secrets in its own namespace only, and caching others would cost
+		// memory for nothing.
 		ByObject: map[client.Object]cache.ByObject{
-			&corev1.Secret{}: {Namespaces: map[string]cache.Config{argocdNS: {}}},
+			&corev1.Secret{}: {
+				Namespaces: map[string]cache.Config{secrets.Namespace: {}},
+				Label:      labels.SelectorFromSet(labels.Set{secrets.TypeLabel: fleet.SecretTypeCluster}),
+			},
 		},
 	}
 	if cfg.Namespace != "" {
@@ -101,10 +111,14 @@ func Run(ctx context.Context, cfg Config) error {
 		Logger:                  log,
 		Cache:                   cacheOpts,
 		Metrics:                 metricsserver.Options{BindAddress: "0"},
-		HealthProbeBindAddress:  "0",
+		HealthProbeBindAddress:  cmp.Or(cfg.HealthAddr, "0"),
 		LeaderElection:          cfg.LeaderElection,
 		LeaderElectionID:        "lockstep-coordinator",
-		LeaderElectionNamespace: cfg.LeaderElectionNamespace,
+		LeaderElectionNamespace: leNS,
+		// Run returns when the manager stops, so the Lease can be given up
+		// at once: the next replica takes over within a retry period
+		// instead of waiting for the Lease to expire.
+		LeaderElectionReleaseOnCancel: true,
 		// A process (or a test) may run the coordinator more than once.
 		Controller: config.Controller{SkipNameValidation: &skip},
 	})
@@ -112,13 +126,21 @@ func Run(ctx context.Context, cfg Config) error {
 		return fmt.Errorf("manager: %w", err)
 	}
 
+	if cfg.HealthAddr != "" && cfg.HealthAddr != "0" {
+		if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
+			return err
+		}
+		if err := mgr.AddReadyzCheck("ping", healthz.Ping); err != nil {
+			return err
+		}
+	}
 	metrics := NewMetrics()
 	r := &Reconciler{
 		Client:          mgr.GetClient(),
 		Querier:         querier,
 		Recorder:        mgr.GetEventRecorderFor("lockstep-coordinator"), //nolint:staticcheck // see Reconciler.Recorder
 		Metrics:         metrics,
-		ArgoCDNamespace: argocdNS,
+		Secrets:         secrets,
 		Now:             cfg.Now,
 
 		EvaluationTimeout: cfg.EvaluationTimeout,
@@ -152,6 +174,6 @@ func Run(ctx context.Context, cfg Config) error {
 	} else if cfg.OnStarted != nil {
 		cfg.OnStarted("")
 	}
-	log.Info("Starting coordinator", "thanos", cfg.ThanosURL, "namespace", cfg.Namespace, "argocdNamespace", argocdNS)
+	log.Info("Starting coordinator", "thanos", cfg.ThanosURL, "namespace", cfg.Namespace, "secretsNamespace", secrets.Namespace, "leaderElection", cfg.LeaderElection)
 	return mgr.Start(ctx)
 }

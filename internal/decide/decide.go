@@ -1,6 +1,7 @@
 package decide
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 	"strings"
@@ -198,7 +199,12 @@ func (d *decider) failures() (Decision, bool) {
 	deadline := d.s.Policy.UnreachableDeadline
 	for _, m := range d.s.Members {
 		if !m.Reachable {
-			if gone := d.unreachableFor(m); gone > deadline {
+			gone := d.unreachableFor(m)
+			switch {
+			case gone <= deadline:
+			case m.Denied != "":
+				add(m.Denied, "%s refused the coordinator for %s (deadline %s): %s", m.Name, gone.Round(time.Second), deadline, m.Problem)
+			default:
 				add(ReasonUnreachableDeadline, "%s unreachable for %s (deadline %s)", m.Name, gone.Round(time.Second), deadline)
 			}
 			continue
@@ -368,13 +374,19 @@ func pausedAt(ro *RolloutState, step int32) bool {
 // progress handles a fleet with no failure: wait, hold, promote or complete.
 func (d *decider) progress() Decision {
 	s := d.s
-	var unreachable, missing, stale, pending []string
+	var unreachable, denied, missing, stale, pending []string
+	var deniedReason Reason
 	var requeue time.Duration
 	for _, m := range s.Members {
 		ro := observed(m)
 		switch {
 		case !m.Reachable:
-			unreachable = append(unreachable, m.Name)
+			if m.Denied != "" {
+				denied = append(denied, m.Name+" ("+string(m.Denied)+": "+m.Problem+")")
+				deniedReason = cmp.Or(deniedReason, m.Denied)
+			} else {
+				unreachable = append(unreachable, m.Name)
+			}
 			left := s.Policy.UnreachableDeadline - d.unreachableFor(m)
 			if requeue == 0 || left < requeue {
 				requeue = left
@@ -388,6 +400,10 @@ func (d *decider) progress() Decision {
 		}
 	}
 	switch {
+	case len(denied) > 0:
+		dec := d.decision(ActionWait, deniedReason, NoStep, "waiting for members that refuse the coordinator: "+strings.Join(denied, "; "))
+		dec.RequeueAfter = requeue + time.Second
+		return dec
 	case len(unreachable) > 0:
 		dec := d.decision(ActionWait, ReasonMemberUnreachable, NoStep, "waiting for unreachable members: "+strings.Join(unreachable, ", "))
 		// One tick past the deadline, so the next decision sees it exceeded.

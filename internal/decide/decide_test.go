@@ -68,6 +68,12 @@ func unreachable(name string, since time.Time) Member {
 	return m
 }
 
+// denied marks an unreachable member as refusing the coordinator.
+func denied(m Member, why Reason, problem string) Member {
+	m.Denied, m.Problem = why, problem
+	return m
+}
+
 // with returns m after applying f to a copy of its Rollout.
 func with(m Member, f func(*RolloutState)) Member {
 	ro := *m.Rollout
@@ -231,6 +237,34 @@ func TestDecide(t *testing.T) {
 			check: func(t *testing.T, d Decision) {
 				if !d.Next.Aborted || d.Next.AbortReason != ReasonUnreachableDeadline || !d.Next.AbortedAt.Equal(at(6*time.Minute)) {
 					t.Errorf("Next = %+v, want abort recorded", d.Next)
+				}
+			},
+		},
+		{
+			name: "a member that refuses the coordinator waits, named with the verb, ahead of outages",
+			snap: Snapshot{Revision: rev, Policy: policy(), Fleet: atBarrier(), Members: []Member{paused("a", 3),
+				denied(unreachable("b", at(5*time.Minute)), ReasonForbidden, "get rollouts.argoproj.io hw/hw"), unreachable("c", at(5*time.Minute))}},
+			now:        at(6 * time.Minute),
+			wantAction: ActionWait, wantReason: ReasonForbidden, wantStep: NoStep, wantMsg: "b (Forbidden: get rollouts.argoproj.io hw/hw)",
+			check: func(t *testing.T, d Decision) {
+				if d.Next.Aborted || len(d.Patches) > 0 {
+					t.Errorf("acted within the deadline: %+v", d)
+				}
+			},
+		},
+		{
+			name: "a refusal past the deadline aborts everyone with its own reason",
+			snap: Snapshot{Revision: rev, Policy: policy(), Fleet: atBarrier(), Members: []Member{paused("a", 3),
+				denied(unreachable("b", at(3*time.Minute)), ReasonUnauthorized, "GET /readyz: Unauthorized")}},
+			now:         at(6 * time.Minute),
+			wantAction:  ActionAbort,
+			wantReason:  ReasonUnauthorized,
+			wantStep:    NoStep,
+			wantMsg:     "b refused the coordinator for 3m0s (deadline 2m0s): GET /readyz: Unauthorized",
+			wantPatches: []string{"Abort:a", "Abort:b"},
+			check: func(t *testing.T, d Decision) {
+				if !d.Next.Aborted || d.Next.AbortReason != ReasonUnauthorized {
+					t.Errorf("Next = %+v, want an Unauthorized abort", d.Next)
 				}
 			},
 		},

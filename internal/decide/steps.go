@@ -81,7 +81,7 @@ func ParseSteps(raw []map[string]any) ([]Step, error) {
 
 func parseStep(m map[string]any) (Step, error) {
 	if len(m) != 1 {
-		return Step{}, fmt.Errorf("want exactly one key, got %d %v", len(m), slices.Sorted(maps.Keys(m)))
+		return Step{}, fmt.Errorf("want exactly one key, got %d %q", len(m), slices.Sorted(maps.Keys(m)))
 	}
 	var key string
 	var val any
@@ -93,6 +93,13 @@ func parseStep(m map[string]any) (Step, error) {
 		w, err := toInt32(val)
 		if err != nil {
 			return Step{}, fmt.Errorf("setWeight: %w", err)
+		}
+		// Argo Rollouts refuses a negative weight too; Lockstep must not
+		// read one as "no canary traffic yet" and skip the analysis. The
+		// upper bound is trafficRouting.maxTrafficWeight (default 100),
+		// which Argo checks.
+		if w < 0 {
+			return Step{}, fmt.Errorf("setWeight: %d is negative", w)
 		}
 		return SetWeight(w), nil
 	case StepPause:

@@ -39,6 +39,9 @@ func TestParseSteps(t *testing.T) {
 		{name: "empty step", raw: []map[string]any{{}}, wantErr: "step 0: want exactly one key"},
 		{name: "fractional weight", raw: []map[string]any{{"setWeight": 1.5}}, wantErr: "not a 32-bit integer"},
 		{name: "string weight", raw: []map[string]any{{"setWeight": "10"}}, wantErr: "want a number"},
+		{name: "negative weight", raw: []map[string]any{{"setWeight": int64(-10)}}, wantErr: "step 0: setWeight: -10 is negative"},
+		{name: "weight above 100 is left to maxTrafficWeight", raw: []map[string]any{{"setWeight": int64(500)}}, want: []Step{SetWeight(500)}},
+		{name: "keys are quoted", raw: []map[string]any{{"a\nb": int64(1), "c": int64(2)}}, wantErr: `got 2 ["a\nb" "c"]`},
 		{name: "pause not an object", raw: []map[string]any{{"pause": "yes"}}, wantErr: "want an object"},
 		{name: "pause with unknown field", raw: []map[string]any{{"pause": map[string]any{"until": "later"}}}, wantErr: `unknown field "until"`},
 	}

@@ -51,6 +51,12 @@ const (
 	ReasonMemberUnreachable Reason = "MemberUnreachable"
 	// ReasonUnreachableDeadline: a member stayed unreachable past the deadline.
 	ReasonUnreachableDeadline Reason = "UnreachableDeadlineExceeded"
+	// ReasonForbidden and ReasonUnauthorized: a member answers but refuses
+	// the coordinator (403: its role lacks a verb; 401: its token is
+	// refused). The fleet waits for a fix; past the unreachable deadline it
+	// aborts with this reason, not as an outage.
+	ReasonForbidden    Reason = "Forbidden"
+	ReasonUnauthorized Reason = "Unauthorized"
 	// ReasonRolloutMissing: a reachable member has no Rollout object.
 	ReasonRolloutMissing Reason = "RolloutMissing"
 	// ReasonStatusStale: a member's Rollout status has not caught up with its
@@ -147,6 +153,11 @@ type Member struct {
 	// current outage. The caller must set it whenever Reachable is false: a
 	// zero value is read as "just now", which delays the deadline.
 	UnreachableSince time.Time
+	// Denied is ReasonForbidden or ReasonUnauthorized when the member
+	// could not be read because it refused the coordinator, "" for an
+	// outage; Problem says what was refused (cluster, verb, resource).
+	Denied  Reason
+	Problem string
 	// Rollout is the observed Rollout, or nil when the member has none. It is
 	// ignored while the member is unreachable because it may be stale.
 	Rollout *RolloutState

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/dynamic/dynamicinformer"
@@ -207,7 +209,18 @@ func (c *Cache) newAccessor(m Member, fp string) (*accessor, error) {
 		defer resp.Body.Close()
 		var body bytes.Buffer
 		_, _ = body.ReadFrom(resp.Body)
-		if resp.StatusCode != http.StatusOK {
+		switch resp.StatusCode {
+		case http.StatusOK:
+		case http.StatusUnauthorized, http.StatusForbidden:
+			// The member answers but refuses these credentials: an API
+			// status error, so callers tell it from an outage.
+			reason := metav1.StatusReasonUnauthorized
+			if resp.StatusCode == http.StatusForbidden {
+				reason = metav1.StatusReasonForbidden
+			}
+			return &apierrors.StatusError{ErrStatus: metav1.Status{Status: metav1.StatusFailure, Code: int32(resp.StatusCode), Reason: reason,
+				Message: fmt.Sprintf("GET /readyz: %s: the member refuses these credentials", resp.Status)}}
+		default:
 			return fmt.Errorf("readyz: %s: %s", resp.Status, firstLine(body.String()))
 		}
 		return nil

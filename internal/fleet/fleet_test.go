@@ -93,15 +93,15 @@ func TestMembersFromSecrets(t *testing.T) {
 		}
 		return strings.Join(out, ",")
 	}
-	ms, err := MembersFromSecrets(ctx, c, "argocd", &metav1.LabelSelector{MatchLabels: map[string]string{"lockstep.dev/role": "workload"}}, nil)
+	ms, err := MembersFromSecrets(ctx, c, ArgoCDSecrets(""), &metav1.LabelSelector{MatchLabels: map[string]string{"lockstep.dev/role": "workload"}}, nil)
 	if err != nil || names(ms) != "argo-rollout1,argo-rollout2" {
 		t.Errorf("by selector: %q, %v", names(ms), err)
 	}
-	ms, err = MembersFromSecrets(ctx, c, "argocd", nil, []string{"other", "argo-rollout2"})
+	ms, err = MembersFromSecrets(ctx, c, ArgoCDSecrets(""), nil, []string{"other", "argo-rollout2"})
 	if err != nil || names(ms) != "other,argo-rollout2" || ms[0].Reporting != "data-producer-9" {
 		t.Errorf("by names: %q, %v", names(ms), err)
 	}
-	_, err = MembersFromSecrets(ctx, c, "argocd", nil, []string{"argo-rollout1", "nope", "repo"})
+	_, err = MembersFromSecrets(ctx, c, ArgoCDSecrets(""), nil, []string{"argo-rollout1", "nope", "repo"})
 	var unknown *UnknownMembersError
 	if !errors.As(err, &unknown) || strings.Join(unknown.Names, ",") != "nope,repo" {
 		t.Errorf("unknown names: %v", err)
@@ -111,13 +111,29 @@ func TestMembersFromSecrets(t *testing.T) {
 	broken := fake.NewClientBuilder().WithScheme(scheme).WithObjects(
 		clusterSecret("c1", "argo-rollout1"), clusterSecret("bad", "broken", func(s *corev1.Secret) { s.Data["config"] = []byte("{") }),
 	).Build()
-	if ms, err := MembersFromSecrets(ctx, broken, "argocd", nil, []string{"argo-rollout1"}); err != nil || len(ms) != 1 {
+	if ms, err := MembersFromSecrets(ctx, broken, ArgoCDSecrets(""), nil, []string{"argo-rollout1"}); err != nil || len(ms) != 1 {
 		t.Errorf("by name next to a broken Secret: %v", err)
 	}
-	if _, err := MembersFromSecrets(ctx, broken, "argocd", &metav1.LabelSelector{}, nil); err == nil || !strings.Contains(err.Error(), "argocd/bad") {
+	var bad *SecretError
+	if _, err := MembersFromSecrets(ctx, broken, ArgoCDSecrets(""), &metav1.LabelSelector{}, nil); !errors.As(err, &bad) || bad.Duplicate ||
+		strings.Join(bad.Secrets, ",") != "argocd/bad" || !strings.Contains(err.Error(), "argocd/bad") {
 		t.Errorf("by selector including a broken Secret: err = %v", err)
 	}
-	if _, err := MembersFromSecrets(ctx, c, "argocd", nil, nil); err == nil {
+	// Two Secrets for one cluster: both are named, in name order.
+	dup := fake.NewClientBuilder().WithScheme(scheme).WithObjects(
+		clusterSecret("c1", "argo-rollout1"), clusterSecret("c0", "argo-rollout1"), clusterSecret("c2", "argo-rollout2"),
+	).Build()
+	if _, err := MembersFromSecrets(ctx, dup, ArgoCDSecrets(""), nil, []string{"argo-rollout1"}); !errors.As(err, &bad) || !bad.Duplicate ||
+		strings.Join(bad.Secrets, ",") != "argocd/c0,argocd/c1" || bad.Cluster != "argo-rollout1" {
+		t.Errorf("duplicate: err = %v", err)
+	}
+	// The coordinator's own Secrets are another label in another
+	// namespace: Argo CD's are not members for it.
+	if _, err := MembersFromSecrets(ctx, c, LockstepSecrets(""), nil, []string{"argo-rollout1"}); !errors.As(err, &unknown) ||
+		!strings.Contains(err.Error(), "lockstep.dev/secret-type=cluster") || !strings.Contains(err.Error(), "lockstep-system") {
+		t.Errorf("Argo CD Secrets read as the coordinator's: %v", err)
+	}
+	if _, err := MembersFromSecrets(ctx, c, ArgoCDSecrets(""), nil, nil); err == nil {
 		t.Error("neither selector nor names: no error")
 	}
 }

@@ -1,6 +1,7 @@
 package fleet
 
 import (
+	"cmp"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -18,12 +19,18 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
-// Argo CD's cluster Secret conventions, as written by `argocd cluster add`.
+// Cluster Secret conventions: Argo CD's, as written by `argocd cluster
+// add`, and Lockstep's own, which use the same data layout under another
+// label in the coordinator's namespace (package access writes them).
 const (
 	SecretTypeLabel   = "argocd.argoproj.io/secret-type"
 	SecretTypeCluster = "cluster"
 	// DefaultArgoCDNamespace is where Argo CD keeps cluster Secrets.
 	DefaultArgoCDNamespace = "argocd"
+	// LockstepSecretTypeLabel marks the coordinator's own member Secrets;
+	// DefaultLockstepNamespace is where they live.
+	LockstepSecretTypeLabel  = "lockstep.dev/secret-type"
+	DefaultLockstepNamespace = "lockstep-system"
 	// AnnotationReportingCluster on a cluster Secret gives the member's
 	// Prometheus external "cluster" label, which analysis needs to find the
 	// member in the metrics (it often differs from the Argo CD name).
@@ -40,22 +47,76 @@ type Member struct {
 	Reporting string
 }
 
+// Secrets says where cluster Secrets are and how they are labelled.
+type Secrets struct {
+	Namespace string
+	// TypeLabel must have the value "cluster" on every cluster Secret.
+	TypeLabel string
+}
+
+// ArgoCDSecrets are Argo CD's cluster Secrets in namespace (default argocd):
+// the credentials people and the CLI use.
+func ArgoCDSecrets(namespace string) Secrets {
+	if namespace == "" {
+		namespace = DefaultArgoCDNamespace
+	}
+	return Secrets{Namespace: namespace, TypeLabel: SecretTypeLabel}
+}
+
+// LockstepSecrets are the coordinator's own member Secrets in namespace
+// (default lockstep-system).
+func LockstepSecrets(namespace string) Secrets {
+	if namespace == "" {
+		namespace = DefaultLockstepNamespace
+	}
+	return Secrets{Namespace: namespace, TypeLabel: LockstepSecretTypeLabel}
+}
+
+func (s Secrets) kind() string {
+	if s.TypeLabel == SecretTypeLabel {
+		return "Argo CD cluster Secret"
+	}
+	return "cluster Secret (" + s.TypeLabel + "=" + SecretTypeCluster + ")"
+}
+
 // UnknownMembersError lists member names that no cluster Secret carries.
 type UnknownMembersError struct {
 	Names     []string
 	Namespace string
+	Kind      string
 }
 
 func (e *UnknownMembersError) Error() string {
-	return fmt.Sprintf("no Argo CD cluster Secret in namespace %s for: %s", e.Namespace, strings.Join(e.Names, ", "))
+	return fmt.Sprintf("no %s in namespace %s for: %s", cmp.Or(e.Kind, "cluster Secret"), e.Namespace, strings.Join(e.Names, ", "))
 }
 
-// MembersFromSecrets returns the clusters registered in Argo CD in
-// namespace that match selector, or that are named in names (exactly one of
-// the two must be given). Members come back in the order of names, or
-// sorted by name for a selector. A name without a Secret is an
-// *UnknownMembersError: a typo must not shrink the fleet silently.
-func MembersFromSecrets(ctx context.Context, r client.Reader, namespace string, selector *metav1.LabelSelector, names []string) ([]Member, error) {
+// SecretError says which cluster Secrets cannot be used: one that does not
+// parse (Duplicate false), or several that register the same cluster.
+type SecretError struct {
+	// Secrets are namespace/name of the Secrets at fault.
+	Secrets   []string
+	Cluster   string
+	Duplicate bool
+	Err       error
+}
+
+func (e *SecretError) Error() string {
+	if e.Duplicate {
+		return fmt.Sprintf("cluster %s is registered by more than one Secret: %s", e.Cluster, strings.Join(e.Secrets, ", "))
+	}
+	return e.Err.Error()
+}
+
+func (e *SecretError) Unwrap() error { return e.Err }
+
+// MembersFromSecrets returns the clusters registered by src's Secrets
+// that match selector, or that are named in names (exactly one of the two
+// must be given). Members come back in the order of names, or sorted by
+// name for a selector. A name without a Secret is an *UnknownMembersError:
+// a typo must not shrink the fleet silently. A broken or duplicated Secret
+// of a wanted cluster is a *SecretError naming it.
+func MembersFromSecrets(ctx context.Context, r client.Reader, src Secrets, selector *metav1.LabelSelector, names []string) ([]Member, error) {
+	namespace := src.Namespace
 	if (selector == nil) == (len(names) == 0) {
 		return nil, errors.New("give exactly one of a selector and names")
 	}
@@ -66,7 +127,7 @@ func MembersFromSecrets(ctx context.Context, r client.Reader, namespace string, 
 			return nil, fmt.Errorf("member selector: %w", err)
 		}
 	}
-	typeReq, err := labels.NewRequirement(SecretTypeLabel, "=", []string{SecretTypeCluster})
+	typeReq, err := labels.NewRequirement(src.TypeLabel, "=", []string{SecretTypeCluster})
 	if err != nil {
 		return nil, err
 	}
@@ -83,6 +144,8 @@ func MembersFromSecrets(ctx context.Context, r client.Reader, namespace string, 
 		wanted[n] = true
 	}
 	byName := map[string]Member{}
+	from := map[string][]string{}
+	slices.SortFunc(list.Items, func(a, b corev1.Secret) int { return strings.Compare(a.Name, b.Name) })
 	for i := range list.Items {
 		sec := &list.Items[i]
 		if selector == nil && !wanted[string(sec.Data["name"])] {
@@ -90,12 +153,15 @@ func MembersFromSecrets(ctx context.Context, r client.Reader, namespace string, 
 		}
 		m, err := MemberFromSecret(sec)
 		if err != nil {
-			return nil, err
+			return nil, &SecretError{Secrets: []string{sec.Namespace + "/" + sec.Name}, Cluster: string(sec.Data["name"]), Err: err}
 		}
-		if _, dup := byName[m.Name]; dup {
-			return nil, fmt.Errorf("cluster %s is registered by more than one Secret in %s", m.Name, namespace)
-		}
+		from[m.Name] = append(from[m.Name], sec.Namespace+"/"+sec.Name)
 		byName[m.Name] = m
+	}
+	for _, n := range slices.Sorted(maps.Keys(from)) {
+		if len(from[n]) > 1 {
+			return nil, &SecretError{Secrets: from[n], Cluster: n, Duplicate: true}
+		}
 	}
 	if selector != nil {
 		out := make([]Member, 0, len(byName))
@@ -115,7 +181,7 @@ func MembersFromSecrets(ctx context.Context, r client.Reader, namespace string, 
 		out = append(out, m)
 	}
 	if len(unknown) > 0 {
-		return nil, &UnknownMembersError{Names: unknown, Namespace: namespace}
+		return nil, &UnknownMembersError{Names: unknown, Namespace: namespace, Kind: src.kind()}
 	}
 	return out, nil
 }

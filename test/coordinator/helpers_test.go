@@ -18,6 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/dynamic/dynamicinformer"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -27,6 +28,7 @@ import (
 	"lockstep.dev/lockstep/internal/decide"
 	"lockstep.dev/lockstep/internal/fleet"
 	"lockstep.dev/lockstep/internal/kube"
+	"lockstep.dev/lockstep/internal/lab/local"
 	"lockstep.dev/lockstep/internal/rollouts"
 	"lockstep.dev/lockstep/test/fleettest"
 )
@@ -251,7 +253,10 @@ func startCoordinator(t testing.TB, mods ...func(*coordinator.Config)) *coordina
 	r := &coordinatorRun{cancel: cancel, done: make(chan error, 1), metrics: make(chan string, 1)}
 	log := logr.FromSlogHandler(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug - 1}))
 	cfg := coordinator.Config{
-		Hub:         fleettest.RESTConfig(t, "argo-hub"),
+		// The credentials the fleet's coordinator runs with: its own
+		// ServiceAccount on the hub, and through the member Secrets that
+		// ServiceAccount reads, its own ServiceAccount in every member.
+		Hub:         coordinatorHub(t),
 		ThanosURL:   fleettest.F.State.URLs["thanos-query"],
 		MetricsAddr: "127.0.0.1:0",
 		Logger:      log,
@@ -264,6 +269,17 @@ func startCoordinator(t testing.TB, mods ...func(*coordinator.Config)) *coordina
 	go func() { r.done <- coordinator.Run(ctx, cfg) }()
 	t.Cleanup(func() { r.stop(t) })
 	return r
+}
+
+// coordinatorHub is the hub as the coordinator's ServiceAccount sees it
+// (the kubeconfig `lab up` writes for the fleet's coordinator).
+func coordinatorHub(t testing.TB) *rest.Config {
+	t.Helper()
+	cfg, err := local.RESTConfig(local.CoordinatorKubeconfig(fleettest.F.Dir), "argo-hub")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
 }
 
 func (r *coordinatorRun) stop(t testing.TB) {

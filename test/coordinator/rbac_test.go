@@ -2,135 +2,179 @@ package coordinator_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
+	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
-	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/rest"
-	"sigs.k8s.io/yaml"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1alpha1 "lockstep.dev/lockstep/api/v1alpha1"
-	"lockstep.dev/lockstep/config"
+	"lockstep.dev/lockstep/internal/access"
+	"lockstep.dev/lockstep/internal/coordinator"
 	"lockstep.dev/lockstep/internal/fleet"
 	"lockstep.dev/lockstep/internal/lab/local"
 	"lockstep.dev/lockstep/internal/rollouts"
 	"lockstep.dev/lockstep/test/fleettest"
 )
 
-const rbacSA = "lockstep-coordinator"
-
-// restrictedToken binds the generated workload ClusterRole to a new
-// ServiceAccount in cluster and returns its token.
-func restrictedToken(t *testing.T, cluster string) string {
+// coordinatorMembers reads the members exactly as the coordinator does:
+// its own Secrets, through its own hub credentials.
+func coordinatorMembers(t *testing.T) map[string]fleet.Member {
 	t.Helper()
-	ctx := context.Background()
-	cs := fleettest.Clientset(t, cluster)
-	b, err := config.RBAC.ReadFile(config.WorkloadRole)
+	hub, err := client.New(coordinatorHub(t), client.Options{Scheme: coordinator.Scheme()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	var role rbacv1.ClusterRole
-	if err := yaml.Unmarshal(b, &role); err != nil {
-		t.Fatal(err)
+	ms, err := fleet.MembersFromSecrets(context.Background(), hub, fleet.LockstepSecrets(""), nil, workloads)
+	if err != nil {
+		t.Fatalf("the coordinator cannot read its member Secrets: %v", err)
 	}
-	mustCreate := func(err error) {
-		t.Helper()
-		if err != nil && !apierrors.IsAlreadyExists(err) {
-			t.Fatalf("%s: %v", cluster, err)
-		}
+	out := map[string]fleet.Member{}
+	for _, m := range ms {
+		out[m.Name] = m
 	}
-	_, err = cs.RbacV1().ClusterRoles().Create(ctx, &role, metav1.CreateOptions{})
-	mustCreate(err)
-	_, err = cs.CoreV1().ServiceAccounts("kube-system").Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: rbacSA}}, metav1.CreateOptions{})
-	mustCreate(err)
-	_, err = cs.RbacV1().ClusterRoleBindings().Create(ctx, &rbacv1.ClusterRoleBinding{
-		ObjectMeta: metav1.ObjectMeta{Name: rbacSA},
-		RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: role.Name},
-		Subjects:   []rbacv1.Subject{{Kind: "ServiceAccount", Name: rbacSA, Namespace: "kube-system"}},
-	}, metav1.CreateOptions{})
-	mustCreate(err)
-	_, err = cs.CoreV1().Secrets("kube-system").Create(ctx, &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Name: rbacSA + "-token", Annotations: map[string]string{corev1.ServiceAccountNameKey: rbacSA}},
-		Type:       corev1.SecretTypeServiceAccountToken,
-	}, metav1.CreateOptions{})
-	mustCreate(err)
-	var tok string
-	fleettest.Eventually(t, 30*time.Second, cluster+" token", func() error {
-		s, err := cs.CoreV1().Secrets("kube-system").Get(ctx, rbacSA+"-token", metav1.GetOptions{})
-		if err != nil {
-			return err
-		}
-		if tok = string(s.Data[corev1.ServiceAccountTokenKey]); tok == "" {
-			return fmt.Errorf("token not filled yet")
-		}
-		return nil
-	})
-	return tok
+	return out
 }
 
-// registerRestricted adds, on the hub, an Argo CD cluster Secret for
-// cluster with the restricted token, labelled lockstep.dev/test=rbac, and
-// returns the member it describes.
-func registerRestricted(t *testing.T, cluster, token string) fleet.Member {
-	t.Helper()
-	ctx := context.Background()
-	hub := fleettest.Clientset(t, "argo-hub")
-	orig, err := hub.CoreV1().Secrets(local.ArgoCDNS).Get(ctx, local.ClusterSecretName(cluster), metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var cfg map[string]any
-	if err := json.Unmarshal(orig.Data["config"], &cfg); err != nil {
-		t.Fatal(err)
-	}
-	cfg["bearerToken"] = token
-	conf, _ := json.Marshal(cfg)
-	sec := &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{
-			Name: "rbac-" + cluster, Namespace: local.ArgoCDNS,
-			Labels: map[string]string{fleet.SecretTypeLabel: fleet.SecretTypeCluster, "lockstep.dev/test": "rbac"},
-		},
-		Data: map[string][]byte{"name": []byte(cluster), "server": orig.Data["server"], "config": conf},
-	}
-	if _, err := hub.CoreV1().Secrets(local.ArgoCDNS).Create(ctx, sec, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = hub.CoreV1().Secrets(local.ArgoCDNS).Delete(context.Background(), sec.Name, metav1.DeleteOptions{})
-	})
-	m, err := fleet.MemberFromSecret(sec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return m
+type op struct {
+	what string
+	err  error
 }
 
-// TestLeastPrivilegeWorkloadRole runs a canary with a coordinator whose
-// workload credentials carry only the generated lockstep-workload role,
-// then proves that role cannot change anything but a Rollout's status.
-func TestLeastPrivilegeWorkloadRole(t *testing.T) {
+func wantAllowed(t *testing.T, where string, ops ...op) {
+	t.Helper()
+	for _, o := range ops {
+		if o.err != nil {
+			t.Errorf("%s: %s: %v; want allowed", where, o.what, o.err)
+		}
+	}
+}
+
+func wantForbidden(t *testing.T, where string, ops ...op) {
+	t.Helper()
+	for _, o := range ops {
+		if !apierrors.IsForbidden(o.err) {
+			t.Errorf("%s: %s: err = %v; want Forbidden", where, o.what, o.err)
+		}
+	}
+}
+
+// TestCoordinatorCredentials proves, against the real apiservers and with
+// the credentials the coordinator really runs with, what it may and may
+// not do: on the hub it reads its own Secrets and takes Leases only in
+// lockstep-system, and never reads Argo CD's; in every member it reads
+// Rollouts and patches only their status. Then a canary runs to the end
+// with exactly those rights.
+func TestCoordinatorCredentials(t *testing.T) {
 	setup(t)
 	stopLogs(t)
+	ctx := context.Background()
 	a := newApp("it-rbac")
 	cleanupApp(t, a)
 	deploy(t, a, imageV1, workloads...)
 	waitHealthy(t, a, imageV1, 90*time.Second, workloads...)
 
-	restricted := map[string]*rest.Config{}
-	for _, c := range workloads {
-		restricted[c] = registerRestricted(t, c, restrictedToken(t, c)).Config
+	hub, err := kubernetes.NewForConfig(coordinatorHub(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hubDyn, err := dynamic.NewForConfig(coordinatorHub(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lease := func(ns string) error {
+		_, err := hub.CoordinationV1().Leases(ns).Create(ctx, &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: "it-rbac"}},
+			metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+		return err
+	}
+	frs := hubDyn.Resource(v1alpha1.GroupVersion.WithResource("fleetrollouts")).Namespace("default")
+	wantAllowed(t, "hub",
+		op{"list its member Secrets", func() error { _, err := hub.CoreV1().Secrets(access.Namespace).List(ctx, metav1.ListOptions{}); return err }()},
+		op{"take a Lease in lockstep-system", lease(access.Namespace)},
+		op{"list FleetRollouts", func() error { _, err := frs.List(ctx, metav1.ListOptions{}); return err }()},
+	)
+	wantForbidden(t, "hub",
+		op{"read argocd-secret", func() error {
+			_, err := hub.CoreV1().Secrets(local.ArgoCDNS).Get(ctx, "argocd-secret", metav1.GetOptions{})
+			return err
+		}()},
+		op{"list Argo CD's cluster Secrets", func() error { _, err := hub.CoreV1().Secrets(local.ArgoCDNS).List(ctx, metav1.ListOptions{}); return err }()},
+		op{"take a Lease in kube-system", lease("kube-system")},
+		op{"take a Lease in kube-node-lease", lease("kube-node-lease")},
+		op{"create a pod", func() error {
+			_, err := hub.CoreV1().Pods("default").Create(ctx, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "x"},
+				Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "x", Image: "x"}}}}, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+			return err
+		}()},
+		op{"delete a FleetRollout", frs.Delete(ctx, "x", metav1.DeleteOptions{DryRun: []string{metav1.DryRunAll}})},
+	)
+
+	for name, m := range coordinatorMembers(t) {
+		if m.Config.BearerToken == "" || m.Config.BearerToken == fleettest.RESTConfig(t, name).BearerToken {
+			t.Fatalf("%s: the coordinator's member Secret carries no token or the admin token", name)
+		}
+		dyn, err := dynamic.NewForConfig(m.Config)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cs, err := kubernetes.NewForConfig(m.Config)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ro := dyn.Resource(rollouts.RolloutGVR).Namespace(a.ns)
+		vs := dyn.Resource(rollouts.VirtualServiceGVR).Namespace(a.ns)
+		wantAllowed(t, name,
+			op{"get rollout", func() error { _, err := ro.Get(ctx, a.rollout, metav1.GetOptions{}); return err }()},
+			op{"patch rollout status", func() error {
+				_, err := ro.Patch(ctx, a.rollout, types.MergePatchType, []byte(`{"status":{}}`), metav1.PatchOptions{}, "status")
+				return err
+			}()},
+			op{"list virtualservices", func() error { _, err := vs.List(ctx, metav1.ListOptions{}); return err }()},
+			op{"list replicasets", func() error { _, err := cs.AppsV1().ReplicaSets(a.ns).List(ctx, metav1.ListOptions{}); return err }()},
+			op{"list analysisruns", func() error {
+				_, err := dyn.Resource(rollouts.AnalysisRunGVR).Namespace(a.ns).List(ctx, metav1.ListOptions{})
+				return err
+			}()},
+		)
+		wantForbidden(t, name,
+			op{"patch rollout spec", func() error {
+				_, err := ro.Patch(ctx, a.rollout, types.MergePatchType, []byte(`{"spec":{"paused":true}}`), metav1.PatchOptions{})
+				return err
+			}()},
+			op{"delete rollout", ro.Delete(ctx, a.rollout, metav1.DeleteOptions{DryRun: []string{metav1.DryRunAll}})},
+			op{"create a pod", func() error {
+				_, err := cs.CoreV1().Pods(a.ns).Create(ctx, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "x"},
+					Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "x", Image: "x"}}}}, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+				return err
+			}()},
+			op{"patch virtualservice", func() error {
+				_, err := vs.Patch(ctx, a.vs, types.MergePatchType, []byte(`{"metadata":{"labels":{"x":"y"}}}`), metav1.PatchOptions{})
+				return err
+			}()},
+			op{"list secrets", func() error { _, err := cs.CoreV1().Secrets(a.ns).List(ctx, metav1.ListOptions{}); return err }()},
+			op{"scale replicaset", func() error {
+				_, err := cs.AppsV1().ReplicaSets(a.ns).Patch(ctx, "x", types.MergePatchType, []byte(`{"spec":{"replicas":0}}`), metav1.PatchOptions{})
+				return err
+			}()},
+			op{"read a ServiceAccount", func() error {
+				_, err := cs.CoreV1().ServiceAccounts(access.Namespace).Get(ctx, access.ServiceAccount, metav1.GetOptions{})
+				return err
+			}()},
+		)
 	}
 
+	// A whole canary with exactly those rights.
 	fr := newFleetRollout("rbac", a)
-	fr.Spec.Members = v1alpha1.Members{Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"lockstep.dev/test": "rbac"}}}
+	fr.Spec.Members = v1alpha1.Members{Selector: &metav1.LabelSelector{MatchLabels: map[string]string{local.WorkloadLabel: local.RoleWorkload}}}
 	fr.Spec.Hold.Default = &metav1.Duration{Duration: time.Second}
 	createFleetRollout(t, fr)
 	startCoordinator(t)
@@ -139,7 +183,7 @@ func TestLeastPrivilegeWorkloadRole(t *testing.T) {
 	})
 	before := getFleetRollout(t, fr.Name).Status.Fleet.Revision
 	setImage(t, a, imageV2, workloads...)
-	fleettest.Eventually(t, 90*time.Second, "FleetRollout completed at v2 with the restricted role", func() error {
+	fleettest.Eventually(t, 90*time.Second, "FleetRollout completed at v2 with the coordinator's own rights", func() error {
 		got := getFleetRollout(t, fr.Name)
 		if got.Status.Phase != v1alpha1.PhaseCompleted || got.Status.Fleet.Revision == before {
 			return fmt.Errorf("phase %s (%s: %s)", got.Status.Phase, got.Status.Reason, got.Status.Message)
@@ -149,64 +193,198 @@ func TestLeastPrivilegeWorkloadRole(t *testing.T) {
 	if got := promotedEvents(t, fr.Name); got["argo-rollout1"] != 3 || got["argo-rollout2"] != 3 {
 		t.Errorf("promotions per cluster %v; want 3 each", got)
 	}
+}
 
-	ctx := context.Background()
-	for _, c := range workloads {
-		dyn, err := dynamic.NewForConfig(restricted[c])
-		if err != nil {
-			t.Fatal(err)
-		}
-		cs, err := kubernetes.NewForConfig(restricted[c])
-		if err != nil {
-			t.Fatal(err)
-		}
-		ro := dyn.Resource(rollouts.RolloutGVR).Namespace(a.ns)
-		vs := dyn.Resource(rollouts.VirtualServiceGVR).Namespace(a.ns)
-		allowed := []struct {
-			what string
-			err  error
-		}{
-			{"get rollout", func() error { _, err := ro.Get(ctx, a.rollout, metav1.GetOptions{}); return err }()},
-			{"patch rollout status", func() error {
-				_, err := ro.Patch(ctx, a.rollout, types.MergePatchType, []byte(`{"status":{}}`), metav1.PatchOptions{}, "status")
-				return err
-			}()},
-			{"list virtualservices", func() error { _, err := vs.List(ctx, metav1.ListOptions{}); return err }()},
-			{"list replicasets", func() error { _, err := cs.AppsV1().ReplicaSets(a.ns).List(ctx, metav1.ListOptions{}); return err }()},
-			{"list analysisruns", func() error {
-				_, err := dyn.Resource(rollouts.AnalysisRunGVR).Namespace(a.ns).List(ctx, metav1.ListOptions{})
-				return err
-			}()},
-		}
-		for _, op := range allowed {
-			if op.err != nil {
-				t.Errorf("%s: %s: %v; want allowed", c, op.what, op.err)
-			}
-		}
-		denied := []struct {
-			what string
-			err  error
-		}{
-			{"patch rollout spec", func() error {
-				_, err := ro.Patch(ctx, a.rollout, types.MergePatchType, []byte(`{"spec":{"paused":true}}`), metav1.PatchOptions{})
-				return err
-			}()},
-			{"delete rollout", ro.Delete(ctx, a.rollout, metav1.DeleteOptions{DryRun: []string{metav1.DryRunAll}})},
-			{"patch virtualservice", func() error {
-				_, err := vs.Patch(ctx, a.vs, types.MergePatchType, []byte(`{"metadata":{"labels":{"x":"y"}}}`), metav1.PatchOptions{})
-				return err
-			}()},
-			{"list secrets", func() error { _, err := cs.CoreV1().Secrets(a.ns).List(ctx, metav1.ListOptions{}); return err }()},
-			{"list pods", func() error { _, err := cs.CoreV1().Pods(a.ns).List(ctx, metav1.ListOptions{}); return err }()},
-			{"scale replicaset", func() error {
-				_, err := cs.AppsV1().ReplicaSets(a.ns).Patch(ctx, "x", types.MergePatchType, []byte(`{"spec":{"replicas":0}}`), metav1.PatchOptions{})
-				return err
-			}()},
-		}
-		for _, op := range denied {
-			if !apierrors.IsForbidden(op.err) {
-				t.Errorf("%s: %s: err = %v; want Forbidden", c, op.what, op.err)
-			}
+// memberStatus returns a member's status in the FleetRollout.
+func memberStatus(fr *v1alpha1.FleetRollout, name string) v1alpha1.MemberStatus {
+	for _, m := range fr.Status.Members {
+		if m.Name == name {
+			return m
 		}
 	}
+	return v1alpha1.MemberStatus{}
+}
+
+// reRegister restores the coordinator's identity in a member as `lab up`
+// creates it (a new token if the old one was revoked).
+func reRegister(t *testing.T, cluster string, i int) {
+	t.Helper()
+	ca := fleettest.RESTConfig(t, "argo-hub").CAData
+	if err := access.Register(context.Background(), fleettest.RESTConfig(t, "argo-hub"), fleettest.RESTConfig(t, cluster), access.Member{
+		Name: cluster, Server: fleettest.RESTConfig(t, cluster).Host, CA: ca, Reporting: local.PrometheusClusterLabel(i),
+		Labels: map[string]string{local.WorkloadLabel: local.RoleWorkload, "lockstep.dev/cluster": cluster},
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestRefusalsAreNamed takes rights away from the coordinator in the middle
+// of a canary: a member whose role binding is gone answers 403, one whose
+// token was revoked answers 401. Each shows as such, naming the cluster and
+// what was refused; the fleet holds, then aborts with that reason after the
+// deadline, and recovers when the identity is restored.
+func TestRefusalsAreNamed(t *testing.T) {
+	setup(t)
+	stopLogs(t)
+	ctx := context.Background()
+	a := newApp("it-denied")
+	cleanupApp(t, a)
+	deploy(t, a, imageV1, workloads...)
+	waitHealthy(t, a, imageV1, 90*time.Second, workloads...)
+	t.Cleanup(func() {
+		reRegister(t, "argo-rollout1", 1)
+		reRegister(t, "argo-rollout2", 2)
+	})
+
+	fr := newFleetRollout("denied", a)
+	fr.Spec.Hold.Default = &metav1.Duration{Duration: time.Hour}
+	fr.Spec.Policy.UnreachableDeadline = &metav1.Duration{Duration: 15 * time.Second}
+	createFleetRollout(t, fr)
+	startCoordinator(t)
+	fleettest.Eventually(t, 30*time.Second, "FleetRollout completed at v1", func() error {
+		return wantPhase(t, fr.Name, v1alpha1.PhaseCompleted, "")
+	})
+
+	// 401: the token Secret is deleted, so the token is refused.
+	if err := fleettest.Clientset(t, "argo-rollout1").CoreV1().Secrets(access.Namespace).Delete(ctx, access.TokenSecret, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	fleettest.Eventually(t, 30*time.Second, "argo-rollout1 shown Unauthorized", func() error {
+		got := getFleetRollout(t, fr.Name)
+		c := meta.FindStatusCondition(got.Status.Conditions, v1alpha1.ConditionMembersReachable)
+		if m := memberStatus(got, "argo-rollout1"); m.Reason != v1alpha1.ReasonUnauthorized || c == nil || c.Reason != v1alpha1.ReasonUnauthorized ||
+			!strings.Contains(c.Message, "argo-rollout1") {
+			return fmt.Errorf("member %+v, condition %+v", m, c)
+		}
+		return nil
+	})
+	reRegister(t, "argo-rollout1", 1)
+	fleettest.Eventually(t, 30*time.Second, "argo-rollout1 reachable with its new token", func() error {
+		got := getFleetRollout(t, fr.Name)
+		if c := meta.FindStatusCondition(got.Status.Conditions, v1alpha1.ConditionMembersReachable); c == nil || c.Status != metav1.ConditionTrue {
+			return fmt.Errorf("condition %+v", c)
+		}
+		return nil
+	})
+
+	// 403 in the middle of a canary: the role binding goes away.
+	setImage(t, a, imageV2, workloads...)
+	fleettest.Eventually(t, 60*time.Second, "fleet holding at the first pause", func() error {
+		got := getFleetRollout(t, fr.Name)
+		if got.Status.Phase != v1alpha1.PhaseHolding {
+			return fmt.Errorf("phase %s (%s: %s)", got.Status.Phase, got.Status.Reason, got.Status.Message)
+		}
+		return nil
+	})
+	if err := fleettest.Clientset(t, "argo-rollout2").RbacV1().ClusterRoleBindings().Delete(ctx, "lockstep-workload", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	fleettest.Eventually(t, 30*time.Second, "argo-rollout2 shown Forbidden, naming the verb", func() error {
+		got := getFleetRollout(t, fr.Name)
+		c := meta.FindStatusCondition(got.Status.Conditions, v1alpha1.ConditionMembersReachable)
+		m := memberStatus(got, "argo-rollout2")
+		if m.Reason != v1alpha1.ReasonForbidden || c == nil || c.Reason != v1alpha1.ReasonForbidden ||
+			!strings.Contains(c.Message, "argo-rollout2") || !strings.Contains(c.Message, `cannot get resource "rollouts"`) ||
+			got.Status.Reason != string(v1alpha1.ReasonForbidden) {
+			return fmt.Errorf("phase %s (%s), member %+v, condition %+v", got.Status.Phase, got.Status.Reason, m, c)
+		}
+		return nil
+	})
+	fleettest.Eventually(t, 40*time.Second, "fleet aborted after the deadline, for the refusal", func() error {
+		got := getFleetRollout(t, fr.Name)
+		if got.Status.Phase != v1alpha1.PhaseAborted || got.Status.Fleet.AbortReason != string(v1alpha1.ReasonForbidden) {
+			return fmt.Errorf("phase %s (%s: %s), abort reason %q", got.Status.Phase, got.Status.Reason, got.Status.Message, got.Status.Fleet.AbortReason)
+		}
+		return nil
+	})
+	fleettest.Eventually(t, 30*time.Second, "argo-rollout1 aborted", func() error {
+		if s, err := rollouts.State(getRollout(t, "argo-rollout1", a)); err != nil || !s.Aborted {
+			return fmt.Errorf("aborted=%v err=%v", s.Aborted, err)
+		}
+		return nil
+	})
+	// Rights back: the sticky fleet abort reaches argo-rollout2 too.
+	reRegister(t, "argo-rollout2", 2)
+	fleettest.Eventually(t, 30*time.Second, "argo-rollout2 aborted once it lets the coordinator in", func() error {
+		if s, err := rollouts.State(getRollout(t, "argo-rollout2", a)); err != nil || !s.Aborted {
+			return fmt.Errorf("aborted=%v err=%v", s.Aborted, err)
+		}
+		return nil
+	})
+}
+
+// TestBrokenClusterSecretsHold adds a second Secret for argo-rollout1, then
+// a Secret whose config does not parse: each time the fleet holds with a
+// condition naming the Secrets, sends nothing, and moves on once fixed.
+func TestBrokenClusterSecretsHold(t *testing.T) {
+	setup(t)
+	stopLogs(t)
+	ctx := context.Background()
+	a := newApp("it-secrets")
+	cleanupApp(t, a)
+	deploy(t, a, imageV1, workloads...)
+	waitHealthy(t, a, imageV1, 90*time.Second, workloads...)
+
+	fr := newFleetRollout("secrets", a)
+	fr.Spec.Members = v1alpha1.Members{Selector: &metav1.LabelSelector{MatchLabels: map[string]string{local.WorkloadLabel: local.RoleWorkload}}}
+	fr.Spec.Hold.Default = &metav1.Duration{Duration: time.Second}
+	createFleetRollout(t, fr)
+	startCoordinator(t)
+	fleettest.Eventually(t, 30*time.Second, "FleetRollout completed at v1", func() error {
+		return wantPhase(t, fr.Name, v1alpha1.PhaseCompleted, "")
+	})
+
+	secrets := fleettest.Clientset(t, "argo-hub").CoreV1().Secrets(access.Namespace)
+	orig, err := secrets.Get(ctx, access.SecretName("argo-rollout1"), metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dup := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "member-argo-rollout1-copy", Labels: orig.Labels}, Data: orig.Data}
+	if _, err := secrets.Create(ctx, dup, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = secrets.Delete(context.Background(), dup.Name, metav1.DeleteOptions{}) })
+	wantHeld := func(reason string, names ...string) {
+		t.Helper()
+		fleettest.Eventually(t, 30*time.Second, "fleet holding on "+reason, func() error {
+			got := getFleetRollout(t, fr.Name)
+			c := meta.FindStatusCondition(got.Status.Conditions, v1alpha1.ConditionClusterSecretsValid)
+			if c == nil || c.Status != metav1.ConditionFalse || c.Reason != reason || got.Status.Phase != v1alpha1.PhaseWaiting {
+				return fmt.Errorf("phase %s, condition %+v", got.Status.Phase, c)
+			}
+			for _, n := range names {
+				if !strings.Contains(c.Message, n) {
+					return fmt.Errorf("condition message %q does not name %s", c.Message, n)
+				}
+			}
+			return nil
+		})
+	}
+	wantHeld(v1alpha1.ReasonDuplicateClusterSecret, access.Namespace+"/"+orig.Name, access.Namespace+"/"+dup.Name)
+
+	// Held means held: a new revision gets no promotion while it lasts.
+	setImage(t, a, imageV2, workloads...)
+	time.Sleep(8 * time.Second)
+	if got := promotedEvents(t, fr.Name); len(got) > 0 {
+		t.Errorf("promoted while a member Secret was duplicated: %v", got)
+	}
+	wantHeld(v1alpha1.ReasonDuplicateClusterSecret)
+
+	// Broken instead of duplicated.
+	if _, err := secrets.Patch(ctx, dup.Name, types.MergePatchType, []byte(`{"data":{"config":"ew=="}}`), metav1.PatchOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	wantHeld(v1alpha1.ReasonInvalidClusterSecret, access.Namespace+"/"+dup.Name, "data.config")
+
+	if err := secrets.Delete(ctx, dup.Name, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	fleettest.Eventually(t, 90*time.Second, "FleetRollout completed at v2 once the Secret is gone", func() error {
+		got := getFleetRollout(t, fr.Name)
+		c := meta.FindStatusCondition(got.Status.Conditions, v1alpha1.ConditionClusterSecretsValid)
+		if got.Status.Phase != v1alpha1.PhaseCompleted || c == nil || c.Status != metav1.ConditionTrue || promotedEvents(t, fr.Name)["argo-rollout1"] != 3 {
+			return fmt.Errorf("phase %s (%s: %s), condition %+v", got.Status.Phase, got.Status.Reason, got.Status.Message, c)
+		}
+		return nil
+	})
 }

@@ -27,16 +27,18 @@ import (
 )
 
 type flags struct {
-	kubeconfig      string
-	context         string
-	thanosURL       string
-	metricsAddr     string
-	namespace       string
-	argocdNamespace string
-	leaderElect     bool
-	installCRD      bool
-	logLevel        string
-	logFormat       string
+	kubeconfig              string
+	context                 string
+	thanosURL               string
+	metricsAddr             string
+	namespace               string
+	secretsNamespace        string
+	leaderElectionNamespace string
+	healthAddr              string
+	leaderElect             bool
+	installCRD              bool
+	logLevel                string
+	logFormat               string
 }
 
 // NewCommand returns `lockstep coordinator`.
@@ -72,8 +74,10 @@ Logs go to stderr; Prometheus metrics are served on --metrics-addr.`,
 	fl.StringVar(&f.thanosURL, "thanos-url", "", "Thanos Query base URL for analysis; without it FleetRollouts with analysis are refused")
 	fl.StringVar(&f.metricsAddr, "metrics-addr", "127.0.0.1:0", `address for /metrics ("0" disables, port 0 picks a free port)`)
 	fl.StringVarP(&f.namespace, "namespace", "n", "", "only reconcile FleetRollouts in this namespace (default: all)")
-	fl.StringVar(&f.argocdNamespace, "argocd-namespace", "argocd", "namespace of Argo CD's cluster Secrets")
+	fl.StringVar(&f.secretsNamespace, "secrets-namespace", "lockstep-system", "namespace of the coordinator's member Secrets (labelled lockstep.dev/secret-type=cluster); the only Secrets it reads")
 	fl.BoolVar(&f.leaderElect, "leader-elect", false, "take a Lease so that only one replica acts at a time")
+	fl.StringVar(&f.leaderElectionNamespace, "leader-election-namespace", "", "namespace of the leader-election Lease (default: --secrets-namespace)")
+	fl.StringVar(&f.healthAddr, "health-addr", "0", `address for /healthz and /readyz probes ("0" disables)`)
 	fl.BoolVar(&f.installCRD, "install-crd", false, "apply the FleetRollout CRD to the hub before starting (needs rights on CRDs)")
 	fl.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fl.StringVar(&f.logFormat, "log-format", "text", "text or json")
@@ -143,13 +147,15 @@ func run(ctx context.Context, s streams.IO, f *flags) error {
 		log.Info("FleetRollout CRD installed")
 	}
 	return coordinator.Run(ctx, coordinator.Config{
-		Hub:             hub,
-		ThanosURL:       strings.TrimRight(f.thanosURL, "/"),
-		MetricsAddr:     f.metricsAddr,
-		Namespace:       f.namespace,
-		ArgoCDNamespace: f.argocdNamespace,
-		LeaderElection:  f.leaderElect,
-		Logger:          log,
+		Hub:                     hub,
+		ThanosURL:               strings.TrimRight(f.thanosURL, "/"),
+		MetricsAddr:             f.metricsAddr,
+		Namespace:               f.namespace,
+		SecretsNamespace:        f.secretsNamespace,
+		LeaderElection:          f.leaderElect,
+		LeaderElectionNamespace: f.leaderElectionNamespace,
+		HealthAddr:              f.healthAddr,
+		Logger:                  log,
 		OnStarted: func(addr string) {
 			if addr != "" {
 				fmt.Fprintf(s.Out, "coordinator metrics: http://%s/metrics\n", addr)

@@ -33,7 +33,9 @@ func newVerify(s streams.IO, f *flags) *cobra.Command {
 		Use:   "verify",
 		Short: "Check the lab the way the guide does by eye: one line per check, ✓ or ✗ and the fix",
 		Long: `Verify checks that Argo CD reaches every workload with its cluster Secret and may
-patch Rollouts there, that the Argo Rollouts controllers are healthy, that
+patch Rollouts there, that the coordinator's own credentials reach every workload
+and may do exactly what its generated workload role allows (a SelfSubjectRulesReview
+with its token: more fails, and so does less), that the Argo Rollouts controllers are healthy, that
 Thanos Query has a healthy store for every workload's cluster label, that
 Grafana's Thanos datasource works, and that Istio's verification sample answers
 from both clusters on either side. It exits non-zero when a check fails.
@@ -119,6 +121,7 @@ func verifyLocal(ctx context.Context, dir string) ([]verify.Result, error) {
 		return nil, err
 	}
 	out := verify.ArgoCDClusters(ctx, c.Hub.Kube, argocd.Namespace, want)
+	out = append(out, verify.CoordinatorAccess(ctx, c.Hub.Kube, helloworldNamespace, want)...)
 	for _, w := range want {
 		r := verify.Result{Name: "Argo Rollouts (" + w + ")", Fix: "lockstep lab logs " + w + "/rollouts-controller"}
 		for _, comp := range st.Components {
@@ -172,6 +175,7 @@ func verifyRemote(ctx context.Context, s streams.IO, r *remoteFlags) ([]verify.R
 		labels = append(labels, argocd.ReportingCluster(i+1))
 	}
 	out := verify.ArgoCDClusters(ctx, c.Hub.Kube, argocd.Namespace, names)
+	out = append(out, verify.CoordinatorAccess(ctx, c.Hub.Kube, helloworldNamespace, names)...)
 	out = append(out, verify.Deployments(ctx, "Argo CD", c.Hub.Name, c.Hub.Kube, argocd.Namespace, argocd.Deployments...))
 	for _, w := range c.Workloads {
 		out = append(out, verify.Deployments(ctx, "Argo Rollouts", w.Name, w.Kube, rollouts.Namespace, rollouts.Deployment))

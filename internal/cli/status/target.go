@@ -178,7 +178,7 @@ func (f *TargetFlags) Resolve(ctx context.Context, fleetRollout string, o Resolv
 	}
 	if fr := t.FleetRollout; fr != nil {
 		t.RolloutNamespace, t.RolloutName = fr.Spec.Rollout.Namespace, fr.Spec.Rollout.Name
-		t.Members, err = fleet.MembersFromSecrets(ctx, t.Hub, f.ArgoCDNamespace, fr.Spec.Members.Selector, fr.Spec.Members.Names)
+		t.Members, err = fleet.MembersFromSecrets(ctx, t.Hub, fleet.ArgoCDSecrets(f.ArgoCDNamespace), fr.Spec.Members.Selector, fr.Spec.Members.Names)
 	} else {
 		sel := &metav1.LabelSelector{}
 		if f.Selector != "" {
@@ -186,7 +186,7 @@ func (f *TargetFlags) Resolve(ctx context.Context, fleetRollout string, o Resolv
 				return nil, fmt.Errorf("--selector: %w", err)
 			}
 		}
-		t.Members, err = fleet.MembersFromSecrets(ctx, t.Hub, f.ArgoCDNamespace, sel, nil)
+		t.Members, err = fleet.MembersFromSecrets(ctx, t.Hub, fleet.ArgoCDSecrets(f.ArgoCDNamespace), sel, nil)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("members: %w", err)

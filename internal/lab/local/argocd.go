@@ -16,7 +16,11 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
+	"lockstep.dev/lockstep/internal/access"
 	"lockstep.dev/lockstep/internal/kube"
 	"lockstep.dev/lockstep/internal/render"
 )
@@ -312,8 +316,57 @@ func (f *fleet) registerClusters(ctx context.Context) error {
 		if err := hub.Apply(ctx, sec); err != nil {
 			return err
 		}
+		// The coordinator's own, least-privilege identity in the member,
+		// and its Secret on the hub: it never uses Argo CD's token.
+		member, err := f.restConfig(w)
+		if err != nil {
+			return err
+		}
+		if err := access.Register(ctx, hubCfg, member, access.Member{
+			Name: w, Server: f.server(w), CA: ca, Reporting: PrometheusClusterLabel(i + 1),
+			Labels: map[string]string{WorkloadLabel: RoleWorkload, "lockstep.dev/cluster": w},
+		}); err != nil {
+			return err
+		}
 	}
-	return nil
+	return f.coordinatorIdentity(ctx, hubCfg, ca)
+}
+
+// CoordinatorKubeconfig is the kubeconfig of the coordinator's own
+// ServiceAccount on the hub: what the fleet's coordinator runs with, and
+// what tests use to act as it.
+func CoordinatorKubeconfig(dir string) string { return filepath.Join(dir, "kubeconfigs", "lockstep-coordinator") }
+
+// coordinatorIdentity creates the coordinator's ServiceAccount and roles
+// on the hub and writes a kubeconfig with its token: the local fleet runs
+// the coordinator with exactly the rights an installed one has, never as
+// admin.
+func (f *fleet) coordinatorIdentity(ctx context.Context, hubCfg *rest.Config, ca []byte) error {
+	a, err := kube.NewApplier(hubCfg)
+	if err != nil {
+		return err
+	}
+	objs, err := access.HubObjects()
+	if err != nil {
+		return err
+	}
+	if err := a.Apply(ctx, objs...); err != nil {
+		return fmt.Errorf("coordinator identity on the hub: %w", err)
+	}
+	cs, err := f.clientset(HubName)
+	if err != nil {
+		return err
+	}
+	tok, _, err := access.Token(ctx, cs, time.Minute)
+	if err != nil {
+		return fmt.Errorf("hub: %w", err)
+	}
+	cfg := clientcmdapi.NewConfig()
+	cfg.Clusters[HubName] = &clientcmdapi.Cluster{Server: f.server(HubName), CertificateAuthorityData: ca}
+	cfg.AuthInfos[access.ServiceAccount] = &clientcmdapi.AuthInfo{Token: string(tok)}
+	cfg.Contexts[HubName] = &clientcmdapi.Context{Cluster: HubName, AuthInfo: access.ServiceAccount, Namespace: access.Namespace}
+	cfg.CurrentContext = HubName
+	return clientcmd.WriteToFile(*cfg, CoordinatorKubeconfig(f.opt.Dir))
 }
 
 func (f *fleet) managerToken(ctx context.Context, cluster string) (string, error) {

@@ -5,6 +5,7 @@
 // ~/.cache/lockstep), the PKI and kubeconfig of the fleet, the process
 // supervisor with its state file, and the ordered start-up plan. It may import
 // the standard library, client-go, apimachinery, lockstep's generated
-// manifests (config), internal/kube and internal/render; it must not import
+// manifests (config), internal/access (the coordinator's identity),
+// internal/kube and internal/render; it must not import
 // internal/cli.
 package local

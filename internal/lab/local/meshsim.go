@@ -91,8 +91,11 @@ func (f *fleet) startCoordinator(ctx context.Context) error {
 	if err := f.startAll(ctx, ProcSpec{
 		Name: CoordinatorName, Cluster: HubName, Path: self, Addr: "http://" + metrics + "/metrics",
 		Ports: map[string]int{"metrics": f.p.coordinatorMetrics},
-		Args: []string{"coordinator", "--kubeconfig=" + f.clusterKubeconfig(HubName), "--thanos-url=http://" + addr(f.p.queryHTTP),
-			"--metrics-addr=" + metrics, "--argocd-namespace=" + ArgoCDNS},
+		// Its own ServiceAccount's token, never the admin kubeconfig; with
+		// leader election, as installed, so a second coordinator (a test's,
+		// or `lockstep coordinator --leader-elect` by hand) takes turns.
+		Args: []string{"coordinator", "--kubeconfig=" + CoordinatorKubeconfig(f.opt.Dir), "--thanos-url=http://" + addr(f.p.queryHTTP),
+			"--metrics-addr=" + metrics, "--leader-elect"},
 		Health: httpOK("http://" + metrics + "/metrics"),
 	}); err != nil {
 		return err

@@ -1,14 +1,15 @@
 // Package verify runs the checks the seed guide does by eye, each one a
 // line with ✓ or ✗ and, when it fails, the fix: Argo CD reaches every
-// workload with its cluster Secret, Argo Rollouts controllers are healthy,
+// workload with its cluster Secret, the coordinator's own credentials
+// allow exactly its workload role, Argo Rollouts controllers are healthy,
 // Thanos Query sees a store for every workload's cluster label, Grafana's
 // Thanos datasource works, and the Istio sample answers from both clusters
 // on either side.
 //
 // Checks reach in-cluster services through the API server's service proxy
 // unless the caller gives direct URLs (the local fleet runs them as
-// processes). It may import client-go, internal/lab/install and its
-// sub-packages' names.
+// processes). It may import client-go, config, internal/access,
+// internal/lab/install and its sub-packages' names.
 package verify
 
 import (

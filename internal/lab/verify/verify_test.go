@@ -539,3 +539,32 @@ func TestPodClusters(t *testing.T) {
 		t.Errorf("PodClusters = %v, want %v", got, want)
 	}
 }
+
+func TestExcess(t *testing.T) {
+	t.Parallel()
+	want, err := WorkloadGrants()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !want["argoproj.io/rollouts/status:patch"] || want["argoproj.io/rollouts:patch"] {
+		t.Fatalf("workload grants %v: want rollouts/status patch and no rollouts patch", want)
+	}
+	exact := []authv1.ResourceRule{
+		{Verbs: []string{"create"}, APIGroups: []string{"authorization.k8s.io"}, Resources: []string{"selfsubjectaccessreviews", "selfsubjectrulesreviews"}},
+		{Verbs: []string{"get", "list", "watch"}, APIGroups: []string{"argoproj.io"}, Resources: []string{"rollouts", "analysisruns"}},
+		{Verbs: []string{"patch"}, APIGroups: []string{"argoproj.io"}, Resources: []string{"rollouts/status"}},
+		{Verbs: []string{"get", "list", "watch"}, APIGroups: []string{"apps"}, Resources: []string{"replicasets"}},
+		{Verbs: []string{"get", "list", "watch"}, APIGroups: []string{"networking.istio.io"}, Resources: []string{"virtualservices"}},
+	}
+	if extra, missing := Excess(exact, want); len(extra)+len(missing) > 0 {
+		t.Errorf("exact role: extra %v, missing %v", extra, missing)
+	}
+	wider := append(slices.Clone(exact), authv1.ResourceRule{Verbs: []string{"*"}, APIGroups: []string{"*"}, Resources: []string{"*"}},
+		authv1.ResourceRule{Verbs: []string{"patch"}, APIGroups: []string{"argoproj.io"}, Resources: []string{"rollouts"}})
+	if extra, _ := Excess(wider, want); !slices.Equal(extra, []string{"*/*:*", "argoproj.io/rollouts:patch"}) {
+		t.Errorf("admin-like grants: extra = %v", extra)
+	}
+	if _, missing := Excess(exact[:2], want); !slices.Contains(missing, "argoproj.io/rollouts/status:patch") {
+		t.Errorf("without the status patch: missing = %v", missing)
+	}
+}

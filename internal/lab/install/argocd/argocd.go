@@ -108,7 +108,7 @@ func (clustersAction) Execute(c *install.Context) error {
 		if err != nil {
 			return err
 		}
-		sec, err := ClusterSecret(w.Name, server(w), ReportingCluster(i+1), tok, ca)
+		sec, err := ClusterSecret(w.Name, Server(w), ReportingCluster(i+1), tok, ca)
 		if err != nil {
 			return err
 		}
@@ -119,7 +119,8 @@ func (clustersAction) Execute(c *install.Context) error {
 	return nil
 }
 
-func server(w *install.Cluster) string {
+// Server is the workload's API server URL as the hub reaches it.
+func Server(w *install.Cluster) string {
 	if w.Server != "" {
 		return w.Server
 	}

@@ -181,7 +181,7 @@ func TestClusterSecretReadByCoordinator(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			ms, err := fleet.MembersFromSecrets(t.Context(), r, argocd.Namespace, tc.selector, tc.names)
+			ms, err := fleet.MembersFromSecrets(t.Context(), r, fleet.ArgoCDSecrets(argocd.Namespace), tc.selector, tc.names)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -2,12 +2,14 @@
 // FleetRollout CRD and the roles that controller-gen generates from the
 // code's markers (package config), a ServiceAccount, and a Deployment that
 // runs `lockstep coordinator` with leader election against the hub's Thanos
-// Query. In each workload it binds the coordinator's workload role to the
-// ServiceAccount whose token Argo CD's cluster Secret carries, since the
-// coordinator reaches workloads through those Secrets.
+// Query. In each workload it creates the coordinator's own ServiceAccount
+// bound to the generated workload role, and puts its token in a cluster
+// Secret in the coordinator's namespace on the hub (package access); Argo
+// CD keeps its own ServiceAccount and Secrets, which the coordinator never
+// reads.
 //
 // It may import internal/lab/install, its argocd and monitoring siblings'
-// names, config and internal/kube.
+// names, config, internal/access and internal/kube.
 package coordinator
 
 import (
@@ -17,6 +19,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"lockstep.dev/lockstep/config"
+	"lockstep.dev/lockstep/internal/access"
 	"lockstep.dev/lockstep/internal/kube"
 	"lockstep.dev/lockstep/internal/lab/install"
 	"lockstep.dev/lockstep/internal/lab/install/argocd"
@@ -25,9 +28,10 @@ import (
 
 // Names of what the installer creates on the hub.
 const (
-	Namespace   = "lockstep-system"
-	Name        = "lockstep-coordinator"
+	Namespace   = access.Namespace
+	Name        = access.ServiceAccount
 	MetricsPort = 8080
+	HealthPort  = 8081
 )
 
 // ThanosURL is where the coordinator reaches Thanos Query on the hub: the
@@ -54,8 +58,22 @@ func (action) Execute(c *install.Context) error {
 	if err != nil {
 		return err
 	}
-	for _, w := range c.Workloads {
+	for i, w := range c.Workloads {
 		if err := c.Apply(w, wl...); err != nil {
+			return err
+		}
+		tok, ca, err := argocd.Token(c, w, access.Namespace, access.TokenSecret)
+		if err != nil {
+			return err
+		}
+		sec, err := access.ClusterSecret(access.Member{
+			Name: w.Name, Server: argocd.Server(w), CA: ca, Token: tok, Reporting: argocd.ReportingCluster(i + 1),
+			Labels: map[string]string{argocd.RoleLabel: "workload", argocd.ClusterLabel: w.Name},
+		})
+		if err != nil {
+			return err
+		}
+		if err := c.Apply(c.Hub, sec); err != nil {
 			return err
 		}
 	}
@@ -74,43 +92,25 @@ func read(fsys fs.FS, path string) ([]*unstructured.Unstructured, error) {
 	return objs, nil
 }
 
-// HubObjects are the hub's manifests: the CRD, the generated ClusterRole
-// and argocd Role with their bindings, the ServiceAccount and the
-// Deployment.
+// HubObjects are the hub's manifests: the CRD, the coordinator's
+// namespace, ServiceAccount and generated roles with their bindings
+// (package access), and the Deployment.
 func HubObjects(image string) ([]*unstructured.Unstructured, error) {
 	crd, err := read(config.CRDs, config.FleetRolloutCRD)
 	if err != nil {
 		return nil, err
 	}
-	roles, err := read(config.RBAC, config.HubRole)
+	roles, err := access.HubRoles()
 	if err != nil {
 		return nil, err
 	}
-	sa := map[string]any{"kind": "ServiceAccount", "name": Name, "namespace": Namespace}
 	out := append(crd, install.Namespace(Namespace, nil), obj("v1", "ServiceAccount", Namespace, Name, nil))
-	for _, r := range roles {
-		out = append(out, r)
-		bind := map[string]any{
-			"roleRef":  map[string]any{"apiGroup": "rbac.authorization.k8s.io", "kind": r.GetKind(), "name": r.GetName()},
-			"subjects": []any{sa},
-		}
-		switch r.GetKind() {
-		case "ClusterRole":
-			out = append(out, obj("rbac.authorization.k8s.io/v1", "ClusterRoleBinding", "", r.GetName(), bind))
-		case "Role":
-			out = append(out, obj("rbac.authorization.k8s.io/v1", "RoleBinding", r.GetNamespace(), r.GetName(), bind))
-		}
-	}
-	// Leader election takes a Lease in the coordinator's namespace.
-	out = append(out, obj("rbac.authorization.k8s.io/v1", "Role", Namespace, Name+"-leader-election", map[string]any{
-		"rules": []any{map[string]any{"apiGroups": []any{"coordination.k8s.io"}, "resources": []any{"leases"},
-			"verbs": []any{"get", "list", "watch", "create", "update", "patch"}}},
-	}), obj("rbac.authorization.k8s.io/v1", "RoleBinding", Namespace, Name+"-leader-election", map[string]any{
-		"roleRef":  map[string]any{"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": Name + "-leader-election"},
-		"subjects": []any{sa},
-	}))
+	out = append(out, roles...)
 	labels := map[string]any{"app.kubernetes.io/name": Name}
 	nonRoot := true
+	probe := func(path string) map[string]any {
+		return map[string]any{"httpGet": map[string]any{"path": path, "port": "health"}, "periodSeconds": int64(10)}
+	}
 	out = append(out, obj("apps/v1", "Deployment", Namespace, Name, map[string]any{"spec": map[string]any{
 		"replicas": int64(2),
 		"selector": map[string]any{"matchLabels": labels},
@@ -122,8 +122,14 @@ func HubObjects(image string) ([]*unstructured.Unstructured, error) {
 				"containers": []any{map[string]any{
 					"name": "coordinator", "image": image,
 					"args": []any{"coordinator", "--thanos-url=" + ThanosURL, "--leader-elect",
-						fmt.Sprintf("--metrics-addr=:%d", MetricsPort), "--argocd-namespace=" + argocd.Namespace, "--log-format=json"},
-					"ports": []any{map[string]any{"name": "metrics", "containerPort": int64(MetricsPort)}},
+						fmt.Sprintf("--metrics-addr=:%d", MetricsPort), fmt.Sprintf("--health-addr=:%d", HealthPort),
+						"--secrets-namespace=" + access.Namespace, "--log-format=json"},
+					"ports": []any{
+						map[string]any{"name": "metrics", "containerPort": int64(MetricsPort)},
+						map[string]any{"name": "health", "containerPort": int64(HealthPort)},
+					},
+					"livenessProbe":  probe("/healthz"),
+					"readinessProbe": probe("/readyz"),
 					"securityContext": map[string]any{"allowPrivilegeEscalation": false, "readOnlyRootFilesystem": true,
 						"capabilities": map[string]any{"drop": []any{"ALL"}}},
 					"resources": map[string]any{"requests": map[string]any{"cpu": "50m", "memory": "64Mi"},
@@ -135,23 +141,10 @@ func HubObjects(image string) ([]*unstructured.Unstructured, error) {
 	return out, nil
 }
 
-// WorkloadObjects are the workload role and its binding to Argo CD's
-// manager ServiceAccount.
-func WorkloadObjects() ([]*unstructured.Unstructured, error) {
-	roles, err := read(config.RBAC, config.WorkloadRole)
-	if err != nil {
-		return nil, err
-	}
-	out := roles
-	for _, r := range roles {
-		out = append(out, obj("rbac.authorization.k8s.io/v1", "ClusterRoleBinding", "", r.GetName(), map[string]any{
-			"roleRef": map[string]any{"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": r.GetName()},
-			"subjects": []any{map[string]any{"kind": "ServiceAccount", "name": argocd.ManagerName,
-				"namespace": argocd.ManagerNamespace}},
-		}))
-	}
-	return out, nil
-}
+// WorkloadObjects are the coordinator's ServiceAccount, token Secret,
+// workload role and binding in a member (package access): its own
+// identity, not Argo CD's.
+func WorkloadObjects() ([]*unstructured.Unstructured, error) { return access.MemberObjects() }
 
 // obj is install.Object with the part-of label of everything the
 // coordinator's installer writes.

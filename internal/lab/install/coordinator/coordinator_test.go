@@ -128,7 +128,7 @@ func TestEveryHubRoleIsBoundToTheCoordinator(t *testing.T) {
 		}
 	}
 	if roles < 2 {
-		t.Errorf("HubObjects holds %d roles, want the generated ClusterRole, argocd Role and the leader-election Role", roles)
+		t.Errorf("HubObjects holds %d roles, want the generated ClusterRole and the lockstep-system Role", roles)
 	}
 	var sa bool
 	for _, o := range objs {
@@ -205,19 +205,28 @@ func TestDeploymentArgsParse(t *testing.T) {
 	if got, want := get("metrics-addr"), fmt.Sprintf(":%d", coordinator.MetricsPort); got != want {
 		t.Errorf("--metrics-addr = %q, want %q", got, want)
 	}
-	if got := get("argocd-namespace"); got != argocd.Namespace {
-		t.Errorf("--argocd-namespace = %q, want %q", got, argocd.Namespace)
+	if got := get("secrets-namespace"); got != coordinator.Namespace {
+		t.Errorf("--secrets-namespace = %q, want %q", got, coordinator.Namespace)
+	}
+	if got, want := get("health-addr"), fmt.Sprintf(":%d", coordinator.HealthPort); got != want {
+		t.Errorf("--health-addr = %q, want %q", got, want)
 	}
 	ports, _ := c["ports"].([]any)
-	if len(ports) != 1 || ports[0].(map[string]any)["containerPort"] != int64(coordinator.MetricsPort) {
-		t.Errorf("ports = %v, want the metrics port %d", ports, coordinator.MetricsPort)
+	if len(ports) != 2 || ports[0].(map[string]any)["containerPort"] != int64(coordinator.MetricsPort) ||
+		ports[1].(map[string]any)["containerPort"] != int64(coordinator.HealthPort) {
+		t.Errorf("ports = %v, want the metrics port %d and the health port %d", ports, coordinator.MetricsPort, coordinator.HealthPort)
+	}
+	for _, p := range []string{"livenessProbe", "readinessProbe"} {
+		if port, _, _ := unstructured.NestedString(c, p, "httpGet", "port"); port != "health" {
+			t.Errorf("%s port = %q, want the health port", p, port)
+		}
 	}
 
 	// What those flags make the coordinator do, its ServiceAccount may do.
 	gs := grants(t, objs, coordinator.Namespace, coordinator.Name)
 	for _, need := range []struct{ namespace, group, resource, verb string }{
-		{argocd.Namespace, "", "secrets", "list"},
-		{argocd.Namespace, "", "secrets", "watch"},
+		{coordinator.Namespace, "", "secrets", "list"},
+		{coordinator.Namespace, "", "secrets", "watch"},
 		{coordinator.Namespace, "coordination.k8s.io", "leases", "create"},
 		{coordinator.Namespace, "coordination.k8s.io", "leases", "update"},
 		{"lockstep", "lockstep.dev", "fleetrollouts", "watch"},
@@ -227,8 +236,20 @@ func TestDeploymentArgsParse(t *testing.T) {
 			t.Errorf("the coordinator may not %s %s.%s in %s", need.verb, need.resource, need.group, need.namespace)
 		}
 	}
-	if allowed(gs, "kube-system", "", "secrets", "list") {
-		t.Error("the coordinator may list Secrets outside Argo CD's namespace")
+	// What it must not do: read Argo CD's Secrets (argocd-secret, Argo
+	// CD's cluster tokens) or any other namespace's, or take a Lease
+	// outside its namespace.
+	for _, deny := range []struct{ namespace, group, resource, verb string }{
+		{argocd.Namespace, "", "secrets", "get"},
+		{argocd.Namespace, "", "secrets", "list"},
+		{"kube-system", "", "secrets", "list"},
+		{"kube-system", "coordination.k8s.io", "leases", "update"},
+		{"kube-node-lease", "coordination.k8s.io", "leases", "create"},
+		{"lockstep", "lockstep.dev", "fleetrollouts", "update"},
+	} {
+		if allowed(gs, deny.namespace, deny.group, deny.resource, deny.verb) {
+			t.Errorf("the coordinator may %s %s.%s in %s", deny.verb, deny.resource, deny.group, deny.namespace)
+		}
 	}
 }
 
@@ -239,24 +260,44 @@ func TestThanosURLIsMonitoringQueryURL(t *testing.T) {
 	}
 }
 
-func TestWorkloadObjectsBindArgoCDManager(t *testing.T) {
+// TestWorkloadObjectsBindTheCoordinatorOnly: in a member the workload role
+// is bound to the coordinator's own ServiceAccount, and to nobody else
+// (not Argo CD's manager, whose token the coordinator never uses).
+func TestWorkloadObjectsBindTheCoordinatorOnly(t *testing.T) {
 	t.Parallel()
 	objs, err := coordinator.WorkloadObjects()
 	if err != nil {
 		t.Fatal(err)
 	}
-	gs := grants(t, objs, argocd.ManagerNamespace, argocd.ManagerName)
+	if gs := grants(t, objs, argocd.ManagerNamespace, argocd.ManagerName); len(gs) > 0 {
+		t.Errorf("WorkloadObjects grant Argo CD's manager %v", gs)
+	}
+	gs := grants(t, objs, coordinator.Namespace, coordinator.Name)
 	if len(gs) == 0 {
-		t.Fatalf("no role of WorkloadObjects is bound to %s/%s", argocd.ManagerNamespace, argocd.ManagerName)
+		t.Fatalf("no role of WorkloadObjects is bound to %s/%s", coordinator.Namespace, coordinator.Name)
+	}
+	var token bool
+	for _, o := range objs {
+		if o.GetKind() == "Secret" && o.GetNamespace() == coordinator.Namespace && o.GetAnnotations()["kubernetes.io/service-account.name"] == coordinator.Name {
+			token = true
+		}
+	}
+	if !token {
+		t.Error("WorkloadObjects have no token Secret for the coordinator's ServiceAccount")
+	}
+	for _, deny := range []struct{ resource, verb string }{{"rollouts", "patch"}, {"rollouts", "update"}, {"rollouts", "create"}, {"rollouts/status", "update"}} {
+		if allowed(gs, "helloworld", "argoproj.io", deny.resource, deny.verb) {
+			t.Errorf("the workload role may %s %s", deny.verb, deny.resource)
+		}
 	}
 	for _, o := range objs {
 		if (o.GetKind() == "Role" || o.GetKind() == "ClusterRole") && !slices.ContainsFunc(objs, func(b *unstructured.Unstructured) bool {
 			ref, _, _ := unstructured.NestedString(b.Object, "roleRef", "name")
 			refKind, _, _ := unstructured.NestedString(b.Object, "roleRef", "kind")
 			return strings.HasSuffix(b.GetKind(), "Binding") && ref == o.GetName() && refKind == o.GetKind() &&
-				bindsServiceAccount(b, argocd.ManagerNamespace, argocd.ManagerName)
+				bindsServiceAccount(b, coordinator.Namespace, coordinator.Name)
 		}) {
-			t.Errorf("%s %s is not bound to %s/%s", o.GetKind(), o.GetName(), argocd.ManagerNamespace, argocd.ManagerName)
+			t.Errorf("%s %s is not bound to %s/%s", o.GetKind(), o.GetName(), coordinator.Namespace, coordinator.Name)
 		}
 	}
 	// The coordinator promotes and aborts through the Rollout's status.
