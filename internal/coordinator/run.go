@@ -136,12 +136,12 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	metrics := NewMetrics()
 	r := &Reconciler{
-		Client:          mgr.GetClient(),
-		Querier:         querier,
-		Recorder:        mgr.GetEventRecorderFor("lockstep-coordinator"), //nolint:staticcheck // see Reconciler.Recorder
-		Metrics:         metrics,
-		Secrets:         secrets,
-		Now:             cfg.Now,
+		Client:   mgr.GetClient(),
+		Querier:  querier,
+		Recorder: mgr.GetEventRecorderFor("lockstep-coordinator"), //nolint:staticcheck // see Reconciler.Recorder
+		Metrics:  metrics,
+		Secrets:  secrets,
+		Now:      cfg.Now,
 
 		EvaluationTimeout: cfg.EvaluationTimeout,
 	}

@@ -98,7 +98,10 @@ func TestCoordinatorCredentials(t *testing.T) {
 	}
 	frs := hubDyn.Resource(v1alpha1.GroupVersion.WithResource("fleetrollouts")).Namespace("default")
 	wantAllowed(t, "hub",
-		op{"list its member Secrets", func() error { _, err := hub.CoreV1().Secrets(access.Namespace).List(ctx, metav1.ListOptions{}); return err }()},
+		op{"list its member Secrets", func() error {
+			_, err := hub.CoreV1().Secrets(access.Namespace).List(ctx, metav1.ListOptions{})
+			return err
+		}()},
 		op{"take a Lease in lockstep-system", lease(access.Namespace)},
 		op{"list FleetRollouts", func() error { _, err := frs.List(ctx, metav1.ListOptions{}); return err }()},
 	)
@@ -107,7 +110,10 @@ func TestCoordinatorCredentials(t *testing.T) {
 			_, err := hub.CoreV1().Secrets(local.ArgoCDNS).Get(ctx, "argocd-secret", metav1.GetOptions{})
 			return err
 		}()},
-		op{"list Argo CD's cluster Secrets", func() error { _, err := hub.CoreV1().Secrets(local.ArgoCDNS).List(ctx, metav1.ListOptions{}); return err }()},
+		op{"list Argo CD's cluster Secrets", func() error {
+			_, err := hub.CoreV1().Secrets(local.ArgoCDNS).List(ctx, metav1.ListOptions{})
+			return err
+		}()},
 		op{"take a Lease in kube-system", lease("kube-system")},
 		op{"take a Lease in kube-node-lease", lease("kube-node-lease")},
 		op{"create a pod", func() error {

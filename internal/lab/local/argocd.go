@@ -335,7 +335,9 @@ func (f *fleet) registerClusters(ctx context.Context) error {
 // CoordinatorKubeconfig is the kubeconfig of the coordinator's own
 // ServiceAccount on the hub: what the fleet's coordinator runs with, and
 // what tests use to act as it.
-func CoordinatorKubeconfig(dir string) string { return filepath.Join(dir, "kubeconfigs", "lockstep-coordinator") }
+func CoordinatorKubeconfig(dir string) string {
+	return filepath.Join(dir, "kubeconfigs", "lockstep-coordinator")
+}
 
 // coordinatorIdentity creates the coordinator's ServiceAccount and roles
 // on the hub and writes a kubeconfig with its token: the local fleet runs
