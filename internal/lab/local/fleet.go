@@ -2,11 +2,14 @@ package local
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -84,49 +87,102 @@ type ports struct {
 	coordinatorMetrics   int
 }
 
-func allocPorts(clusters []string, workloads []string) (*ports, error) {
+// portsFile keeps the ports of the last start-up, so that `lab up` after
+// `lab down` serves everything at the same addresses: Argo CD's
+// ApplicationSets, the files in git and the coordinator's Thanos URL name
+// them, and must stay valid across a restart in the middle of a release.
+const portsFile = "ports.json"
+
+// PortTakenError says that a port of the previous run is in use by
+// something else now.
+type PortTakenError struct {
+	Name string
+	Port int
+}
+
+func (e *PortTakenError) Error() string {
+	return fmt.Sprintf("port %d (%s) of this fleet's previous run is in use by another process; stop it, or start afresh with `lockstep lab down --wipe`", e.Port, e.Name)
+}
+
+// readPorts returns the ports of the previous run in dir, or nil.
+func readPorts(dir string) (map[string]int, error) {
+	b, err := os.ReadFile(filepath.Join(dir, portsFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var m map[string]int
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, fmt.Errorf("%s: %w (delete it to pick new ports)", filepath.Join(dir, portsFile), err)
+	}
+	return m, nil
+}
+
+func writePorts(dir string, m map[string]int) error {
+	b, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, portsFile), append(b, '\n'), 0o644)
+}
+
+// allocPorts picks every port of the fleet: the previous run's where prev
+// names one (it must be free again), a free one otherwise. It returns the
+// ports and the name -> port map to keep.
+func allocPorts(clusters []string, workloads []string, prev map[string]int) (*ports, map[string]int, error) {
 	var err error
-	next := func() int {
+	seen := map[int]bool{}
+	used := map[string]int{}
+	pick := func(name string) int {
 		if err != nil {
 			return 0
 		}
-		var p int
-		p, err = freePort()
-		return p
-	}
-	seen := map[int]bool{}
-	uniq := func() int {
+		if p, ok := prev[name]; ok && p > 0 && p < 65536 && !seen[p] {
+			if PortFree(p) != nil {
+				err = &PortTakenError{Name: name, Port: p}
+				return 0
+			}
+			seen[p], used[name] = true, p
+			return p
+		}
 		for i := 0; i < 50; i++ {
-			p := next()
-			if err != nil || !seen[p] {
-				seen[p] = true
+			var p int
+			if p, err = freePort(); err != nil {
+				return 0
+			}
+			// A port kept for another name is not free for this one.
+			if !seen[p] && !slices.Contains(slices.Collect(maps.Values(prev)), p) {
+				seen[p], used[name] = true, p
 				return p
 			}
 		}
+		err = fmt.Errorf("no free port for %s", name)
 		return 0
 	}
 	p := &ports{api: map[string]int{}, rolloutsHealth: map[string]int{}, rolloutsMetrics: map[string]int{},
 		rolloutsHealthHost: map[string]int{}, rolloutsMetricsHost: map[string]int{}, kwok: map[string]int{},
 		prom: map[string]int{}, sidecarGRPC: map[string]int{}, sidecarHTTP: map[string]int{},
 		meshIngress: map[string]int{}, meshEastWest: map[string]int{}, meshMetrics: map[string]int{}}
-	p.etcdClient, p.etcdPeer = uniq(), uniq()
+	p.etcdClient, p.etcdPeer = pick("etcd-client"), pick("etcd-peer")
 	for _, c := range clusters {
-		p.api[c] = uniq()
+		p.api[c] = pick(c + "/kube-apiserver")
 	}
 	for _, c := range clusters {
-		p.kwok[c] = uniq()
+		p.kwok[c] = pick(c + "/kwok")
 	}
 	for _, w := range workloads {
-		p.rolloutsHealth[w], p.rolloutsMetrics[w] = uniq(), uniq()
-		p.rolloutsHealthHost[w], p.rolloutsMetricsHost[w] = uniq(), uniq()
-		p.prom[w], p.sidecarGRPC[w], p.sidecarHTTP[w] = uniq(), uniq(), uniq()
-		p.meshIngress[w], p.meshEastWest[w], p.meshMetrics[w] = uniq(), uniq(), uniq()
+		p.rolloutsHealth[w], p.rolloutsMetrics[w] = pick(w+"/rollouts-health"), pick(w+"/rollouts-metrics")
+		p.rolloutsHealthHost[w], p.rolloutsMetricsHost[w] = pick(w+"/rollouts-health-host"), pick(w+"/rollouts-metrics-host")
+		p.prom[w], p.sidecarGRPC[w], p.sidecarHTTP[w] = pick(w+"/prometheus"), pick(w+"/sidecar-grpc"), pick(w+"/sidecar-http")
+		p.meshIngress[w], p.meshEastWest[w], p.meshMetrics[w] = pick(w+"/ingress"), pick(w+"/eastwest"), pick(w+"/meshsim-metrics")
 	}
-	p.redis, p.git, p.repo, p.repoMetrics = uniq(), uniq(), uniq(), uniq()
-	p.appsetMetrics, p.appsetProbe, p.appsetWebhook, p.controllerMetrics = uniq(), uniq(), uniq(), uniq()
-	p.queryHTTP, p.queryGRPC, p.storeHTTP, p.storeGRPC, p.compactHTTP = uniq(), uniq(), uniq(), uniq(), uniq()
-	p.coordinatorMetrics = uniq()
-	return p, err
+	p.redis, p.git, p.repo, p.repoMetrics = pick("redis"), pick("git"), pick("repo-server"), pick("repo-server-metrics")
+	p.appsetMetrics, p.appsetProbe, p.appsetWebhook, p.controllerMetrics = pick("appset-metrics"), pick("appset-probe"), pick("appset-webhook"), pick("application-controller-metrics")
+	p.queryHTTP, p.queryGRPC, p.storeHTTP, p.storeGRPC, p.compactHTTP = pick("thanos-query-http"), pick("thanos-query-grpc"), pick("thanos-store-http"), pick("thanos-store-grpc"), pick("thanos-compact-http")
+	p.coordinatorMetrics = pick("coordinator-metrics")
+	return p, used, err
 }
 
 // fleet is one supervised start-up of the local fleet.
@@ -210,11 +266,27 @@ func (f *fleet) up(ctx context.Context) error {
 			return fmt.Errorf("%w (--thanos-port)", err)
 		}
 	}
-	if f.p, err = allocPorts(f.clusters, f.workloads); err != nil {
+	prev, err := readPorts(f.opt.Dir)
+	if err != nil {
+		return err
+	}
+	if f.opt.ThanosPort != 0 {
+		// An explicit --thanos-port wins over the previous run's.
+		delete(prev, "thanos-query-http")
+	}
+	var used map[string]int
+	if f.p, used, err = allocPorts(f.clusters, f.workloads, prev); err != nil {
 		return fmt.Errorf("allocate ports: %w", err)
 	}
 	if f.opt.ThanosPort != 0 {
 		f.p.queryHTTP = f.opt.ThanosPort
+		used["thanos-query-http"] = f.opt.ThanosPort
+	}
+	if len(prev) > 0 {
+		f.s.Progressf("      reusing the ports of the previous run (%s)", portsFile)
+	}
+	if err := writePorts(f.opt.Dir, used); err != nil {
+		return err
 	}
 	steps := []step{
 		{"certificates and tokens", func(context.Context) error { return f.pki.Ensure(f.clusters) }},

@@ -1,0 +1,73 @@
+package local
+
+import (
+	"errors"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestPortsAreKeptAcrossRuns(t *testing.T) {
+	t.Parallel()
+	clusters, workloads := []string{HubName, "argo-rollout1"}, []string{"argo-rollout1"}
+	first, used, err := allocPorts(clusters, workloads, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[int]string{}
+	for name, p := range used {
+		if other, dup := seen[p]; dup {
+			t.Errorf("port %d given to %s and %s", p, name, other)
+		}
+		seen[p] = name
+	}
+	dir := t.TempDir()
+	if err := writePorts(dir, used); err != nil {
+		t.Fatal(err)
+	}
+	prev, err := readPorts(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, again, err := allocPorts(clusters, workloads, prev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if second.git != first.git || second.queryHTTP != first.queryHTTP || second.api[HubName] != first.api[HubName] || len(again) != len(used) {
+		t.Errorf("second run picked other ports: git %d/%d query %d/%d hub %d/%d", first.git, second.git, first.queryHTTP, second.queryHTTP, first.api[HubName], second.api[HubName])
+	}
+
+	// A kept port that something else holds now is a clear error.
+	ln, err := net.Listen("tcp", addr(first.git))
+	if err != nil {
+		t.Skipf("cannot hold port %d: %v", first.git, err)
+	}
+	defer ln.Close()
+	_, _, err = allocPorts(clusters, workloads, prev)
+	var taken *PortTakenError
+	if !errors.As(err, &taken) || taken.Port != first.git || taken.Name != "git" || !strings.Contains(err.Error(), "lab down --wipe") {
+		t.Errorf("port taken: err = %v", err)
+	}
+
+	// A new name (a cluster added) gets a port no kept name uses.
+	more, _, err := allocPorts(append(clusters, "argo-rollout2"), append(workloads, "argo-rollout2"), map[string]int{"git": first.git + 1})
+	if err != nil && !errors.As(err, &taken) {
+		t.Fatal(err)
+	}
+	if err == nil {
+		for name, p := range map[string]int{"hub api": more.api[HubName], "rollout2 api": more.api["argo-rollout2"]} {
+			if p == first.git+1 {
+				t.Errorf("%s got the port kept for git", name)
+			}
+		}
+	}
+
+	if err := os.WriteFile(filepath.Join(dir, portsFile), []byte("{"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := readPorts(dir); err == nil || !strings.Contains(err.Error(), portsFile) {
+		t.Errorf("corrupt ports file: err = %v", err)
+	}
+}
