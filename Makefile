@@ -72,3 +72,14 @@ bench-coordinator: deps components
 # LOCKSTEP_BENCH_GOOD sets the number of good releases (default 20).
 bench-verdicts: deps components
 	$(GO) test -v -run '^$$' -bench Verdicts -benchtime 1x -timeout 150m -p 1 -count=1 ./test/e2e/
+
+# The lockstep image without a Docker daemon (hack/image): ./cmd/lockstep
+# cross-compiled for IMAGE_PLATFORMS onto a minimal nonroot root, one image
+# per platform under an OCI image index, each with an SPDX SBOM attached as
+# an OCI 1.1 referrer, written as an OCI layout to IMAGE_DIR and checked.
+# IMAGE_PUSH=REGISTRY/lockstep:TAG also pushes it (Docker config credentials).
+IMAGE_DIR       ?= bin/image
+IMAGE_PLATFORMS ?= linux/amd64,linux/arm64
+.PHONY: image
+image:
+	$(GO) run ./hack/image -o $(IMAGE_DIR) -platforms $(IMAGE_PLATFORMS) $(if $(IMAGE_PUSH),-push $(IMAGE_PUSH))
