@@ -99,7 +99,7 @@ func (s JudgeSpec) Validate(args map[string]string) error {
 func (s JudgeSpec) expand(args map[string]string) (judgeQueries, error) {
 	var errs []string
 	bad := func(field, format string, a ...any) {
-		errs = append(errs, judgeField+"."+field+": "+fmt.Sprintf(format, a...))
+		errs = append(errs, judgeField+"."+field+": "+escapeLines(fmt.Sprintf(format, a...)))
 	}
 	if err := s.Config.Validate(); err != nil {
 		for _, line := range strings.Split(err.Error(), "\n") {
@@ -132,12 +132,15 @@ func (s JudgeSpec) expand(args map[string]string) (judgeQueries, error) {
 		// every query the matchers go into. The position is in the
 		// braced text the message shows.
 		if _, err := promQLParser.ParseMetricSelector("{" + m + "}"); err != nil {
-			bad(field, "label matchers {%s}: %v", m, oneLine(err))
+			bad(field, "label matchers {%s}: %v", m, parseError(err))
 			return ""
 		}
 		return m
 	}
 	canary, stable := arm("canary", s.Canary), arm("stable", s.Stable)
+	if canary != "" && strings.TrimSpace(canary) == strings.TrimSpace(stable) {
+		bad("stable", "the same label matchers as canary (%s): the judge would compare the canary with itself", stable)
+	}
 	build := func(field, selector string, histogram bool) armSelectors {
 		sel, err := ResolveArgs(selector, args)
 		if err != nil {

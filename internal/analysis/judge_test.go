@@ -261,6 +261,8 @@ func TestJudgeSpecValidate(t *testing.T) {
 			wantErr: `spec.analysis.judge.canary: label matchers {destination_service=canary}: 1:22: parse error: unexpected identifier "canary" in label matching, expected string`},
 		{name: "matchers that leave the braces", mutate: func(s *JudgeSpec) { s.Stable = `a="b"} or vector(1) or x{c="d"` }, wantErr: "spec.analysis.judge.stable: label matchers"},
 		{name: "an argument that breaks a matcher", mutate: func(s *JudgeSpec) { s.Canary = `destination_service="{{args.svc}}"` }, args: map[string]string{"svc": `a"b`}, wantErr: "spec.analysis.judge.canary: label matchers"},
+		{name: "the same matchers for both versions", mutate: func(s *JudgeSpec) { s.Stable = " " + s.Canary }, wantErr: "spec.analysis.judge.stable: the same label matchers as canary"},
+		{name: "a line break in an unknown tag", mutate: func(s *JudgeSpec) { s.Canary = "a=\"{{args.\nx}}\"" }, wantErr: `spec.analysis.judge.canary: failed to resolve {{args.\nx}}`},
 		{name: "bad matcher in the counter selector", mutate: func(s *JudgeSpec) { s.Requests = `istio_requests_total{reporter=source}` }, wantErr: `spec.analysis.judge.requests: 1:`},
 		{name: "histogram selector with an unknown operator", mutate: func(s *JudgeSpec) {
 			s.Histogram = `istio_request_duration_milliseconds_bucket{reporter=="source"}`

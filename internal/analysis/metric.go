@@ -7,6 +7,8 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+
+	"github.com/prometheus/prometheus/promql/parser"
 )
 
 // Default label names: Prometheus' external label naming the reporting
@@ -70,7 +72,8 @@ type Ratio struct {
 	// Good selects the successful requests' counter, Total all requests'
 	// counter, e.g. istio_requests_total{reporter="source",
 	// destination_service=~"{{args.service}}",response_code!~"5.*"}. They
-	// must be plain selectors: Lockstep appends [Window].
+	// must be plain selectors (checked, see plainSelector): Lockstep
+	// appends [Window].
 	Good  string
 	Total string
 	// Window is the range, e.g. "40s" (arguments allowed).
@@ -239,12 +242,35 @@ func (r Ratio) templates(args map[string]string) (value, count string, err error
 		if hasTag(sel.text, scopeTag) {
 			return "", "", fmt.Errorf("ratio %s selector must not use {{scope}}; Lockstep places it", sel.name)
 		}
+		resolved, err := ResolveArgs(sel.text, args)
+		if err != nil {
+			return "", "", fmt.Errorf("ratio %s selector: %w", sel.name, err)
+		}
+		if err := plainSelector(resolved); err != nil {
+			return "", "", fmt.Errorf("ratio %s selector: %w", sel.name, err)
+		}
 	}
 	good := fmt.Sprintf("%s(%s[%s])", fn, strings.TrimSpace(r.Good), window)
 	total := fmt.Sprintf("%s(%s[%s])", fn, strings.TrimSpace(r.Total), window)
 	value = fmt.Sprintf("(sum {{scope}} (%s) or 0 * sum {{scope}} (%s)) / sum {{scope}} (%s)", good, total, total)
 	count = fmt.Sprintf("sum {{scope}} (increase(%s[%s]))", strings.TrimSpace(r.Total), window)
 	return value, count, nil
+}
+
+// plainSelector reports whether sel is a series selector and nothing more,
+// such as x{a="b"}: Lockstep appends [window] to it inside rate(). Anything
+// else (a function call, an offset, "x) or vector(1) or (y") would either
+// not parse there or quietly change what the ratio measures.
+func plainSelector(sel string) error {
+	expr, err := promQLParser.ParseExpr(sel)
+	if err != nil {
+		return parseError(err)
+	}
+	vs, ok := expr.(*parser.VectorSelector)
+	if !ok || vs.OriginalOffset != 0 || vs.OriginalOffsetExpr != nil || vs.Timestamp != nil || vs.StartOrEnd != 0 {
+		return fmt.Errorf("%q is not a plain series selector such as metric{label=\"value\"}", sel)
+	}
+	return nil
 }
 
 // Op is a threshold comparison.

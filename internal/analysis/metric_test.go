@@ -203,6 +203,16 @@ func TestMetricValidate(t *testing.T) {
 		{name: "invalid count query", mutate: func(m *Metric) { m.CountQuery = "sum {{scope}} (increase(x[1m])) by" }, wantErr: "reporting count query: 1:"},
 		{name: "an argument with a quote", mutate: func(*Metric) {}, args: map[string]string{"service": `a"b`}, wantErr: `global query: 1:`},
 		{name: "an argument that is not PromQL", mutate: func(*Metric) {}, args: map[string]string{"service": `a\q`}, wantErr: "global query: 1:"},
+		{name: "ratio selector that is a call", mutate: func(m *Metric) { m.Query, m.CountQuery, m.Ratio = "", "", ratio(); m.Ratio.Good = `sum(x)` }, wantErr: `ratio good selector: "sum(x)" is not a plain series selector`},
+		{name: "ratio selector that smuggles an operator", mutate: func(m *Metric) {
+			m.Query, m.CountQuery, m.Ratio = "", "", ratio()
+			m.Ratio.Good = `x[1m]) or vector(1) or rate(y`
+		}, wantErr: "ratio good selector: 1:"},
+		{name: "ratio selector with an offset", mutate: func(m *Metric) { m.Query, m.CountQuery, m.Ratio = "", "", ratio(); m.Ratio.Total = `x offset 1m` }, wantErr: "ratio total selector: \"x offset 1m\" is not a plain"},
+		{name: "ratio selector from an argument", mutate: func(m *Metric) {
+			m.Query, m.CountQuery, m.Ratio = "", "", ratio()
+			m.Ratio.Total = `x{a="{{args.service}}"}`
+		}},
 		{name: "ratio with a broken selector", mutate: func(m *Metric) { m.Query, m.CountQuery, m.Ratio = "", "", ratio(); m.Ratio.Good = `x{ok=1}` }, wantErr: `unexpected character inside braces: '1'`},
 		{name: "bad operator", mutate: func(m *Metric) { m.Threshold.Op = "==" }, wantErr: "threshold operator"},
 		{name: "negative minimum", mutate: func(m *Metric) { m.MinCount = -1 }, wantErr: "non-negative"},

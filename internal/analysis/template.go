@@ -54,7 +54,7 @@ func resolve(template string, tags map[string]string) (string, error) {
 		tag := rest[:j]
 		val, ok := tags[strings.TrimSpace(tag)]
 		if !ok {
-			return "", fmt.Errorf("failed to resolve {{%s}}", tag)
+			return "", fmt.Errorf("failed to resolve {{%s}}", escapeLines(tag))
 		}
 		b.WriteString(val)
 		rest = rest[j+len(closeTag):]
@@ -100,14 +100,26 @@ func CheckQuery(q string) error {
 		return errors.New("query is empty")
 	}
 	if _, err := promQLParser.ParseExpr(q); err != nil {
-		return oneLine(err)
+		return parseError(err)
 	}
 	return nil
 }
 
-// oneLine is a parser error as one line. The parser quotes what it did not
-// expect, but a message stays one line only if nothing in it breaks the
-// line, and it ends up in a status condition.
-func oneLine(err error) error {
-	return errors.New(strings.ReplaceAll(err.Error(), "\n", `\n`))
+// parseError is a parser error as one line. The parser recovers from its
+// own panics with a bare ErrUnexpected, which would say nothing about the
+// query.
+func parseError(err error) error {
+	if errors.Is(err, parser.ErrUnexpected) {
+		return errors.New("the PromQL parser failed on this query (a bug in the parser); check it with promtool")
+	}
+	return errors.New(escapeLines(err.Error()))
 }
+
+// escapeLines keeps a message that quotes user input on one line, as the
+// status condition it ends up in expects: the parser quotes what it did not
+// expect, but not everything it repeats, and a tag is repeated as written.
+func escapeLines(s string) string {
+	return lineBreaks.Replace(s)
+}
+
+var lineBreaks = strings.NewReplacer("\n", `\n`, "\r", `\r`)
