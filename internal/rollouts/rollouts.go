@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"strconv"
 
@@ -66,10 +67,7 @@ func State(u *unstructured.Unstructured) (decide.RolloutState, error) {
 	}
 	s.Revision, _ = nested(obj, "status", "currentPodHash").(string)
 	s.StableRevision, _ = nested(obj, "status", "stableRS").(string)
-	if v, ok := nested(obj, "status", "currentStepIndex").(int64); ok {
-		i := int32(v)
-		s.CurrentStepIndex = &i
-	}
+	index, hasIndex := nested(obj, "status", "currentStepIndex").(int64)
 	s.SpecPaused, _ = nested(obj, "spec", "paused").(bool)
 	s.ControllerPause, _ = nested(obj, "status", "controllerPause").(bool)
 	s.Aborted, _ = nested(obj, "status", "abort").(bool)
@@ -97,6 +95,17 @@ func State(u *unstructured.Unstructured) (decide.RolloutState, error) {
 		return s, fmt.Errorf("rollout %s/%s: %w", u.GetNamespace(), u.GetName(), err)
 	}
 	s.Steps = parsed
+	// Argo Rollouts keeps the index in 0..len(steps), len(steps) meaning
+	// every step is done. Anything else is not a step this Rollout can be
+	// at: read as one (truncated to 32 bits, or negative) it could line
+	// members up at a step none of them is at.
+	if hasIndex {
+		if index < 0 || index > int64(len(parsed)) {
+			return s, fmt.Errorf("rollout %s/%s: status.currentStepIndex %d is not a step (the Rollout has %d)", u.GetNamespace(), u.GetName(), index, len(parsed))
+		}
+		i := int32(index)
+		s.CurrentStepIndex = &i
+	}
 	return s, nil
 }
 
@@ -193,7 +202,15 @@ func RouteWeights(vs *unstructured.Unstructured, routes []string, stableHost, ca
 		for _, d := range dests {
 			dm, _ := d.(map[string]any)
 			host, _ := nested(dm, "destination", "host").(string)
+			if host != stableHost && host != canaryHost {
+				continue
+			}
 			weight, _ := dm["weight"].(int64)
+			// Istio's weights are non-negative 32-bit integers; a value
+			// outside would otherwise be shown truncated.
+			if weight < 0 || weight > math.MaxInt32 {
+				return nil, fmt.Errorf("virtualservice %s/%s: route %q: weight %d of %q is not a weight", vs.GetNamespace(), vs.GetName(), name, weight, host)
+			}
 			switch host {
 			case stableHost:
 				w.Stable, found = int32(weight), true
@@ -205,7 +222,7 @@ func RouteWeights(vs *unstructured.Unstructured, routes []string, stableHost, ca
 			return &w, nil
 		}
 	}
-	return nil, fmt.Errorf("virtualservice %s/%s: no route %v to %s or %s", vs.GetNamespace(), vs.GetName(), routes, stableHost, canaryHost)
+	return nil, fmt.Errorf("virtualservice %s/%s: no route %q to %q or %q", vs.GetNamespace(), vs.GetName(), routes, stableHost, canaryHost)
 }
 
 func contains(list []string, s string) bool {

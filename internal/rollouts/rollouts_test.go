@@ -1,7 +1,9 @@
 package rollouts
 
 import (
+	"fmt"
 	"reflect"
+	"strings"
 	"testing"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -118,6 +120,36 @@ func TestStateRejectsBadSteps(t *testing.T) {
 	}
 }
 
+func TestStateRejectsImpossibleStepIndex(t *testing.T) {
+	t.Parallel()
+	steps := "spec: {strategy: {canary: {steps: [{setWeight: 10}, {pause: {}}]}}}\n"
+	for _, c := range []struct {
+		index   string
+		wantErr string
+	}{
+		{index: "0"},
+		{index: "2"}, // every step done
+		{index: "3", wantErr: "status.currentStepIndex 3 is not a step (the Rollout has 2)"},
+		{index: "-1", wantErr: "status.currentStepIndex -1 is not a step"},
+		// Truncated to 32 bits this would read as step 1.
+		{index: "4294967297", wantErr: "status.currentStepIndex 4294967297 is not a step"},
+	} {
+		t.Run(c.index, func(t *testing.T) {
+			t.Parallel()
+			s, err := State(fromYAML(t, "metadata: {name: x, namespace: ns}\n"+steps+"status: {currentStepIndex: "+c.index+"}\n"))
+			if c.wantErr == "" {
+				if err != nil || s.CurrentStepIndex == nil || fmt.Sprint(*s.CurrentStepIndex) != c.index {
+					t.Fatalf("State = %v, %v; want index %s", s.CurrentStepIndex, err, c.index)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), c.wantErr) || !strings.Contains(err.Error(), "rollout ns/x") {
+				t.Fatalf("err = %v, want %q naming the Rollout", err, c.wantErr)
+			}
+		})
+	}
+}
+
 func TestRouteWeights(t *testing.T) {
 	t.Parallel()
 	vs := fromYAML(t, `
@@ -142,6 +174,12 @@ spec:
 	}
 	if _, err := RouteWeights(vs, []string{"missing"}, "helloworld", "helloworld-canary"); err == nil {
 		t.Error("missing route: no error")
+	}
+	for _, weight := range []string{"-10", "4294967346"} {
+		bad := fromYAML(t, "metadata: {name: vs, namespace: ns}\nspec: {http: [{name: r, route: [{destination: {host: s}, weight: "+weight+"}, {destination: {host: c}, weight: 0}]}]}\n")
+		if w, err := RouteWeights(bad, nil, "s", "c"); err == nil || !strings.Contains(err.Error(), "weight "+weight+" of \"s\" is not a weight") {
+			t.Errorf("weight %s: %+v, %v; want an error", weight, w, err)
+		}
 	}
 }
 
