@@ -94,9 +94,10 @@ func ReadState(dir string) (*State, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Unmarshal, not a Decoder: a file with anything after its object
+	// (two writers, a half-copied file) is corrupted, not the first half.
 	var s State
-	dec := json.NewDecoder(bytes.NewReader(b))
-	if err := dec.Decode(&s); err != nil {
+	if err := json.Unmarshal(b, &s); err != nil {
 		return nil, fmt.Errorf("state file %s is corrupted (%v); `lockstep lab down --wipe` removes it", StatePath(dir), err)
 	}
 	if s.Version != stateVersion {
