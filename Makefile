@@ -45,6 +45,22 @@ lint: vet
 vet:
 	$(GO) vet ./...
 
+# Every native fuzz target (func FuzzX in a package's fuzz_test.go) for
+# FUZZTIME each, one after the other: `go test -fuzz` takes one target per
+# run. A failing input is saved under the package's testdata/fuzz and from
+# then on runs with every `go test` (the seed corpora always do).
+# FUZZFLAGS passes more flags, e.g. FUZZFLAGS=-parallel=1 beside a fleet.
+FUZZTIME  ?= 30s
+FUZZFLAGS ?=
+.PHONY: fuzz
+fuzz:
+	@set -e; for pkg in $$(find ./internal -name fuzz_test.go -exec dirname {} \; | sort); do \
+		for target in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
+			echo "== $$pkg $$target ($(FUZZTIME))"; \
+			$(GO) test -run '^$$' -fuzz "^$$target\$$" -fuzztime $(FUZZTIME) $(FUZZFLAGS) $$pkg; \
+		done; \
+	done
+
 clean:
 	rm -rf bin
 
