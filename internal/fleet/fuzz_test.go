@@ -28,13 +28,6 @@ type secretConfig struct {
 	AWSAuthConfig      *json.RawMessage `json:"awsAuthConfig"`
 }
 
-// knownNullAuthBug: MemberFromSecret decodes execProviderConfig and
-// awsAuthConfig into json.RawMessage, which keeps a JSON null as the text
-// "null", so `"execProviderConfig": null` is refused as exec
-// authentication. Decoding them as *json.RawMessage (nil for absent and
-// null alike) fixes it; then set this to false.
-const knownNullAuthBug = true
-
 // FuzzMemberFromSecret feeds cluster Secrets: what `argocd cluster add`,
 // the local fleet and package access write, and the auth kinds Lockstep
 // refuses.
@@ -75,9 +68,6 @@ func FuzzMemberFromSecret(f *testing.F) {
 			var asked secretConfig
 			if strings.Contains(err.Error(), "exec and AWS authentication are not supported") &&
 				json.Unmarshal(config, &asked) == nil && asked.ExecProviderConfig == nil && asked.AWSAuthConfig == nil {
-				if knownNullAuthBug {
-					t.Skipf("known bug: data.config %q (a null execProviderConfig or awsAuthConfig) is refused as exec or AWS authentication", config)
-				}
 				t.Fatalf("data.config %q was refused as exec or AWS authentication: %v", config, err)
 			}
 			return

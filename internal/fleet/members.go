@@ -198,8 +198,10 @@ type clusterConfig struct {
 		CertData   string `json:"certData,omitempty"`
 		KeyData    string `json:"keyData,omitempty"`
 	} `json:"tlsClientConfig"`
-	ExecProviderConfig json.RawMessage `json:"execProviderConfig,omitempty"`
-	AWSAuthConfig      json.RawMessage `json:"awsAuthConfig,omitempty"`
+	// Pointers, so that an explicit null (templated Secrets write it)
+	// reads as absent, while {} still asks for that authentication.
+	ExecProviderConfig *json.RawMessage `json:"execProviderConfig,omitempty"`
+	AWSAuthConfig      *json.RawMessage `json:"awsAuthConfig,omitempty"`
 }
 
 // MemberFromSecret turns one Argo CD cluster Secret into a Member. It
@@ -218,7 +220,7 @@ func MemberFromSecret(sec *corev1.Secret) (Member, error) {
 			return Member{}, fmt.Errorf("%s: data.config: %w", where, err)
 		}
 	}
-	if len(cc.ExecProviderConfig) > 0 || len(cc.AWSAuthConfig) > 0 {
+	if cc.ExecProviderConfig != nil || cc.AWSAuthConfig != nil {
 		return Member{}, fmt.Errorf("%s: exec and AWS authentication are not supported; use a bearer token or client certificate", where)
 	}
 	cfg := &rest.Config{
