@@ -49,7 +49,7 @@ kube-apiservers, Argo CD, Argo Rollouts, Prometheus and Thanos; only kubelets
 	}
 	cmd.PersistentFlags().StringVar(&f.dir, "dir", local.DefaultDir(), "directory of the local fleet's state, data and logs (env LOCKSTEP_DIR)")
 	cmd.AddCommand(newBuild(s), newUp(s, f), newDown(s, f), newStatus(s, f), newLogs(s, f), newSupervise(s, f),
-		newActions(s), newVerify(s, f))
+		newActions(s), newVerify(s, f), newNetNSHelper())
 	return cmd
 }
 
@@ -205,7 +205,7 @@ a failed run.`,
 	cmd.Flags().StringVar(&f.provider, "provider", "local", "where the clusters run: "+strings.Join(Providers, ", "))
 	cmd.Flags().IntVar(&workloads, "workloads", 2, "number of workload clusters")
 	cmd.Flags().IntVar(&nodes, "nodes", 2, "kwok nodes per workload cluster")
-	cmd.Flags().BoolVar(&noNetNS, "no-netns", false, "keep every process in the host network namespace")
+	cmd.Flags().BoolVar(&noNetNS, "no-netns", false, "local: make no private network namespace; only with --bare, since Argo CD's application-controller and Argo Rollouts bind 0.0.0.0 and never run outside one")
 	cmd.Flags().DurationVar(&timeout, "timeout", 5*time.Minute, "give up (and clean up) after this long")
 	cmd.Flags().IntVar(&thanosPort, "thanos-port", 0, "fixed 127.0.0.1 port of Thanos Query's HTTP API (default: any free port)")
 	cmd.Flags().BoolVar(&noCoordinator, "no-coordinator", false, "do not run the Lockstep coordinator on the hub")
@@ -417,9 +417,23 @@ func newSupervise(s streams.IO, f *flags) *cobra.Command {
 	}
 	cmd.Flags().IntVar(&workloads, "workloads", 2, "number of workload clusters")
 	cmd.Flags().IntVar(&nodes, "nodes", 2, "kwok nodes per workload cluster")
-	cmd.Flags().BoolVar(&noNetNS, "no-netns", false, "keep every process in the host network namespace")
+	cmd.Flags().BoolVar(&noNetNS, "no-netns", false, "make no private network namespace (only with --bare)")
 	cmd.Flags().IntVar(&thanosPort, "thanos-port", 0, "fixed port of Thanos Query's HTTP API")
 	cmd.Flags().BoolVar(&noCoordinator, "no-coordinator", false, "do not run the Lockstep coordinator")
 	cmd.Flags().BoolVar(&bare, "bare", false, "start empty clusters")
 	return cmd
+}
+
+// newNetNSHelper is the process that makes the fleet's private network
+// namespace without root: the supervisor starts it in new user and network
+// namespaces with its end of a socket pair as descriptor 3.
+func newNetNSHelper() *cobra.Command {
+	return &cobra.Command{
+		Use:    "netns-helper PORT...",
+		Short:  "Bring up the private network namespace of a fleet run without root (started by `lab supervise`)",
+		Hidden: true,
+		RunE: func(_ *cobra.Command, args []string) error {
+			return local.RunNetNSHelper(os.NewFile(3, "netns-control"), args)
+		},
+	}
 }

@@ -353,19 +353,30 @@ func (f *fleet) data(parts ...string) string {
 }
 
 func (f *fleet) startNetNS(context.Context) error {
-	if f.opt.NoNetNS || os.Geteuid() != 0 {
-		f.s.Progressf("      no private network namespace (needs root): Argo CD's application-controller and Argo Rollouts bind their metrics on 0.0.0.0")
-		return nil
+	if f.opt.NoNetNS {
+		return errNoNetNSFlag
 	}
 	// Rollouts' AnalysisRuns query Thanos on the hub from inside.
 	bridged := []int{f.p.redis, f.p.repo, f.p.queryHTTP}
 	for _, c := range f.clusters {
 		bridged = append(bridged, f.p.api[c])
 	}
-	n, err := newNetNS(bridged)
-	if err != nil {
-		f.s.Progressf("      no private network namespace (%v): upstream servers that bind 0.0.0.0 stay on the host", err)
-		return nil
+	var n *netNS
+	var err error
+	if os.Geteuid() == 0 {
+		if n, err = newNetNS(bridged); err != nil {
+			f.s.Progressf("      no network namespace as root (%v): trying a user namespace", err)
+		}
+	}
+	if n == nil {
+		self, serr := f.self()
+		if serr != nil {
+			return &NoPrivateNetworkError{Err: serr}
+		}
+		if n, err = newUserNetNS(append([]string{self}, NetNSHelperArgs...), bridged); err != nil {
+			return &NoPrivateNetworkError{Err: err}
+		}
+		f.s.Progressf("      user and network namespaces of pid %d (no root needed)", n.user.helper.Process.Pid)
 	}
 	f.s.netns = n
 	for _, w := range f.workloads {
@@ -441,7 +452,13 @@ func (f *fleet) startAPIServers(ctx context.Context) error {
 // CheckHostTools reports the first Debian package the fleet needs and the
 // machine lacks, as one line that says how to install it.
 func CheckHostTools() error {
-	for bin, pkg := range map[string]string{"prometheus": "prometheus", "redis-server": "redis-server", "git": "git"} {
+	tools := map[string]string{"prometheus": "prometheus", "redis-server": "redis-server", "git": "git"}
+	if os.Geteuid() != 0 {
+		// Without root, processes join the private network namespace
+		// through nsenter.
+		tools["nsenter"] = "util-linux"
+	}
+	for bin, pkg := range tools {
 		if _, err := lookPath(bin); err != nil {
 			return fmt.Errorf("%s is not installed: run `sudo hack/install-deps.sh` (Debian package %s)", bin, pkg)
 		}

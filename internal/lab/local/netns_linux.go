@@ -16,13 +16,27 @@ import (
 
 // netNS is a private network namespace for upstream servers that bind
 // 0.0.0.0 with no flag to change it (Argo CD's application-controller metrics
-// port). It lives on one locked OS thread of the supervisor: processes are
-// forked from that thread, so they start inside it, and their loopback is
+// port). As root it lives on one locked OS thread of the supervisor: processes
+// are forked from that thread, so they start inside it, and their loopback is
 // bridged to the host's loopback port by port. Nothing inside the namespace
 // is reachable from any network, the host's included, except through the
-// bridged ports, which only forward outwards.
+// bridged ports, which only forward outwards, and the exposed ones.
+//
+// Without root (userns_linux.go), the namespace is a network namespace owned
+// by a user namespace, both made at fork time by a helper process (`lockstep
+// lab netns-helper`) with the caller's uid and gid mapped to themselves: the
+// helper brings the loopback up and hands the supervisor, over a socket pair,
+// the bridged listeners and, on request, sockets made inside; processes are
+// started in it by nsenter(1) through the supervisor's open handles on the
+// helper's /proc/<pid>/ns/{user,net}. A Go process cannot join a user
+// namespace itself (it is multithreaded), and a non-root one cannot join a
+// network namespace without one, so both halves run in single-threaded
+// children: the helper, created inside, and nsenter, which enters.
 type netNS struct {
-	reqs   chan func()
+	// reqs runs functions on the namespace's locked thread (root).
+	reqs chan func()
+	// user is the helper's namespace (without root); nil with reqs.
+	user   *userNS
 	mu     sync.Mutex
 	lns    []net.Listener
 	closed bool
@@ -61,10 +75,15 @@ func newNetNS(ports []int) (*netNS, error) {
 	if err := <-errc; err != nil {
 		return nil, err
 	}
+	n.forwardAll(ports)
+	return n, nil
+}
+
+// forwardAll starts forwarding n.lns[i], inside, to ports[i] on the host.
+func (n *netNS) forwardAll(ports []int) {
 	for i, ln := range n.lns {
 		go n.forward(ln, ports[i])
 	}
-	return n, nil
 }
 
 func loopbackUp() error {
@@ -114,6 +133,10 @@ func (n *netNS) dial(port int) (net.Conn, error) {
 	if n.closed {
 		n.mu.Unlock()
 		return nil, errors.New("network namespace closed")
+	}
+	if n.user != nil {
+		n.mu.Unlock()
+		return n.user.dial(port)
 	}
 	type res struct {
 		c   net.Conn
@@ -167,12 +190,17 @@ func pipe(a, b net.Conn) {
 	<-done
 }
 
-// start forks cmd from the namespace's thread.
+// start starts cmd inside the namespace: forked from its thread (root), or
+// through nsenter.
 func (n *netNS) start(cmd *exec.Cmd) error {
 	n.mu.Lock()
 	if n.closed {
 		n.mu.Unlock()
 		return errors.New("network namespace closed")
+	}
+	if n.user != nil {
+		n.mu.Unlock()
+		return n.user.start(cmd)
 	}
 	errc := make(chan error, 1)
 	n.reqs <- func() { errc <- cmd.Start() }
@@ -190,5 +218,29 @@ func (n *netNS) close() {
 		_ = ln.Close()
 	}
 	n.closed = true
+	if n.user != nil {
+		n.user.close()
+		return
+	}
 	close(n.reqs)
 }
+
+// The servers that bind 0.0.0.0 whatever their flags say, and so run only
+// inside a private network namespace.
+const wildcardServers = "Argo CD's application-controller and the Argo Rollouts controllers bind 0.0.0.0 and are never started outside a private network namespace"
+
+// errNoNetNSFlag refuses --no-netns on a full fleet.
+var errNoNetNSFlag = errors.New("--no-netns: " + wildcardServers + "; drop --no-netns, or add --bare, which starts neither")
+
+// NoPrivateNetworkError says that no private network namespace could be
+// made, and how to get one.
+type NoPrivateNetworkError struct{ Err error }
+
+func (e *NoPrivateNetworkError) Error() string {
+	return fmt.Sprintf("no private network namespace (%v): %s; run `lockstep lab up` as root, "+
+		"allow unprivileged user namespaces (sysctl user.max_user_namespaces > 0, and where the kernel has them "+
+		"kernel.unprivileged_userns_clone=1 and kernel.apparmor_restrict_unprivileged_userns=0), "+
+		"or add --bare, which starts neither", firstLine(e.Err.Error()), wildcardServers)
+}
+
+func (e *NoPrivateNetworkError) Unwrap() error { return e.Err }
