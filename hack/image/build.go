@@ -300,6 +300,9 @@ func baseLayer(o options) (v1.Layer, error) {
 
 // tarLayer writes entries, in order, into a gzip-compressed OCI layer with
 // every time set to mtime, so that the same input gives the same digest.
+// The default gzip level: the best one makes the images 0.5% smaller and
+// `make image` half as fast again. The compressed bytes are kept, since
+// the digest, the layout and a push all read them.
 func tarLayer(entries []tarEntry, mtime time.Time) (v1.Layer, error) {
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
@@ -323,7 +326,7 @@ func tarLayer(entries []tarEntry, mtime time.Time) (v1.Layer, error) {
 	}
 	data := buf.Bytes()
 	return tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(data)), nil },
-		tarball.WithMediaType(types.OCILayer), tarball.WithCompressionLevel(gzip.BestCompression))
+		tarball.WithMediaType(types.OCILayer), tarball.WithCompressionLevel(gzip.DefaultCompression), tarball.WithCompressedCaching)
 }
 
 // emptyJSON is the OCI empty descriptor's content, the config of an
