@@ -1,7 +1,9 @@
 # The lockstep binary in an image, for the coordinator Deployment that
 # `lockstep lab up --provider kind|eks|existing` installs on the hub
-# (--coordinator-image). Not built on the project's machines (no Docker
-# daemon there): `docker build -t REGISTRY/lockstep:TAG .` and push it.
+# (--coordinator-image). `make image` builds the same image without a
+# Docker daemon (hack/image: linux/amd64 and arm64, user 65532, SPDX SBOMs),
+# and is what the project's machines use; this file is for people who
+# prefer `docker build -t REGISTRY/lockstep:TAG .`.
 FROM golang:1.26 AS build
 WORKDIR /src
 COPY go.mod go.sum ./

@@ -166,12 +166,7 @@ func TestNonRootFleetBindsLoopback(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	env := []string{"HOME=" + home, "LOCKSTEP_CACHE_DIR=" + readable, "KUBECACHEDIR=" + filepath.Join(home, "kubecache"),
-		// Argo CD's repo-server listens on /tmp/reposerver-ask-pass.sock
-		// unless told otherwise, and leaves it behind: after a fleet run as
-		// root, nobody could not replace it. TODO: argocdEnv should set
-		// this per fleet; until then the test does.
-		"ARGOCD_ASK_PASS_SOCK=" + filepath.Join(home, "reposerver-ask-pass.sock")}
+	env := []string{"HOME=" + home, "LOCKSTEP_CACHE_DIR=" + readable, "KUBECACHEDIR=" + filepath.Join(home, "kubecache")}
 
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()

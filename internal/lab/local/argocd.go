@@ -108,6 +108,10 @@ func (f *fleet) argocdEnv(binary string) []string {
 		"ARGOCD_GNUPGHOME=" + filepath.Join(base, "gnupg"),
 		"HOME=" + filepath.Join(base, "home"),
 		"TMPDIR=" + filepath.Join(base, "tmp"),
+		// The repo-server's askpass socket defaults to a fixed path in /tmp
+		// that outlives it: another fleet (or another user's) could not
+		// take it over.
+		"ARGOCD_ASK_PASS_SOCK=" + filepath.Join(base, "tmp", "askpass.sock"),
 		// The repo-server calls git-verify-wrapper.sh by name.
 		"PATH=" + wrapper + string(os.PathListSeparator) + os.Getenv("PATH"),
 	}
