@@ -79,17 +79,19 @@ type RolloutReference struct {
 	Name string `json:"name"`
 }
 
-// Members selects member clusters among the clusters registered in Argo CD
-// (Secrets labelled argocd.argoproj.io/secret-type=cluster in the Argo CD
-// namespace). Give exactly one of selector and names.
+// Members selects member clusters among the clusters registered for the
+// coordinator: Secrets labelled lockstep.dev/secret-type=cluster in its
+// namespace (lockstep-system), which carry its own least-privilege token
+// for each member and the registration's labels. Give exactly one of
+// selector and names.
 //
 // +kubebuilder:validation:XValidation:rule="has(self.selector) != has(self.names)",message="give exactly one of members.selector and members.names"
 type Members struct {
-	// Selector matches the labels of Argo CD cluster Secrets, e.g.
+	// Selector matches the labels of the member Secrets, e.g.
 	// lockstep.dev/role=workload.
 	// +optional
 	Selector *metav1.LabelSelector `json:"selector,omitempty"`
-	// Names lists clusters by their Argo CD name (the Secret's data.name).
+	// Names lists clusters by name (the Secret's data.name, as in Argo CD).
 	// +optional
 	// +listType=set
 	// +kubebuilder:validation:MinItems=1
