@@ -26,6 +26,9 @@ import (
 //     for the step's hold time and promotes once every verdict passes.
 //     Analysis that stays short of passing past the limit aborts.
 func Decide(s Snapshot, now time.Time) Decision {
+	if len(s.Waves) > 0 {
+		return decideWaves(s, now)
+	}
 	d := &decider{s: s, now: now, next: s.Fleet}
 	return d.decide()
 }

@@ -51,6 +51,20 @@ const (
 	ReasonMemberUnreachable Reason = "MemberUnreachable"
 	// ReasonUnreachableDeadline: a member stayed unreachable past the deadline.
 	ReasonUnreachableDeadline Reason = "UnreachableDeadlineExceeded"
+	// ReasonInvalidWaves: the waves do not split the members into groups
+	// (a member in two waves or in none, an empty wave, more failures
+	// allowed than clusters).
+	ReasonInvalidWaves Reason = "InvalidWaves"
+	// ReasonWaveStarted: a batch or wave completed and the next one starts.
+	ReasonWaveStarted Reason = "WaveStarted"
+	// ReasonSoaking: a wave completed and soaks before the next one.
+	ReasonSoaking Reason = "Soaking"
+	// ReasonWaveRegression: a member of a completed wave aborted, degraded,
+	// left the revision or failed analysis; the release stops.
+	ReasonWaveRegression Reason = "WaveRegression"
+	// ReasonFailureTolerated: a batch aborted within its wave's
+	// maxFailures; the release goes on without it.
+	ReasonFailureTolerated Reason = "FailureTolerated"
 	// ReasonForbidden and ReasonUnauthorized: a member answers but refuses
 	// the coordinator (403: its role lacks a verb; 401: its token is
 	// refused). The fleet waits for a fix; past the unreachable deadline it
@@ -136,6 +150,9 @@ type Snapshot struct {
 	Fleet FleetStatus
 	// Policy holds the operator's limits.
 	Policy Policy
+	// Waves, when set, release the members group after group (see Wave);
+	// empty means one wave of every member.
+	Waves []Wave
 	// RetryToken asks for a retry of an aborted fleet. It is a token rather
 	// than a boolean so that a request is acted on exactly once: Decide
 	// records the token in FleetStatus.HandledRetryToken, and a stale token
@@ -290,6 +307,15 @@ type FleetStatus struct {
 	// unreachable deadline) their abort and Degraded phase are the old
 	// abort's, not new failures.
 	RetryPending []string
+	// Wave is the batch of Snapshot.Waves (counted across waves, in
+	// release order) that is in canary; earlier ones completed.
+	// WaveStartedAt is when it started; WaveCompletedAt is when a wave's
+	// last batch completed (its soak started). Failed lists the clusters
+	// whose batch aborted within their wave's MaxFailures.
+	Wave            int32
+	WaveStartedAt   time.Time
+	WaveCompletedAt time.Time
+	Failed          []string
 }
 
 // inProgress reports whether a canary of Revision is under way: some barrier
