@@ -356,6 +356,17 @@ func (c *Cache) Watch(name string, gvr schema.GroupVersionResource, namespace st
 	f := dynamicinformer.NewFilteredDynamicSharedInformerFactory(dyn, 0, namespace, nil)
 	inf := f.ForResource(gvr).Informer()
 	notify := func(any) { c.opts.OnEvent(name) }
+	// A list or watch the member refuses (401/403: a revoked token, a
+	// removed role binding) is news too: the caller re-reads the member
+	// and reports the refusal instead of waiting for its next resync.
+	if err := inf.SetWatchErrorHandlerWithContext(func(ctx context.Context, r *cache.Reflector, err error) {
+		cache.DefaultWatchErrorHandler(ctx, r, err)
+		if apierrors.IsForbidden(err) || apierrors.IsUnauthorized(err) {
+			notify(nil)
+		}
+	}); err != nil {
+		return err
+	}
 	if _, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    notify,
 		UpdateFunc: func(_, obj any) { notify(obj) },

@@ -285,7 +285,10 @@ func TestRefusalsAreNamed(t *testing.T) {
 	if err := fleettest.Clientset(t, "argo-rollout2").RbacV1().ClusterRoleBindings().Delete(ctx, "lockstep-workload", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	fleettest.Eventually(t, 30*time.Second, "argo-rollout2 shown Forbidden, naming the verb", func() error {
+	// A 403 shows on the next read of the Rollout: /readyz still answers,
+	// and an established watch is not re-authorized, so it can take up to
+	// the 30 s resync of a fleet that is holding.
+	fleettest.Eventually(t, 60*time.Second, "argo-rollout2 shown Forbidden, naming the verb", func() error {
 		got := getFleetRollout(t, fr.Name)
 		c := meta.FindStatusCondition(got.Status.Conditions, v1alpha1.ConditionMembersReachable)
 		m := memberStatus(got, "argo-rollout2")
