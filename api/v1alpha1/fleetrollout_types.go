@@ -2,6 +2,7 @@ package v1alpha1
 
 import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
 )
 
 // FleetRollout moves one Argo Rollout through every member cluster together:
@@ -58,12 +59,64 @@ type FleetRolloutSpec struct {
 	// +optional
 	Policy Policy `json:"policy,omitempty"`
 
+	// Waves release the members group after group, in this order. Inside a
+	// wave, clusters go through the canary in lockstep (maxParallel at a
+	// time); the next wave starts only after the previous one completed and
+	// soaked with nothing regressing. A stopped release aborts the clusters
+	// in canary and leaves later waves untouched: their Rollouts wait at a
+	// leading pause: {} step, which waves therefore require. Without waves
+	// every member is one wave.
+	// +optional
+	// +listType=map
+	// +listMapKey=name
+	// +kubebuilder:validation:MaxItems=16
+	Waves []Wave `json:"waves,omitempty"`
+
 	// RetryToken asks the coordinator to retry an aborted fleet. Set it to a
 	// new value (a timestamp, a UUID) for each retry: a token is acted on
 	// once, so an old one left in place cannot undo a later abort.
 	// +optional
 	// +kubebuilder:validation:MaxLength=253
 	RetryToken string `json:"retryToken,omitempty"`
+}
+
+// Wave is one group of member clusters. Give exactly one of names,
+// selector and rest.
+//
+// +kubebuilder:validation:XValidation:rule="(has(self.names) ? 1 : 0) + (has(self.selector) ? 1 : 0) + (has(self.rest) && self.rest ? 1 : 0) == 1",message="give exactly one of names, selector and rest"
+type Wave struct {
+	// Name identifies the wave in status and events.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	Name string `json:"name"`
+	// Names lists the wave's clusters.
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MinItems=1
+	Names []string `json:"names,omitempty"`
+	// Selector matches the labels of the member Secrets.
+	// +optional
+	Selector *metav1.LabelSelector `json:"selector,omitempty"`
+	// Rest takes every member that no other wave names or selects.
+	// +optional
+	Rest bool `json:"rest,omitempty"`
+	// MaxParallel is how many of the wave's clusters run the canary
+	// together: a count ("2") or a percentage of the wave ("30%"); the
+	// default is all of them. Batches run one after the other, in name
+	// order.
+	// +optional
+	// +kubebuilder:validation:XIntOrString
+	// +kubebuilder:validation:Pattern=`^([1-9][0-9]*|[1-9][0-9]?%|100%)$`
+	MaxParallel *intstr.IntOrString `json:"maxParallel,omitempty"`
+	// Soak is how long the wave stays completed, watched, before the next
+	// one starts.
+	// +optional
+	Soak *metav1.Duration `json:"soak,omitempty"`
+	// MaxFailures is how many of the wave's clusters may fail (their batch
+	// aborted) before the release stops. Default 0.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	MaxFailures int32 `json:"maxFailures,omitempty"`
 }
 
 // RolloutReference names an Argo Rollout in every member cluster.
@@ -513,6 +566,20 @@ type FleetState struct {
 	// +optional
 	// +listType=set
 	RetryPending []string `json:"retryPending,omitempty"`
+	// Wave is the batch in canary, counted across spec.waves in release
+	// order; WaveStartedAt is when it started and WaveCompletedAt when the
+	// wave's last batch completed (its soak started).
+	// +optional
+	Wave int32 `json:"wave,omitempty"`
+	// +optional
+	WaveStartedAt *metav1.MicroTime `json:"waveStartedAt,omitempty"`
+	// +optional
+	WaveCompletedAt *metav1.MicroTime `json:"waveCompletedAt,omitempty"`
+	// Failed lists clusters whose batch aborted within their wave's
+	// maxFailures: the release went on without them.
+	// +optional
+	// +listType=set
+	Failed []string `json:"failed,omitempty"`
 }
 
 // MemberStatus is the last observation of one member.
@@ -556,6 +623,12 @@ type MemberStatus struct {
 	// Weights are the VirtualService weights last seen.
 	// +optional
 	Weights *Weights `json:"weights,omitempty"`
+	// Wave is the member's wave and WaveState where it stands in the
+	// release: NotStarted, InCanary, Completed or Aborted.
+	// +optional
+	Wave string `json:"wave,omitempty"`
+	// +optional
+	WaveState string `json:"waveState,omitempty"`
 	// Verdict is the member's latest analysis verdict.
 	// +optional
 	Verdict *Verdict `json:"verdict,omitempty"`

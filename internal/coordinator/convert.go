@@ -263,6 +263,10 @@ func fleetFromStatus(s v1alpha1.FleetState) decide.FleetStatus {
 		HandledRetryToken: s.HandledRetryToken,
 		RetriedAt:         timeOf(s.RetriedAt),
 		RetryPending:      append([]string(nil), s.RetryPending...),
+		Wave:              s.Wave,
+		WaveStartedAt:     timeOf(s.WaveStartedAt),
+		WaveCompletedAt:   timeOf(s.WaveCompletedAt),
+		Failed:            append([]string(nil), s.Failed...),
 	}
 }
 
@@ -283,6 +287,10 @@ func fleetToStatus(f decide.FleetStatus) v1alpha1.FleetState {
 		HandledRetryToken: f.HandledRetryToken,
 		RetriedAt:         microPtr(f.RetriedAt),
 		RetryPending:      append([]string(nil), f.RetryPending...),
+		Wave:              f.Wave,
+		WaveStartedAt:     microPtr(f.WaveStartedAt),
+		WaveCompletedAt:   microPtr(f.WaveCompletedAt),
+		Failed:            append([]string(nil), f.Failed...),
 	}
 }
 

@@ -208,6 +208,10 @@ func (r *Reconciler) reconcile(ctx context.Context, log logr.Logger, fr *v1alpha
 	if err := r.Clusters.Update(members); err != nil {
 		return r.refuse(ctx, log, fr, orig, now, v1alpha1.ReasonInvalidSpec, err.Error())
 	}
+	waves, err := wavesFromSpec(fr.Spec.Waves, members)
+	if err != nil {
+		return r.refuse(ctx, log, fr, orig, now, v1alpha1.ReasonInvalidSpec, err.Error())
+	}
 
 	obs := r.observe(ctx, log, fr, members, now)
 	var stepProblems []string
@@ -242,6 +246,7 @@ func (r *Reconciler) reconcile(ctx context.Context, log logr.Logger, fr *v1alpha
 		Fleet:      fleetFromStatus(st.Fleet),
 		Policy:     policy,
 		RetryToken: fr.Spec.RetryToken,
+		Waves:      waves,
 	}
 	for i, o := range obs {
 		snap.Members[i] = o.member
@@ -249,6 +254,12 @@ func (r *Reconciler) reconcile(ctx context.Context, log logr.Logger, fr *v1alpha
 	dec := decide.Decide(snap, now)
 
 	r.setMembers(st, obs)
+	if len(waves) > 0 {
+		states, names := decide.WaveStates(snap, dec.Next), waveOf(waves)
+		for i := range st.Members {
+			st.Members[i].Wave, st.Members[i].WaveState = names[st.Members[i].Name], states[st.Members[i].Name]
+		}
+	}
 	if plan != nil {
 		var evidence map[string]*v1alpha1.Evidence
 		if judged != nil {

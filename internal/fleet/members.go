@@ -45,6 +45,9 @@ type Member struct {
 	Config *rest.Config
 	// Reporting is the member's metrics label value, if its Secret says so.
 	Reporting string
+	// Labels are its Secret's labels (what selectors, waves included,
+	// match).
+	Labels map[string]string
 }
 
 // Secrets says where cluster Secrets are and how they are labelled.
@@ -251,7 +254,7 @@ func MemberFromSecret(sec *corev1.Secret) (Member, error) {
 		}
 		*f.out = b
 	}
-	return Member{Name: name, Config: cfg, Reporting: sec.Annotations[AnnotationReportingCluster]}, nil
+	return Member{Name: name, Config: cfg, Reporting: sec.Annotations[AnnotationReportingCluster], Labels: sec.Labels}, nil
 }
 
 // MembersFromKubeconfig returns one member per named context of the
