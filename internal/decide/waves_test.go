@@ -106,8 +106,8 @@ func TestWaves(t *testing.T) {
 			snap: Snapshot{Revision: rev, Policy: policy(), Waves: twoWaves(), Fleet: barrier(1, 2),
 				Analysis: Analysis{Members: map[string]AnalysisVerdict{"a": verdict(VerdictFail, at(time.Minute))}},
 				Members:  []Member{waveDone("a"), waveMoving("b", 3), wavePaused("c", 0)}},
-			now:         at(2 * time.Minute),
-			wantAction:  ActionAbort, wantReason: ReasonWaveRegression,
+			now:        at(2 * time.Minute),
+			wantAction: ActionAbort, wantReason: ReasonWaveRegression,
 			wantPatches: []string{"Abort:b"}, wantMsg: "a fails analysis",
 		},
 		{
@@ -130,8 +130,8 @@ func TestWaves(t *testing.T) {
 			snap: Snapshot{Revision: rev, Policy: policy(), Waves: twoWaves(),
 				Fleet:   FleetStatus{Revision: rev, Wave: 2, Failed: []string{"b"}, BarrierStep: step(2), StepEnteredAt: t0, CanaryStartedAt: t0},
 				Members: []Member{waveDone("a"), with(waveMoving("b", 3), func(ro *RolloutState) { ro.Aborted = true }), with(waveMoving("c", 3), func(ro *RolloutState) { ro.Phase = PhaseDegraded })}},
-			now:         at(time.Minute),
-			wantAction:  ActionAbort, wantReason: ReasonMemberDegraded,
+			now:        at(time.Minute),
+			wantAction: ActionAbort, wantReason: ReasonMemberDegraded,
 			wantPatches: []string{"Abort:c"},
 			check: func(t *testing.T, d Decision) {
 				if !d.Next.Aborted || d.Next.Wave != 2 {
@@ -144,8 +144,8 @@ func TestWaves(t *testing.T) {
 			snap: Snapshot{Revision: rev, Policy: policy(), Fleet: barrier(0, 0), Analysis: analysisAll(verdict(VerdictPass, at(6*time.Minute)), "a"),
 				Waves:   []Wave{{Name: "canary", Batches: [][]string{{"a"}}}, {Name: "rest", Batches: [][]string{{"b", "c", "d"}}}},
 				Members: []Member{wavePaused("a", 0), wavePaused("b", 0), wavePaused("c", 0), {Name: "d", Reachable: true}}},
-			now:         at(6 * time.Minute),
-			wantAction:  ActionPromote, wantReason: ReasonBarrierPassed,
+			now:        at(6 * time.Minute),
+			wantAction: ActionPromote, wantReason: ReasonBarrierPassed,
 			wantPatches: []string{"Promote:a"},
 		},
 		{
@@ -153,8 +153,8 @@ func TestWaves(t *testing.T) {
 			snap: Snapshot{Revision: rev, Policy: policy(), Fleet: barrier(1, 2), Analysis: analysisAll(verdict(VerdictPass, at(6*time.Minute)), "b"),
 				Waves:   []Wave{{Name: "canary", Batches: [][]string{{"a"}}}, {Name: "rest", Batches: [][]string{{"b"}}}},
 				Members: []Member{waveDone("a"), wavePaused("b", 2)}},
-			now:         at(6 * time.Minute),
-			wantAction:  ActionPromote, wantReason: ReasonBarrierPassed,
+			now:        at(6 * time.Minute),
+			wantAction: ActionPromote, wantReason: ReasonBarrierPassed,
 			wantPatches: []string{"Promote:b"},
 		},
 		{
