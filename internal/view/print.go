@@ -72,6 +72,12 @@ func printTable(w io.Writer, f Fleet, wide bool) error {
 		if c.Barrier != "" {
 			fmt.Fprintf(&b, "  BARRIER %s", c.Barrier)
 		}
+		if len(c.Waves) > 0 {
+			fmt.Fprintf(&b, "  WAVES %s", strings.Join(c.Waves, " > "))
+		}
+		if c.Soaking != "" {
+			fmt.Fprintf(&b, "  SOAKING %s", c.Soaking)
+		}
 		if c.Global != nil {
 			fmt.Fprintf(&b, "  ANALYSIS %s", verdictCell(c.Global))
 			if e := EvidenceCell(c.Global); e != "-" {
@@ -91,6 +97,15 @@ func printTable(w io.Writer, f Fleet, wide bool) error {
 	}
 
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	// A WAVE column only for a release in waves, so other tables stay
+	// as they are.
+	waves := false
+	for _, c := range f.Clusters {
+		waves = waves || c.Wave != ""
+	}
+	if waves {
+		fmt.Fprint(tw, "WAVE\t")
+	}
 	if wide {
 		fmt.Fprintln(tw, "CLUSTER\tSTATUS\tREVISION\tSTABLE\tSTEP\tSET\tWEIGHTS\tSTABLE IMAGE\tCANARY IMAGE\tPODS\tANALYSISRUN\tVERDICT\tEVIDENCE\tRATE\tLAST CONTACT")
 	} else {
@@ -106,6 +121,9 @@ func printTable(w io.Writer, f Fleet, wide bool) error {
 		}
 		for _, w := range c.Warnings {
 			problems = append(problems, fmt.Sprintf("%s: %s", c.Name, w))
+		}
+		if waves {
+			fmt.Fprint(tw, dash(c.Wave)+"\t")
 		}
 		if wide {
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n",

@@ -5,6 +5,7 @@ import (
 	"regexp"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -33,10 +34,14 @@ type Coordinator struct {
 	CurrentStep  *int32 `json:"currentStep,omitempty"`
 	// Barrier says which step every member was last seen paused at
 	// together, and since when; empty when there is none.
-	Barrier     string   `json:"barrier,omitempty"`
-	Aborted     bool     `json:"aborted,omitempty"`
-	AbortReason string   `json:"abortReason,omitempty"`
-	Global      *Verdict `json:"global,omitempty"`
+	Barrier     string `json:"barrier,omitempty"`
+	Aborted     bool   `json:"aborted,omitempty"`
+	AbortReason string `json:"abortReason,omitempty"`
+	// Waves names the release's waves in order; Soaking says since when
+	// the last completed wave soaks, when one does.
+	Waves   []string `json:"waves,omitempty"`
+	Soaking string   `json:"soaking,omitempty"`
+	Global  *Verdict `json:"global,omitempty"`
 	// Events are the coordinator's latest decisions, newest last.
 	Events []Event `json:"events,omitempty"`
 }
@@ -91,6 +96,9 @@ type Cluster struct {
 	CanaryImage string       `json:"canaryImage,omitempty"`
 	ReplicaSets []ReplicaSet `json:"replicaSets,omitempty"`
 	Analysis    *AnalysisRun `json:"analysisRun,omitempty"`
+	// Wave is the member's wave and where it stands in the release
+	// ("first Completed"), from the coordinator when it releases in waves.
+	Wave string `json:"wave,omitempty"`
 	// Verdict and LastContact come from the coordinator, when there is one.
 	Verdict     *Verdict   `json:"verdict,omitempty"`
 	LastContact *time.Time `json:"lastContact,omitempty"`
@@ -170,6 +178,7 @@ func Build(rollout string, fr *v1alpha1.FleetRollout, obs []Observation) Fleet {
 		c := cluster(o)
 		if m := members[o.Cluster]; m != nil {
 			c.Verdict = verdict(m.Verdict)
+			c.Wave = waveCell(m)
 			if m.LastContact != nil {
 				t := m.LastContact.UTC()
 				c.LastContact = &t
@@ -188,7 +197,7 @@ func Build(rollout string, fr *v1alpha1.FleetRollout, obs []Observation) Fleet {
 			// coordinator last saw rather than hiding the member.
 			c := Cluster{Name: m.Name, Reachable: false, Error: "not read by this command; coordinator's last observation shown",
 				Revision: m.Revision, StableRevision: m.StableRevision, Step: m.Step, Phase: m.Phase,
-				Paused: m.Paused, Aborted: m.Aborted, Verdict: verdict(m.Verdict)}
+				Paused: m.Paused, Aborted: m.Aborted, Verdict: verdict(m.Verdict), Wave: waveCell(&m)}
 			if m.Weights != nil {
 				c.Weights = &Weights{Stable: m.Weights.Stable, Canary: m.Weights.Canary}
 			}
@@ -198,6 +207,13 @@ func Build(rollout string, fr *v1alpha1.FleetRollout, obs []Observation) Fleet {
 	return f
 }
 
+func waveCell(m *v1alpha1.MemberStatus) string {
+	if m.Wave == "" {
+		return ""
+	}
+	return strings.TrimSpace(m.Wave + " " + m.WaveState)
+}
+
 func coordinator(fr *v1alpha1.FleetRollout) *Coordinator {
 	st := fr.Status
 	c := &Coordinator{
@@ -205,6 +221,12 @@ func coordinator(fr *v1alpha1.FleetRollout) *Coordinator {
 		Phase:        string(st.Phase), Reason: st.Reason, Message: st.Message,
 		Revision: st.Fleet.Revision, CurrentStep: st.CurrentStep,
 		Aborted: st.Fleet.Aborted, AbortReason: st.Fleet.AbortReason,
+	}
+	for _, w := range fr.Spec.Waves {
+		c.Waves = append(c.Waves, w.Name)
+	}
+	if t := st.Fleet.WaveCompletedAt; t != nil && !st.Fleet.Aborted {
+		c.Soaking = "since " + t.UTC().Format("15:04:05")
 	}
 	if b := st.Fleet.BarrierStep; b != nil && !st.Fleet.Aborted && !st.Fleet.Completed {
 		c.Barrier = fmt.Sprintf("step %d", *b)

@@ -139,7 +139,16 @@ func scenarios() map[string]Fleet {
 		OtherErrs: []error{errors.New(`get analysisrun helloworld-6d4f-1: analysisruns.argoproj.io "helloworld-6d4f-1" is forbidden`)},
 	}
 	missing := Observation{Cluster: "argo-rollout3"}
+	// A release in waves: argo-rollout1 completed its wave and soaks,
+	// argo-rollout2 waits in the next one.
+	inWaves := fleetRollout()
+	inWaves.Spec.Waves = []v1alpha1.Wave{{Name: "first", Names: []string{"argo-rollout1"}}, {Name: "rest", Rest: true}}
+	inWaves.Status.Fleet.BarrierStep = nil
+	inWaves.Status.Fleet.WaveCompletedAt = &metav1.MicroTime{Time: t0.Add(-4 * time.Second)}
+	inWaves.Status.Members[0].Wave, inWaves.Status.Members[0].WaveState = "first", "Completed"
+	inWaves.Status.Members[1].Wave, inWaves.Status.Members[1].WaveState = "rest", "NotStarted"
 	return map[string]Fleet{
+		"waves":       Build("helloworld/helloworld", inWaves, []Observation{ok, down}),
 		"coordinated": Build("helloworld/helloworld", fleetRollout(), []Observation{ok, down}),
 		"direct":      Build("helloworld/helloworld", nil, []Observation{ok, aborted, missing}),
 	}
