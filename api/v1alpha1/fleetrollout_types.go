@@ -455,12 +455,34 @@ type Policy struct {
 	// +kubebuilder:validation:Type=string
 	// +kubebuilder:validation:XValidation:rule="duration(self) > duration('0s')",message="must be a positive duration such as 5m"
 	InconclusiveLimit *metav1.Duration `json:"inconclusiveLimit,omitempty"`
-	// AllowNewRevisionDuringProgress lets a new revision replace one whose
-	// canary is under way. When false, such a change is refused until a
+	// OnNewRevision says what a new revision (a hotfix committed in the
+	// middle of a canary) does to the canary under way. Supersede, the
+	// default, replaces it in step, as Argo Rollouts does in one cluster:
+	// every member leaves the old canary and the fleet starts the new
+	// revision from its first step together. Refuse holds the fleet until a
 	// retry token is sent.
+	// +optional
+	// +kubebuilder:validation:Enum=Supersede;Refuse
+	OnNewRevision string `json:"onNewRevision,omitempty"`
+	// NewRevisionDeadline is how long members may take to run a new
+	// revision (Argo CD syncing it to each of them); after it the release
+	// stops, naming the members still on another revision.
+	// +optional
+	// +kubebuilder:default="5m"
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:XValidation:rule="duration(self) > duration('0s')",message="must be a positive duration such as 5m"
+	NewRevisionDeadline *metav1.Duration `json:"newRevisionDeadline,omitempty"`
+	// AllowNewRevisionDuringProgress is the former switch: true is
+	// onNewRevision: Supersede.
 	// +optional
 	AllowNewRevisionDuringProgress bool `json:"allowNewRevisionDuringProgress,omitempty"`
 }
+
+// OnNewRevision values.
+const (
+	OnNewRevisionSupersede = "Supersede"
+	OnNewRevisionRefuse    = "Refuse"
+)
 
 // FleetRolloutStatus is what the coordinator observed and decided. It is
 // the coordinator's only memory.
@@ -566,6 +588,9 @@ type FleetState struct {
 	// +optional
 	// +listType=set
 	RetryPending []string `json:"retryPending,omitempty"`
+	// RevisionSeenAt is when Revision became the wanted revision.
+	// +optional
+	RevisionSeenAt *metav1.MicroTime `json:"revisionSeenAt,omitempty"`
 	// Wave is the batch in canary, counted across spec.waves in release
 	// order; WaveStartedAt is when it started and WaveCompletedAt when the
 	// wave's last batch completed (its soak started).

@@ -305,6 +305,10 @@ func (in *FleetState) DeepCopyInto(out *FleetState) {
 		*out = make([]string, len(*in))
 		copy(*out, *in)
 	}
+	if in.RevisionSeenAt != nil {
+		in, out := &in.RevisionSeenAt, &out.RevisionSeenAt
+		*out = (*in).DeepCopy()
+	}
 	if in.WaveStartedAt != nil {
 		in, out := &in.WaveStartedAt, &out.WaveStartedAt
 		*out = (*in).DeepCopy()
@@ -527,6 +531,11 @@ func (in *Policy) DeepCopyInto(out *Policy) {
 	}
 	if in.InconclusiveLimit != nil {
 		in, out := &in.InconclusiveLimit, &out.InconclusiveLimit
+		*out = new(v1.Duration)
+		**out = **in
+	}
+	if in.NewRevisionDeadline != nil {
+		in, out := &in.NewRevisionDeadline, &out.NewRevisionDeadline
 		*out = new(v1.Duration)
 		**out = **in
 	}

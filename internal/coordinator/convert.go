@@ -24,6 +24,7 @@ const (
 	defaultInterval            = 10 * time.Second
 	defaultUnreachableDeadline = 2 * time.Minute
 	defaultInconclusiveLimit   = 5 * time.Minute
+	defaultRevisionDeadline    = 5 * time.Minute
 )
 
 func durationOr(d *metav1.Duration, def time.Duration) time.Duration {
@@ -33,13 +34,20 @@ func durationOr(d *metav1.Duration, def time.Duration) time.Duration {
 	return d.Duration
 }
 
+// supersedes reports whether a new revision replaces a canary under way
+// (Supersede, the default, or the former allowNewRevisionDuringProgress).
+func supersedes(p v1alpha1.Policy) bool {
+	return p.OnNewRevision != v1alpha1.OnNewRevisionRefuse || p.AllowNewRevisionDuringProgress
+}
+
 // policyFromSpec converts the spec's hold times and limits.
 func policyFromSpec(spec *v1alpha1.FleetRolloutSpec) decide.Policy {
 	p := decide.Policy{
 		DefaultHold:                    durationOr(spec.Hold.Default, defaultHold),
 		UnreachableDeadline:            durationOr(spec.Policy.UnreachableDeadline, defaultUnreachableDeadline),
 		InconclusiveLimit:              durationOr(spec.Policy.InconclusiveLimit, defaultInconclusiveLimit),
-		AllowNewRevisionDuringProgress: spec.Policy.AllowNewRevisionDuringProgress,
+		AllowNewRevisionDuringProgress: supersedes(spec.Policy),
+		RevisionDeadline:               durationOr(spec.Policy.NewRevisionDeadline, defaultRevisionDeadline),
 	}
 	if len(spec.Hold.Steps) > 0 {
 		p.StepHold = make(map[int32]time.Duration, len(spec.Hold.Steps))
@@ -263,6 +271,7 @@ func fleetFromStatus(s v1alpha1.FleetState) decide.FleetStatus {
 		HandledRetryToken: s.HandledRetryToken,
 		RetriedAt:         timeOf(s.RetriedAt),
 		RetryPending:      append([]string(nil), s.RetryPending...),
+		RevisionSeenAt:    timeOf(s.RevisionSeenAt),
 		Wave:              s.Wave,
 		WaveStartedAt:     timeOf(s.WaveStartedAt),
 		WaveCompletedAt:   timeOf(s.WaveCompletedAt),
@@ -287,6 +296,7 @@ func fleetToStatus(f decide.FleetStatus) v1alpha1.FleetState {
 		HandledRetryToken: f.HandledRetryToken,
 		RetriedAt:         microPtr(f.RetriedAt),
 		RetryPending:      append([]string(nil), f.RetryPending...),
+		RevisionSeenAt:    microPtr(f.RevisionSeenAt),
 		Wave:              f.Wave,
 		WaveStartedAt:     microPtr(f.WaveStartedAt),
 		WaveCompletedAt:   microPtr(f.WaveCompletedAt),

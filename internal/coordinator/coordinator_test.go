@@ -22,10 +22,11 @@ func TestFleetStatusRoundTrip(t *testing.T) {
 		Revision: "abc", BarrierStep: &three, StepEnteredAt: at, InconclusiveSince: at.Add(time.Second),
 		LastPromotedStep: &two, Aborted: true, AbortReason: decide.ReasonAnalysisFailed, AbortMessage: "bad",
 		AbortedAt: at.Add(2 * time.Second), HandledRetryToken: "t1", RetriedAt: at.Add(-time.Hour),
-		RetryPending: []string{"argo-rollout2"},
+		RetryPending: []string{"argo-rollout2"}, RevisionSeenAt: at.Add(-time.Minute),
+		Wave: 2, WaveStartedAt: at.Add(3 * time.Second), WaveCompletedAt: at.Add(4 * time.Second), Failed: []string{"argo-rollout3"},
 	}
 	out := fleetFromStatus(fleetToStatus(in))
-	for _, p := range []*time.Time{&out.StepEnteredAt, &out.InconclusiveSince, &out.AbortedAt, &out.RetriedAt} {
+	for _, p := range []*time.Time{&out.StepEnteredAt, &out.InconclusiveSince, &out.AbortedAt, &out.RetriedAt, &out.RevisionSeenAt, &out.WaveStartedAt, &out.WaveCompletedAt} {
 		*p = p.UTC()
 	}
 	if !reflect.DeepEqual(in, out) {
@@ -47,23 +48,26 @@ func obs(name string, reachable bool, rev, stable string) memberObservation {
 func TestWantedRevision(t *testing.T) {
 	t.Parallel()
 	for _, c := range []struct {
-		name     string
-		obs      []memberObservation
-		recorded string
-		want     string
-		wantErr  string
+		name      string
+		obs       []memberObservation
+		recorded  string
+		supersede bool
+		want      string
+		wantErr   string
 	}{
 		{name: "nothing known", obs: []memberObservation{obs("a", true, "", "")}},
 		{name: "nothing known keeps the record", obs: []memberObservation{obs("a", false, "", "")}, recorded: "r1", want: "r1"},
 		{name: "all agree", obs: []memberObservation{obs("a", true, "r2", "r1"), obs("b", true, "r2", "r1")}, want: "r2"},
 		{name: "one member updated first", obs: []memberObservation{obs("a", true, "r2", "r1"), obs("b", true, "r1", "r1")}, want: "r2"},
 		{name: "unreachable member ignored", obs: []memberObservation{obs("a", true, "r2", "r1"), obs("b", false, "r3", "r1")}, want: "r2"},
-		{name: "two new revisions, recorded wins", obs: []memberObservation{obs("a", true, "r2", "r1"), obs("b", true, "r3", "r1")}, recorded: "r3", want: "r3"},
+		{name: "two new revisions, recorded wins when refusing", obs: []memberObservation{obs("a", true, "r2", "r1"), obs("b", true, "r3", "r1")}, recorded: "r3", want: "r3"},
+		{name: "a hotfix beside the recorded canary supersedes it", obs: []memberObservation{obs("a", true, "r2", "r1"), obs("b", true, "r3", "r1")}, recorded: "r3", supersede: true, want: "r2"},
+		{name: "three new revisions stay ambiguous", obs: []memberObservation{obs("a", true, "r2", "r1"), obs("b", true, "r3", "r1"), obs("c", true, "r4", "r1")}, recorded: "r3", supersede: true, want: "r3"},
 		{name: "two new revisions, nothing recorded", obs: []memberObservation{obs("a", true, "r2", "r1"), obs("b", true, "r3", "r1")}, wantErr: "r2 on a; r3 on b"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
-			got, err := wantedRevision(c.obs, c.recorded)
+			got, err := wantedRevision(c.obs, c.recorded, c.supersede)
 			if c.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), c.wantErr) {
 					t.Fatalf("err = %v, want %q", err, c.wantErr)

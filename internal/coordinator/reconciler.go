@@ -225,7 +225,7 @@ func (r *Reconciler) reconcile(ctx context.Context, log logr.Logger, fr *v1alpha
 		return r.refuse(ctx, log, fr, orig, now, string(decide.ReasonStepsNotCoordinable), strings.Join(stepProblems, "; "))
 	}
 
-	revision, revErr := wantedRevision(obs, st.Fleet.Revision)
+	revision, revErr := wantedRevision(obs, st.Fleet.Revision, supersedes(fr.Spec.Policy))
 	if revErr != nil || revision == "" {
 		r.setMembers(st, obs)
 		reason, msg := v1alpha1.ReasonRevisionUnknown, "no member reports a revision yet"
@@ -477,7 +477,12 @@ func denial(err error) (decide.Reason, string) {
 // so for a while members disagree; the new release is the revision that is
 // not yet stable anywhere. When that is ambiguous the recorded revision
 // wins; otherwise the members are told apart in an error.
-func wantedRevision(obs []memberObservation, recorded string) (string, error) {
+//
+// With supersede, a second new revision beside the recorded one (a hotfix
+// reaching some members while the recorded revision's canary runs) is
+// the one wanted: the members still on the recorded one are then waited
+// for (up to the new-revision deadline) instead of those ahead.
+func wantedRevision(obs []memberObservation, recorded string, supersede bool) (string, error) {
 	revs := map[string][]string{}
 	stable := map[string]bool{}
 	for _, o := range obs {
@@ -506,6 +511,13 @@ func wantedRevision(obs []memberObservation, recorded string) (string, error) {
 	}
 	if len(candidates) == 1 {
 		return candidates[0], nil
+	}
+	if supersede && len(candidates) == 2 && slices.Contains(candidates, recorded) {
+		for _, c := range candidates {
+			if c != recorded {
+				return c, nil
+			}
+		}
 	}
 	if _, ok := revs[recorded]; ok && recorded != "" {
 		return recorded, nil

@@ -64,7 +64,12 @@ func (d *decider) decide() Decision {
 				Next:    s.Fleet,
 			}
 		}
-		d.next = FleetStatus{Revision: s.Revision, HandledRetryToken: d.next.HandledRetryToken}
+		d.next = FleetStatus{Revision: s.Revision, HandledRetryToken: d.next.HandledRetryToken, RevisionSeenAt: d.now}
+	}
+	if d.next.RevisionSeenAt.IsZero() {
+		// A state recorded before the field existed: the deadline counts
+		// from now.
+		d.next.RevisionSeenAt = d.now
 	}
 	// A token is consumed whether or not there is an abort to retry: left
 	// unconsumed, it would undo the next abort the moment it happened.
@@ -213,6 +218,11 @@ func (d *decider) failures() (Decision, bool) {
 			continue
 		}
 		ro := m.Rollout
+		if ro != nil && ro.Revision != d.s.Revision && d.s.Policy.RevisionDeadline > 0 && !d.next.RevisionSeenAt.IsZero() {
+			if late := d.now.Sub(d.next.RevisionSeenAt); late > d.s.Policy.RevisionDeadline {
+				add(ReasonRevisionNotReceived, "%s did not run revision %s within %s (it runs %s): did Argo CD sync it?", m.Name, d.s.Revision, d.s.Policy.RevisionDeadline, ro.Revision)
+			}
+		}
 		if ro == nil || ro.Revision != d.s.Revision || slices.Contains(d.next.RetryPending, m.Name) {
 			continue
 		}

@@ -269,6 +269,38 @@ func TestDecide(t *testing.T) {
 			},
 		},
 		{
+			name: "a member that never receives the new revision stops the release after the deadline, named",
+			snap: Snapshot{Revision: rev, Policy: func() Policy { p := policy(); p.RevisionDeadline = 5 * time.Minute; return p }(),
+				Fleet:   FleetStatus{Revision: rev, RevisionSeenAt: t0, BarrierStep: step(1), StepEnteredAt: t0, CanaryStartedAt: t0},
+				Members: []Member{paused("a", 1), with(paused("b", 3), func(ro *RolloutState) { ro.Revision = "rev-older" })}},
+			now:         at(6 * time.Minute),
+			wantAction:  ActionAbort,
+			wantReason:  ReasonRevisionNotReceived,
+			wantStep:    NoStep,
+			wantMsg:     "b did not run revision rev-new within 5m0s (it runs rev-older)",
+			wantPatches: []string{"Abort:a"},
+		},
+		{
+			name: "within the new-revision deadline a member still on another revision is waited for",
+			snap: Snapshot{Revision: rev, Policy: func() Policy { p := policy(); p.RevisionDeadline = 5 * time.Minute; return p }(),
+				Fleet:   FleetStatus{Revision: rev, RevisionSeenAt: t0},
+				Members: []Member{paused("a", 1), with(paused("b", 3), func(ro *RolloutState) { ro.Revision = "rev-older" })}},
+			now:        at(4 * time.Minute),
+			wantAction: ActionWait, wantReason: ReasonRevisionPending, wantStep: NoStep, wantMsg: `b (at "rev-older")`,
+		},
+		{
+			name: "a new revision records when it was first wanted",
+			snap: Snapshot{Revision: rev, Policy: policy(), Fleet: FleetStatus{Revision: oldRev, Completed: true},
+				Members: []Member{paused("a", 1)}},
+			now:        at(time.Minute),
+			wantAction: ActionHold, wantReason: ReasonHolding, wantStep: 1,
+			check: func(t *testing.T, d Decision) {
+				if !d.Next.RevisionSeenAt.Equal(at(time.Minute)) {
+					t.Errorf("RevisionSeenAt = %s", d.Next.RevisionSeenAt)
+				}
+			},
+		},
+		{
 			name:       "reachable member without Rollout waits",
 			snap:       Snapshot{Revision: rev, Policy: policy(), Members: []Member{paused("a", 3), {Name: "b", Reachable: true}}},
 			now:        t0,

@@ -71,6 +71,9 @@ const (
 	// aborts with this reason, not as an outage.
 	ReasonForbidden    Reason = "Forbidden"
 	ReasonUnauthorized Reason = "Unauthorized"
+	// ReasonRevisionNotReceived: members did not run the wanted revision
+	// within Policy.RevisionDeadline; the release stops.
+	ReasonRevisionNotReceived Reason = "RevisionNotReceived"
 	// ReasonRolloutMissing: a reachable member has no Rollout object.
 	ReasonRolloutMissing Reason = "RolloutMissing"
 	// ReasonStatusStale: a member's Rollout status has not caught up with its
@@ -233,6 +236,10 @@ type Policy struct {
 	// whose canary is under way. When false, such a change is refused until
 	// an operator sends a retry token.
 	AllowNewRevisionDuringProgress bool
+	// RevisionDeadline is how long members may take to run a new wanted
+	// revision (Argo CD syncing it) before the release stops, naming the
+	// ones that did not; zero waits for ever.
+	RevisionDeadline time.Duration
 }
 
 // HoldFor returns the hold time for the pause at step index step.
@@ -312,6 +319,9 @@ type FleetStatus struct {
 	// WaveStartedAt is when it started; WaveCompletedAt is when a wave's
 	// last batch completed (its soak started). Failed lists the clusters
 	// whose batch aborted within their wave's MaxFailures.
+	// RevisionSeenAt is when Revision became the wanted revision; members
+	// still on another one are waited for until Policy.RevisionDeadline.
+	RevisionSeenAt time.Time
 	Wave            int32
 	WaveStartedAt   time.Time
 	WaveCompletedAt time.Time
