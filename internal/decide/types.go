@@ -321,7 +321,7 @@ type FleetStatus struct {
 	// whose batch aborted within their wave's MaxFailures.
 	// RevisionSeenAt is when Revision became the wanted revision; members
 	// still on another one are waited for until Policy.RevisionDeadline.
-	RevisionSeenAt time.Time
+	RevisionSeenAt  time.Time
 	Wave            int32
 	WaveStartedAt   time.Time
 	WaveCompletedAt time.Time
