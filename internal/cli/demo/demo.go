@@ -61,6 +61,7 @@ func NewDemoCommand(s streams.IO) *cobra.Command {
 		baseline    float64
 		rate        float64
 		timeout     time.Duration
+		workloads   int
 		t           timings
 	)
 	cmd := &cobra.Command{
@@ -85,6 +86,7 @@ when either fails. Without it, the guide's independent Rollouts run.`,
 		Example: `  lockstep demo
   lockstep demo --bad-release --error-rate 0.3
   lockstep demo --lockstep                  # through the hub's coordinator
+  lockstep demo --lockstep --workloads 3    # a fleet of three workload clusters
   lockstep demo --lockstep --bad-release --error-rate 0.15 --fault-cluster argo-rollout2
   lockstep demo --lockstep --bad-release --latency 200ms --fault-cluster argo-rollout1
   lockstep demo --lockstep --baseline-error-rate 0.03   # a good release; stable and canary fail 3 %
@@ -113,7 +115,10 @@ when either fails. Without it, the guide's independent Rollouts run.`,
 			if output == "json" {
 				progress = s.ErrOut
 			}
-			st, err := ensureFleet(ctx, dir, progress)
+			if workloads < 1 {
+				return fmt.Errorf("--workloads %d: want at least 1", workloads)
+			}
+			st, err := ensureFleet(ctx, dir, workloads, cmd.Flags().Changed("workloads"), progress)
 			if err != nil {
 				return err
 			}
@@ -153,14 +158,26 @@ when either fails. Without it, the guide's independent Rollouts run.`,
 	cmd.Flags().Float64Var(&baseline, "baseline-error-rate", 0, "every helloworld pod, stable and canary, fails this share of requests (a good release on an imperfect fleet)")
 	cmd.Flags().Float64Var(&rate, "rate", 20, "requests per second on each ingress gateway")
 	cmd.Flags().DurationVar(&timeout, "timeout", 10*time.Minute, "give up after this long")
+	cmd.Flags().IntVar(&workloads, "workloads", 2, "workload clusters of the fleet the demo starts (argo-rollout1..N); a running fleet must have as many when given")
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "summary format: text or json (progress then goes to stderr)")
 	t.register(cmd, DemoParams())
 	return cmd
 }
 
-// ensureFleet returns a Ready local fleet, starting it when needed.
-func ensureFleet(ctx context.Context, dir string, progress interface{ Write([]byte) (int, error) }) (*local.State, error) {
+// ensureFleet returns a Ready local fleet, starting it with workloads
+// workload clusters when needed. A running fleet is used as it is, unless
+// strict asks for exactly workloads of them.
+func ensureFleet(ctx context.Context, dir string, workloads int, strict bool, progress interface{ Write([]byte) (int, error) }) (*local.State, error) {
 	if st, err := local.ReadState(dir); err == nil && st.Phase == local.PhaseReady && local.Alive(st.SupervisorPID, st.SupervisorAt) {
+		n := 0
+		for _, c := range st.Clusters {
+			if c.Role == local.RoleWorkload {
+				n++
+			}
+		}
+		if strict && n != workloads {
+			return nil, fmt.Errorf("the fleet in %s runs %d workload clusters, not %d: `lockstep lab down --dir %s` first, or drop --workloads", dir, n, workloads, dir)
+		}
 		return st, nil
 	} else if err != nil && !errors.Is(err, local.ErrNoFleet) {
 		return nil, err
@@ -174,7 +191,7 @@ func ensureFleet(ctx context.Context, dir string, progress interface{ Write([]by
 		return nil, err
 	}
 	fmt.Fprintf(progress, "starting the local fleet in %s\n", dir)
-	st, err := local.Up(ctx, local.UpOptions{Dir: dir, Cache: cache, Workloads: 2, Nodes: 2, Supervisor: []string{exe}, Out: progress})
+	st, err := local.Up(ctx, local.UpOptions{Dir: dir, Cache: cache, Workloads: workloads, Nodes: 2, Supervisor: []string{exe}, Out: progress})
 	if errors.Is(err, local.ErrAlreadyRunning) {
 		return st, nil
 	}
