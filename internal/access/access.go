@@ -65,16 +65,7 @@ const (
 func SecretName(cluster string) string { return "member-" + cluster }
 
 func object(apiVersion, kind, namespace, name string, fields map[string]any) *unstructured.Unstructured {
-	u := &unstructured.Unstructured{Object: map[string]any{}}
-	for k, v := range fields {
-		u.Object[k] = v
-	}
-	u.SetAPIVersion(apiVersion)
-	u.SetKind(kind)
-	u.SetName(name)
-	if namespace != "" {
-		u.SetNamespace(namespace)
-	}
+	u := kube.Object(apiVersion, kind, namespace, name, fields)
 	u.SetLabels(map[string]string{"app.kubernetes.io/managed-by": "lockstep", "app.kubernetes.io/part-of": "lockstep"})
 	return u
 }

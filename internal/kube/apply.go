@@ -193,3 +193,21 @@ func conditionTrue(u *unstructured.Unstructured, typ string) bool {
 	}
 	return false
 }
+
+// Object builds an object Lockstep writes itself: top-level fields (spec,
+// data, rules, ...), its name and namespace (empty: cluster-scoped), and
+// the app.kubernetes.io/managed-by=lockstep label.
+func Object(apiVersion, kind, namespace, name string, fields map[string]any) *unstructured.Unstructured {
+	u := &unstructured.Unstructured{Object: map[string]any{}}
+	for k, v := range fields {
+		u.Object[k] = v
+	}
+	u.SetAPIVersion(apiVersion)
+	u.SetKind(kind)
+	u.SetName(name)
+	if namespace != "" {
+		u.SetNamespace(namespace)
+	}
+	u.SetLabels(map[string]string{"app.kubernetes.io/managed-by": "lockstep"})
+	return u
+}

@@ -298,47 +298,15 @@ func TestEveryServerBindsLoopback(t *testing.T) {
 	if len(pids) < 10 {
 		t.Fatalf("only %d marked processes", len(pids))
 	}
-	inodes := map[string]int{}
-	for _, pid := range pids {
-		fds, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
-		for _, fd := range fds {
-			l, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, fd.Name()))
-			if err == nil && strings.HasPrefix(l, "socket:[") {
-				inodes[strings.TrimSuffix(strings.TrimPrefix(l, "socket:["), "]")] = pid
-			}
+	ls := local.Listeners(pids)
+	for _, l := range ls {
+		if !l.Loopback {
+			t.Errorf("pid %d (%s) listens on %s %s (not loopback)", l.PID, local.Comm(l.PID), l.Table, l.Addr)
 		}
 	}
-	checked := 0
-	for _, table := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
-		b, err := os.ReadFile(table)
-		if err != nil {
-			continue
-		}
-		for _, line := range strings.Split(string(b), "\n")[1:] {
-			f := strings.Fields(line)
-			if len(f) < 10 || f[3] != "0A" { // 0A = LISTEN
-				continue
-			}
-			pid, ours := inodes[f[9]]
-			if !ours {
-				continue
-			}
-			checked++
-			local := f[1]
-			host := local[:strings.IndexByte(local, ':')]
-			if host != "0100007F" && host != "00000000000000000000000001000000" && host != "0000000000000000FFFF00000100007F" {
-				t.Errorf("pid %d (%s) listens on %s (not loopback)", pid, comm(pid), local)
-			}
-		}
-	}
-	if checked == 0 {
+	if len(ls) == 0 {
 		t.Fatal("found no listening socket of the fleet")
 	}
-}
-
-func comm(pid int) string {
-	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-	return strings.ReplaceAll(strings.TrimRight(string(b), "\x00"), "\x00", " ")
 }
 
 func TestSecondUpIsNoop(t *testing.T) {

@@ -201,7 +201,7 @@ func TestNonRootFleetBindsLoopback(t *testing.T) {
 	}
 	for _, pid := range pids {
 		if uid := procUID(pid); uid != nobody {
-			t.Errorf("pid %d (%s) runs as uid %d, want %d", pid, comm(pid), uid, nobody)
+			t.Errorf("pid %d (%s) runs as uid %d, want %d", pid, local.Comm(pid), uid, nobody)
 		}
 	}
 	hostNS, _ := os.Readlink("/proc/self/ns/net")
@@ -311,55 +311,21 @@ func procUID(pid int) int {
 	return -1
 }
 
-func comm(pid int) string {
-	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-	return strings.ReplaceAll(strings.TrimRight(string(b), "\x00"), "\x00", " ")
-}
-
 // checkLoopbackOnly reads the kernel's socket tables of the host namespace
 // (this process's): no socket of the given processes listens on anything but
 // loopback there. Sockets in the private namespace are not in these tables.
 func checkLoopbackOnly(t *testing.T, pids []int) {
 	t.Helper()
-	inodes := map[string]int{}
-	for _, pid := range pids {
-		fds, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
-		for _, fd := range fds {
-			l, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, fd.Name()))
-			if err == nil && strings.HasPrefix(l, "socket:[") {
-				inodes[strings.TrimSuffix(strings.TrimPrefix(l, "socket:["), "]")] = pid
-			}
+	ls := local.Listeners(pids)
+	for _, l := range ls {
+		if !l.Loopback {
+			t.Errorf("pid %d (%s) listens on %s %s (not loopback)", l.PID, local.Comm(l.PID), l.Table, l.Addr)
 		}
 	}
-	checked := 0
-	for _, table := range []string{"/proc/net/tcp", "/proc/net/tcp6", "/proc/net/udp", "/proc/net/udp6"} {
-		b, err := os.ReadFile(table)
-		if err != nil {
-			continue
-		}
-		tcp := strings.Contains(table, "tcp")
-		for _, line := range strings.Split(string(b), "\n")[1:] {
-			f := strings.Fields(line)
-			// 0A = LISTEN; an unconnected UDP socket (07) receives from anyone.
-			if len(f) < 10 || (tcp && f[3] != "0A") || (!tcp && f[3] != "07") {
-				continue
-			}
-			pid, ours := inodes[f[9]]
-			if !ours {
-				continue
-			}
-			checked++
-			addr := f[1]
-			host := addr[:strings.IndexByte(addr, ':')]
-			if host != "0100007F" && host != "00000000000000000000000001000000" && host != "0000000000000000FFFF00000100007F" {
-				t.Errorf("pid %d (%s) listens on %s %s (not loopback)", pid, comm(pid), table, addr)
-			}
-		}
-	}
-	if checked == 0 {
+	if len(ls) == 0 {
 		t.Fatal("found no listening socket of the fleet")
 	}
-	t.Logf("%d listening sockets of %d processes, all on loopback", checked, len(pids))
+	t.Logf("%d listening sockets of %d processes, all on loopback", len(ls), len(pids))
 }
 
 var appGVR = schema.GroupVersionResource{Group: "argoproj.io", Version: "v1alpha1", Resource: "applications"}

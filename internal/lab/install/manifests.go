@@ -69,19 +69,10 @@ func (cl *Cluster) Namespaced(o *unstructured.Unstructured) bool {
 
 // Object builds an object Lockstep writes itself: top-level fields (spec,
 // data, rules, ...), its name and namespace (empty: cluster-scoped), and
-// Lockstep's managed-by label. mods adjust the rest (labels, annotations).
+// Lockstep's managed-by label (kube.Object). mods adjust the rest (labels,
+// annotations).
 func Object(apiVersion, kind, namespace, name string, fields map[string]any, mods ...func(*unstructured.Unstructured)) *unstructured.Unstructured {
-	u := &unstructured.Unstructured{Object: map[string]any{}}
-	for k, v := range fields {
-		u.Object[k] = v
-	}
-	u.SetAPIVersion(apiVersion)
-	u.SetKind(kind)
-	u.SetName(name)
-	if namespace != "" {
-		u.SetNamespace(namespace)
-	}
-	u.SetLabels(map[string]string{"app.kubernetes.io/managed-by": "lockstep"})
+	u := kube.Object(apiVersion, kind, namespace, name, fields)
 	for _, m := range mods {
 		m(u)
 	}

@@ -253,17 +253,9 @@ func mustFreePort(t *testing.T) int {
 // on port.
 func hostListens(t *testing.T, port int) bool {
 	t.Helper()
-	suffix := fmt.Sprintf(":%04X", port)
-	for _, table := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
-		b, err := os.ReadFile(table)
-		if err != nil {
-			continue
-		}
-		for _, line := range strings.Split(string(b), "\n")[1:] {
-			f := strings.Fields(line)
-			if len(f) > 3 && f[3] == "0A" && strings.HasSuffix(f[1], suffix) {
-				return true
-			}
+	for _, l := range Listeners(nil) {
+		if l.Port == port && strings.HasPrefix(l.Table, "tcp") {
+			return true
 		}
 	}
 	return false
