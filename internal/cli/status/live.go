@@ -134,6 +134,12 @@ func (m Model) View() string {
 		if c.Barrier != "" {
 			fmt.Fprintf(&b, "  barrier %s", c.Barrier)
 		}
+		if len(c.Waves) > 0 {
+			fmt.Fprintf(&b, "  waves %s", strings.Join(c.Waves, " > "))
+		}
+		if c.Soaking != "" {
+			fmt.Fprintf(&b, "  soaking %s", c.Soaking)
+		}
 		if c.Global != nil {
 			fmt.Fprintf(&b, "  analysis %s", c.Global.Verdict)
 			if c.Global.SuccessRate != nil {
@@ -155,7 +161,11 @@ func (m Model) View() string {
 	}
 	for _, c := range f.Clusters {
 		b.WriteString("\n")
-		fmt.Fprintf(&b, "%-16s %-11s rev %-10s weights %-7s set %s\n", c.Name, view.Status(c), orDash(c.Revision), weights(c.Weights), ptrStr(c.SetWeight))
+		fmt.Fprintf(&b, "%-16s %-11s rev %-10s weights %-7s set %s", c.Name, view.Status(c), orDash(c.Revision), weights(c.Weights), ptrStr(c.SetWeight))
+		if c.Wave != "" {
+			b.WriteString("  wave " + c.Wave)
+		}
+		b.WriteString("\n")
 		if !c.Reachable {
 			b.WriteString("  " + truncate(c.Error, m.width-2) + "\n")
 			continue

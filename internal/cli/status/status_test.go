@@ -153,6 +153,21 @@ func TestLiveFrames(t *testing.T) {
 	}
 }
 
+// A release in waves shows them in the header and per cluster.
+func TestLiveWaves(t *testing.T) {
+	t.Parallel()
+	u := frame(1, 1.0, 1.0, 0, false)
+	u.Fleet.Coordinator.Waves, u.Fleet.Coordinator.Soaking = []string{"first", "rest"}, "since 12:00:05"
+	u.Fleet.Clusters[0].Wave, u.Fleet.Clusters[1].Wave = "first Completed", "rest NotStarted"
+	var m tea.Model = NewModel()
+	m, _ = m.Update(updateMsg(u))
+	for _, want := range []string{"waves first > rest  soaking since 12:00:05", "wave first Completed", "wave rest NotStarted"} {
+		if !strings.Contains(m.View(), want) {
+			t.Errorf("live view lacks %q:\n%s", want, m.View())
+		}
+	}
+}
+
 func TestSparkline(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
