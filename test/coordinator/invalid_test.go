@@ -108,6 +108,27 @@ func TestInvalidFleetRolloutsTouchNothing(t *testing.T) {
 			},
 			wantReason: v1alpha1.ReasonInvalidSpec, wantMsg: "spec.analysis.judge.latency.histogram",
 		},
+		{
+			name: "overlapping-waves", app: good,
+			mod: func(fr *v1alpha1.FleetRollout) {
+				fr.Spec.Waves = []v1alpha1.Wave{{Name: "one", Names: []string{"argo-rollout1"}}, {Name: "both", Names: []string{"argo-rollout1", "argo-rollout2"}}}
+			},
+			wantReason: v1alpha1.ReasonInvalidSpec, wantMsg: "spec.waves[1] (both) overlaps spec.waves[0] (one): argo-rollout1 is in both",
+		},
+		{
+			name: "wave-matching-nothing", app: good,
+			mod: func(fr *v1alpha1.FleetRollout) {
+				fr.Spec.Waves = []v1alpha1.Wave{{Name: "ap", Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"region": "ap"}}}, {Name: "rest", Rest: true}}
+			},
+			wantReason: v1alpha1.ReasonInvalidSpec, wantMsg: "spec.waves[0] (ap) matches no member cluster",
+		},
+		{
+			name: "wave-max-failures", app: good,
+			mod: func(fr *v1alpha1.FleetRollout) {
+				fr.Spec.Waves = []v1alpha1.Wave{{Name: "one", Names: []string{"argo-rollout1"}, MaxFailures: 2}, {Name: "rest", Rest: true}}
+			},
+			wantReason: v1alpha1.ReasonInvalidSpec, wantMsg: "spec.waves[0].maxFailures: 2 is more than the wave's 1 clusters",
+		},
 		{name: "timed-pause", app: timed, wantReason: string(decide.ReasonStepsNotCoordinable), wantMsg: "timed pause"},
 		{name: "mismatched-steps", app: mismatched, wantReason: string(decide.ReasonStepsNotCoordinable), wantMsg: "differ"},
 	}
@@ -165,6 +186,13 @@ func TestAPIServerRejectsMalformedSpecs(t *testing.T) {
 		{"neither", func(u map[string]any) { spec(u)["members"] = map[string]any{} }, "exactly one of members.selector and members.names"},
 		{"bad-duration", func(u map[string]any) { spec(u)["hold"] = map[string]any{"default": "soon"} }, "hold.default"},
 		{"negative-deadline", func(u map[string]any) { spec(u)["policy"] = map[string]any{"unreachableDeadline": "-1s"} }, "positive duration"},
+		{"wave-percentage-over-100", func(u map[string]any) {
+			spec(u)["waves"] = []any{map[string]any{"name": "all", "rest": true, "maxParallel": "150%"}}
+		}, "maxParallel"},
+		{"wave-names-and-rest", func(u map[string]any) {
+			spec(u)["waves"] = []any{map[string]any{"name": "all", "rest": true, "names": []any{"argo-rollout1"}}}
+		}, "exactly one of names, selector and rest"},
+		{"bad-on-new-revision", func(u map[string]any) { spec(u)["policy"] = map[string]any{"onNewRevision": "Ignore"} }, "Unsupported value"},
 		{"bad-op", func(u map[string]any) {
 			spec(u)["analysis"] = map[string]any{"metrics": []any{map[string]any{"name": "m", "query": "x", "threshold": map[string]any{"op": "==", "value": "1"}}}}
 		}, "Unsupported value"},
