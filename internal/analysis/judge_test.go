@@ -2,6 +2,7 @@ package analysis
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -304,5 +305,38 @@ func TestJudgeQueriesParse(t *testing.T) {
 		if err := CheckQuery(a.query()); err != nil {
 			t.Errorf("%s: %v", a.query(), err)
 		}
+	}
+}
+
+// TestEvaluateJudgeQueriesDoNotGrowWithMembers: one evaluation asks Thanos
+// the same number of queries for 2 members as for 50 (by-cluster series in
+// one answer), so a fleet's analysis costs no more per member.
+func TestEvaluateJudgeQueriesDoNotGrowWithMembers(t *testing.T) {
+	start := evalTime.Add(-time.Minute)
+	asked := map[int]int{}
+	for _, n := range []int{2, 50} {
+		var ms []Member
+		var reqs, buckets []series
+		for i := 1; i <= n; i++ {
+			rep, srv := fmt.Sprintf("data-producer-%d", i), fmt.Sprintf("argo-rollout%d", i)
+			ms = append(ms, Member{Name: srv, Reporting: rep, Serving: srv})
+			reqs = append(reqs, req(rep, srv, "canary", "200", 0, 100), req(rep, srv, "stable", "200", 0, 900))
+			for _, le := range []string{"5", "+Inf"} {
+				buckets = append(buckets,
+					series{labels: map[string]string{"cluster": rep, "destination_cluster": srv, armLabel: "canary", "le": le}, start: 0, now: 100},
+					series{labels: map[string]string{"cluster": rep, "destination_cluster": srv, armLabel: "stable", "le": le}, start: 0, now: 900})
+			}
+		}
+		q := &timeQuerier{start: start, requests: reqs, buckets: buckets}
+		spec := judgeSpec
+		spec.Histogram = DefaultJudgeHistogram
+		res := EvaluateJudge(context.Background(), q, spec, nil, ms, start, evalTime)
+		if res.Problem != "" || len(res.Members) != n {
+			t.Fatalf("%d members: problem %q, %d member results", n, res.Problem, len(res.Members))
+		}
+		asked[n] = q.asked
+	}
+	if asked[2] != asked[50] || asked[2] != 4 {
+		t.Errorf("queries per evaluation: %v, want 4 whatever the number of members", asked)
 	}
 }

@@ -1,7 +1,10 @@
 package coordinator
 
 import (
+	"net/http"
+
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
 // Metrics are the coordinator's Prometheus series, on a registry of their
@@ -21,6 +24,7 @@ type Metrics struct {
 	stepDuration  *prometheus.HistogramVec
 	patchDuration *prometheus.HistogramVec
 	reconcileErrs *prometheus.CounterVec
+	requests      *prometheus.CounterVec
 }
 
 // NewMetrics creates and registers the series.
@@ -63,9 +67,12 @@ func NewMetrics() *Metrics {
 		reconcileErrs: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "lockstep_reconcile_errors_total", Help: "Reconciles that ended in an error.",
 		}, fr),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "lockstep_kube_requests_total", Help: "API requests the coordinator sent, per cluster (hub or a member), method and code; health probes excluded.",
+		}, []string{"cluster", "method", "code"}),
 	}
 	m.Registry.MustRegister(m.currentStep, m.stepSkew, m.memberStep, m.verdict, m.verdictValue, m.aborted,
-		m.promotions, m.aborts, m.stepDuration, m.patchDuration, m.reconcileErrs,
+		m.promotions, m.aborts, m.stepDuration, m.patchDuration, m.reconcileErrs, m.requests,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	return m
 }
@@ -80,4 +87,9 @@ func (m *Metrics) setVerdict(ns, name, scope, verdict string) {
 		}
 		m.verdict.WithLabelValues(ns, name, scope, v).Set(val)
 	}
+}
+
+// Transport counts the API requests rt sends to cluster.
+func (m *Metrics) Transport(cluster string, rt http.RoundTripper) http.RoundTripper {
+	return promhttp.InstrumentRoundTripperCounter(m.requests.MustCurryWith(prometheus.Labels{"cluster": cluster}), rt)
 }

@@ -105,8 +105,11 @@ func Run(ctx context.Context, cfg Config) error {
 	if cfg.Namespace != "" {
 		cacheOpts.ByObject[&v1alpha1.FleetRollout{}] = cache.ByObject{Namespaces: map[string]cache.Config{cfg.Namespace: {}}}
 	}
+	metrics := NewMetrics()
+	hub := rest.CopyConfig(cfg.Hub)
+	hub.Wrap(func(rt http.RoundTripper) http.RoundTripper { return metrics.Transport("hub", rt) })
 	skip := true
-	mgr, err := ctrl.NewManager(cfg.Hub, ctrl.Options{
+	mgr, err := ctrl.NewManager(hub, ctrl.Options{
 		Scheme:                  Scheme(),
 		Logger:                  log,
 		Cache:                   cacheOpts,
@@ -134,7 +137,6 @@ func Run(ctx context.Context, cfg Config) error {
 			return err
 		}
 	}
-	metrics := NewMetrics()
 	r := &Reconciler{
 		Client:   mgr.GetClient(),
 		Querier:  querier,
@@ -148,6 +150,9 @@ func Run(ctx context.Context, cfg Config) error {
 	copts := cfg.Cluster
 	copts.Logger = log.WithName("fleet")
 	copts.OnEvent = r.ClusterEvent
+	if copts.Transport == nil {
+		copts.Transport = metrics.Transport
+	}
 	clusters := fleet.NewCache(copts)
 	r.Clusters = clusters
 	if err := mgr.Add(clusters); err != nil {

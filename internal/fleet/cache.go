@@ -62,6 +62,9 @@ type CacheOptions struct {
 	// connection state flips. It must not block.
 	OnEvent func(cluster string)
 	Logger  logr.Logger
+	// Transport, if set, wraps the transport of every API request (not
+	// the health probes) to a member, e.g. to count them.
+	Transport func(cluster string, rt http.RoundTripper) http.RoundTripper
 }
 
 // Cache builds, health-checks and caches one client per member cluster.
@@ -179,19 +182,28 @@ func (c *Cache) Update(members []Member) error {
 func (c *Cache) newAccessor(m Member, fp string) (*accessor, error) {
 	reqCfg := rest.CopyConfig(m.Config)
 	reqCfg.Timeout = c.opts.RequestTimeout
+	probeCfg := rest.CopyConfig(reqCfg)
 	// The coordinator reads a handful of objects per reconcile; client-go's
 	// default 5 QPS would turn a burst of watch events into latency.
 	reqCfg.QPS, reqCfg.Burst = 100, 200
+	if wrap := c.opts.Transport; wrap != nil {
+		name := m.Name
+		reqCfg.Wrap(func(rt http.RoundTripper) http.RoundTripper { return wrap(name, rt) })
+	}
 	dyn, err := dynamic.NewForConfig(reqCfg)
 	if err != nil {
 		return nil, err
 	}
-	httpClient, err := rest.HTTPClientFor(reqCfg)
+	httpClient, err := rest.HTTPClientFor(probeCfg)
 	if err != nil {
 		return nil, err
 	}
 	watchCfg := rest.CopyConfig(m.Config)
 	watchCfg.QPS, watchCfg.Burst = 100, 200
+	if wrap := c.opts.Transport; wrap != nil {
+		name := m.Name
+		watchCfg.Wrap(func(rt http.RoundTripper) http.RoundTripper { return wrap(name, rt) })
+	}
 	ctx, cancel := context.WithCancel(c.ctx)
 	host := m.Config.Host
 	timeout := c.opts.HealthTimeout

@@ -133,7 +133,7 @@ func componentNames() []string {
 func newUp(s streams.IO, f *flags) *cobra.Command {
 	var (
 		workloads, nodes, thanosPort int
-		noNetNS, noCoordinator, bare bool
+		noNetNS, noCoordinator, bare, light bool
 		timeout                      time.Duration
 		remote                       = &remoteFlags{}
 	)
@@ -189,7 +189,7 @@ a failed run.`,
 			defer stop()
 			fmt.Fprintf(s.Out, "starting local fleet in %s\n", f.dir)
 			st, err := local.Up(ctx, local.UpOptions{Dir: f.dir, Cache: cache, Workloads: workloads, Nodes: nodes,
-				NoNetNS: noNetNS, ThanosPort: thanosPort, NoCoordinator: noCoordinator, Bare: bare, Supervisor: []string{exe}, Out: s.Out, Timeout: timeout})
+				NoNetNS: noNetNS, ThanosPort: thanosPort, NoCoordinator: noCoordinator, Bare: bare, Light: light, Supervisor: []string{exe}, Out: s.Out, Timeout: timeout})
 			if errors.Is(err, local.ErrAlreadyRunning) {
 				fmt.Fprintf(s.Out, "fleet already running (supervisor pid %d, phase %s): nothing to do\n", st.SupervisorPID, st.Phase)
 				printAccess(s, st)
@@ -210,6 +210,7 @@ a failed run.`,
 	cmd.Flags().IntVar(&thanosPort, "thanos-port", 0, "fixed 127.0.0.1 port of Thanos Query's HTTP API (default: any free port)")
 	cmd.Flags().BoolVar(&noCoordinator, "no-coordinator", false, "do not run the Lockstep coordinator on the hub")
 	cmd.Flags().BoolVar(&bare, "bare", false, "local: start empty clusters (apiservers, kwok nodes, LoadBalancer addresses) for installers to fill")
+	cmd.Flags().BoolVar(&light, "light", false, "local: light members for scale runs: Argo Rollouts and the coordinator, but no per-member Prometheus, Thanos sidecar or gateway, and no Argo CD or Thanos on the hub (so no GitOps, traffic or analysis)")
 	remote.add(cmd.Flags())
 	return cmd
 }
@@ -396,7 +397,7 @@ func newLogs(s streams.IO, f *flags) *cobra.Command {
 func newSupervise(s streams.IO, f *flags) *cobra.Command {
 	var (
 		workloads, nodes, thanosPort int
-		noNetNS, noCoordinator, bare bool
+		noNetNS, noCoordinator, bare, light bool
 	)
 	cmd := &cobra.Command{
 		Use:     "supervise",
@@ -412,7 +413,7 @@ func newSupervise(s streams.IO, f *flags) *cobra.Command {
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 			defer stop()
 			return local.Supervise(ctx, local.Options{Dir: f.dir, Cache: cache, Workloads: workloads, Nodes: nodes,
-				GitOps: gitops.Tree, NoNetNS: noNetNS, ThanosPort: thanosPort, NoCoordinator: noCoordinator, Bare: bare})
+				GitOps: gitops.Tree, NoNetNS: noNetNS, ThanosPort: thanosPort, NoCoordinator: noCoordinator, Bare: bare, Light: light})
 		},
 	}
 	cmd.Flags().IntVar(&workloads, "workloads", 2, "number of workload clusters")
@@ -421,6 +422,7 @@ func newSupervise(s streams.IO, f *flags) *cobra.Command {
 	cmd.Flags().IntVar(&thanosPort, "thanos-port", 0, "fixed port of Thanos Query's HTTP API")
 	cmd.Flags().BoolVar(&noCoordinator, "no-coordinator", false, "do not run the Lockstep coordinator")
 	cmd.Flags().BoolVar(&bare, "bare", false, "start empty clusters")
+	cmd.Flags().BoolVar(&light, "light", false, "light members for scale runs")
 	return cmd
 }
 

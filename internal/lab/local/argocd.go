@@ -320,8 +320,23 @@ func (f *fleet) registerClusters(ctx context.Context) error {
 		if err := hub.Apply(ctx, sec); err != nil {
 			return err
 		}
-		// The coordinator's own, least-privilege identity in the member,
-		// and its Secret on the hub: it never uses Argo CD's token.
+	}
+	return f.registerForCoordinator(ctx)
+}
+
+// registerForCoordinator gives the coordinator its own, least-privilege
+// identity in every member and its Secret on the hub (it never uses Argo
+// CD's token), and its identity on the hub.
+func (f *fleet) registerForCoordinator(ctx context.Context) error {
+	ca, err := os.ReadFile(f.pki.CACert())
+	if err != nil {
+		return err
+	}
+	hubCfg, err := f.restConfig(HubName)
+	if err != nil {
+		return err
+	}
+	for i, w := range f.workloads {
 		member, err := f.restConfig(w)
 		if err != nil {
 			return err

@@ -58,6 +58,14 @@ type Options struct {
 	// allocator, and nothing else. It is the target the installers of
 	// `lab up --provider existing` are tested against.
 	Bare bool
+	// Light starts workload clusters for scale runs: apiservers,
+	// controller-managers, schedulers, kwok nodes and the Argo Rollouts
+	// controllers, registered for the coordinator, which runs. It drops
+	// what costs a process per member or watches every member: each
+	// member's Prometheus, Thanos sidecar and meshsim gateway (so no
+	// traffic, no metrics and no analysis), and on the hub Thanos and Argo
+	// CD (no GitOps: apps are applied to the members directly).
+	Light bool
 }
 
 // ports holds every port of the fleet, chosen before anything starts.
@@ -303,6 +311,21 @@ func (f *fleet) up(ctx context.Context) error {
 		{"workload clusters registered in Argo CD", f.registerClusters},
 		{"Lockstep coordinator", f.startCoordinator},
 		{"fleet health", f.waitFleet},
+	}
+	if f.opt.Light {
+		steps = []step{
+			{"certificates and tokens", func(context.Context) error { return f.pki.Ensure(f.clusters) }},
+			{"private network namespace", f.startNetNS},
+			{"etcd", f.startEtcd},
+			{"kube-apiservers", f.startAPIServers},
+			{"kubeconfig", f.writeKubeconfigs},
+			{"CRDs (Argo CD, Lockstep, Argo Rollouts, Istio, prometheus-operator)", f.installCRDs},
+			{"controller-managers, schedulers, kwok nodes", f.startControllers},
+			{"Argo Rollouts controllers", f.startRollouts},
+			{"workload clusters registered for the coordinator", f.registerForCoordinator},
+			{"Lockstep coordinator", f.startCoordinator},
+			{"nodes ready", f.waitNodes},
+		}
 	}
 	if f.opt.Bare {
 		steps = []step{

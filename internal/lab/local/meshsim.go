@@ -76,6 +76,16 @@ func (f *fleet) self() (string, error) {
 // CoordinatorName is the coordinator's component name.
 const CoordinatorName = HubName + "/lockstep-coordinator"
 
+func (f *fleet) coordinatorArgs(metrics string) []string {
+	args := []string{"coordinator", "--kubeconfig=" + CoordinatorKubeconfig(f.opt.Dir), "--metrics-addr=" + metrics, "--leader-elect"}
+	if !f.opt.Light {
+		// A light fleet has no Thanos: FleetRollouts with analysis are
+		// refused there, saying so.
+		args = append(args, "--thanos-url=http://"+addr(f.p.queryHTTP))
+	}
+	return args
+}
+
 // startCoordinator runs `lockstep coordinator` against the hub with the
 // hub's Thanos Query: the local fleet's equivalent of its Deployment.
 func (f *fleet) startCoordinator(ctx context.Context) error {
@@ -94,8 +104,7 @@ func (f *fleet) startCoordinator(ctx context.Context) error {
 		// Its own ServiceAccount's token, never the admin kubeconfig; with
 		// leader election, as installed, so a second coordinator (a test's,
 		// or `lockstep coordinator --leader-elect` by hand) takes turns.
-		Args: []string{"coordinator", "--kubeconfig=" + CoordinatorKubeconfig(f.opt.Dir), "--thanos-url=http://" + addr(f.p.queryHTTP),
-			"--metrics-addr=" + metrics, "--leader-elect"},
+		Args: f.coordinatorArgs(metrics),
 		Health: httpOK("http://" + metrics + "/metrics"),
 	}); err != nil {
 		return err

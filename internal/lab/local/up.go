@@ -41,8 +41,10 @@ type UpOptions struct {
 	ThanosPort int
 	// NoCoordinator leaves the Lockstep coordinator out.
 	NoCoordinator bool
-	// Bare starts empty clusters (see Options.Bare).
+	// Bare starts empty clusters (see Options.Bare); Light starts light
+	// members for scale runs (see Options.Light).
 	Bare       bool
+	Light      bool
 	Supervisor []string // command that runs `lab supervise` (the lockstep binary)
 	Out        io.Writer
 	Timeout    time.Duration
@@ -108,6 +110,9 @@ func Up(ctx context.Context, o UpOptions) (*State, error) {
 	}
 	if o.Bare {
 		args = append(args, "--bare")
+	}
+	if o.Light {
+		args = append(args, "--light")
 	}
 	cmd := exec.Command(o.Supervisor[0], args...)
 	cmd.Env = append(os.Environ(), fleetEnv+"="+o.Dir, "LOCKSTEP_CACHE_DIR="+o.Cache.Root)
