@@ -76,7 +76,7 @@ verify-generate:
 
 # Step skew between the workload clusters, independent Rollouts vs the
 # coordinator, on one local fleet (prints a table).
-.PHONY: bench-coordinator bench-install bench-verdicts
+.PHONY: bench-coordinator bench-install bench-verdicts bench-scale
 bench-install: deps components
 	$(GO) test -run '^$$' -bench Install -benchtime 1x $(TEST_FLAGS) ./test/install/
 
@@ -88,6 +88,11 @@ bench-coordinator: deps components
 # LOCKSTEP_BENCH_GOOD sets the number of good releases (default 20).
 bench-verdicts: deps components
 	$(GO) test -v -run '^$$' -bench Verdicts -benchtime 1x -timeout 150m -p 1 -count=1 ./test/e2e/
+
+# The coordinator on light fleets of 2, 5 and 10 members, one wave and
+# three waves (README table). LOCKSTEP_BENCH_SIZES=2,5 picks the sizes.
+bench-scale: deps components
+	$(GO) test -v -run '^$$' -bench Scale -benchtime 1x -timeout 120m -p 1 -count=1 ./test/scale/
 
 # The lockstep image without a Docker daemon (hack/image): ./cmd/lockstep
 # cross-compiled for IMAGE_PLATFORMS onto a minimal nonroot root, one image
