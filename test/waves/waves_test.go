@@ -221,10 +221,13 @@ func TestWavesReleaseInOrderAndStopWhereTheyFail(t *testing.T) {
 			t.Errorf("coordinator: %v", err)
 		}
 	})
+	var v1rev string
 	fleettest.Eventually(t, 60*time.Second, "v1 completed", func() error {
-		if got := getFR(t); got.Status.Phase != v1alpha1.PhaseCompleted {
+		got := getFR(t)
+		if got.Status.Phase != v1alpha1.PhaseCompleted || got.Status.Fleet.Revision == "" {
 			return fmt.Errorf("phase %s (%s: %s)", got.Status.Phase, got.Status.Reason, got.Status.Message)
 		}
+		v1rev = got.Status.Fleet.Revision
 		return nil
 	})
 
@@ -243,7 +246,7 @@ func TestWavesReleaseInOrderAndStopWhereTheyFail(t *testing.T) {
 				}
 			}
 		}
-		if got.Status.Phase != v1alpha1.PhaseCompleted || got.Status.Fleet.Revision == "" || ws != "argo-rollout1=Completed argo-rollout2=Completed argo-rollout3=Completed" {
+		if got.Status.Phase != v1alpha1.PhaseCompleted || got.Status.Fleet.Revision == v1rev || ws != "argo-rollout1=Completed argo-rollout2=Completed argo-rollout3=Completed" {
 			return fmt.Errorf("phase %s (%s: %s) %s", got.Status.Phase, got.Status.Reason, got.Status.Message, ws)
 		}
 		return nil
