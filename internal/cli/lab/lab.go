@@ -132,10 +132,10 @@ func componentNames() []string {
 
 func newUp(s streams.IO, f *flags) *cobra.Command {
 	var (
-		workloads, nodes, thanosPort int
+		workloads, nodes, thanosPort        int
 		noNetNS, noCoordinator, bare, light bool
-		timeout                      time.Duration
-		remote                       = &remoteFlags{}
+		timeout                             time.Duration
+		remote                              = &remoteFlags{}
 	)
 	cmd := &cobra.Command{
 		Use:   "up",
@@ -396,7 +396,7 @@ func newLogs(s streams.IO, f *flags) *cobra.Command {
 
 func newSupervise(s streams.IO, f *flags) *cobra.Command {
 	var (
-		workloads, nodes, thanosPort int
+		workloads, nodes, thanosPort        int
 		noNetNS, noCoordinator, bare, light bool
 	)
 	cmd := &cobra.Command{

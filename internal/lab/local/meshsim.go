@@ -104,7 +104,7 @@ func (f *fleet) startCoordinator(ctx context.Context) error {
 		// Its own ServiceAccount's token, never the admin kubeconfig; with
 		// leader election, as installed, so a second coordinator (a test's,
 		// or `lockstep coordinator --leader-elect` by hand) takes turns.
-		Args: f.coordinatorArgs(metrics),
+		Args:   f.coordinatorArgs(metrics),
 		Health: httpOK("http://" + metrics + "/metrics"),
 	}); err != nil {
 		return err
