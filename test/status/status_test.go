@@ -151,6 +151,13 @@ func TestStatusAbortRetryUnreachable(t *testing.T) {
 		})
 	})
 
+	t.Run("no name picks the hub's only FleetRollout", func(t *testing.T) {
+		f := statusJSON(t, "--kubeconfig", fleettest.F.State.Kubeconfig, "--context", "argo-hub")
+		if f.Coordinator == nil || f.Coordinator.FleetRollout != "lockstep/helloworld" {
+			t.Fatalf("status without a name: coordinator = %+v; want lockstep/helloworld, the only one", f.Coordinator)
+		}
+	})
+
 	t.Run("abort stops the canary in both clusters", func(t *testing.T) {
 		out, errOut, err := run(t, append([]string{"abort"}, hubArgs()...)...)
 		if err != nil {

@@ -44,8 +44,11 @@ AnalysisRun and whether the cluster could be reached at all.
 With a FleetRollout name it reads that FleetRollout on the hub (namespace -n,
 default lockstep): its members, the coordinator's phase, the barrier it waits
 at, the analysis verdicts per cluster and overall, and its last decisions.
-Without one it reads the Rollout (--rollout) directly in every cluster
-registered in Argo CD on the hub, or in the kubeconfig contexts of --clusters.
+Without a name it takes the hub's FleetRollout when there is exactly one (in -n
+when given, else in any namespace) and lists them when there are several; with
+none, or with --rollout or --selector, it reads the Rollout (--rollout)
+directly in every cluster registered in Argo CD on the hub, or in the
+kubeconfig contexts of --clusters.
 
 A cluster that cannot be reached within --request-timeout is shown as
 Unreachable and the others are still shown.
@@ -57,6 +60,9 @@ its success rate (from the coordinator's verdicts, or from Thanos Query with
 with -o json|yaml).`,
 		Example: `  # The fleet the coordinator moves, on the local fleet's hub
   lockstep status helloworld --kubeconfig ~/.local/state/lockstep/fleet/kubeconfig --context argo-hub
+
+  # The hub's only FleetRollout, whatever its name
+  lockstep status --context argo-hub
 
   # No coordinator: the Rollout in every cluster registered in Argo CD
   lockstep status --rollout helloworld/helloworld --context argo-hub -o wide

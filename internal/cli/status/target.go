@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -41,6 +42,8 @@ type TargetFlags struct {
 	ArgoCDNamespace string
 	Selector        string
 	Timeout         time.Duration
+	// flags tell which flags were given (set by AddFlags).
+	flags *pflag.FlagSet
 }
 
 // NewTargetFlags returns the flags with their defaults. Only the three
@@ -58,6 +61,7 @@ func NewTargetFlags() *TargetFlags {
 
 // AddFlags registers the flags.
 func (f *TargetFlags) AddFlags(fs *pflag.FlagSet) {
+	f.flags = fs
 	f.Hub.AddFlags(fs)
 	fs.StringVar(&f.Rollout, "rollout", f.Rollout, "NAMESPACE/NAME of the Argo Rollout in every cluster, when no FleetRollout names it")
 	fs.StringSliceVar(&f.Clusters, "clusters", nil, "kubeconfig contexts to read instead of the clusters registered in Argo CD on the hub")
@@ -160,7 +164,17 @@ func (f *TargetFlags) Resolve(ctx context.Context, fleetRollout string, o Resolv
 	if t.Hub, err = client.New(cfg, client.Options{Scheme: Scheme()}); err != nil {
 		return nil, fmt.Errorf("hub: %w", err)
 	}
+	// No name and nothing that says which Rollout: the hub's only
+	// FleetRollout is meant, as kubectl users expect; several are listed.
+	explicit := f.flags != nil && (f.flags.Changed("rollout") || f.flags.Changed("selector"))
+	if fleetRollout == "" && !explicit {
+		nsSet := f.Hub.Namespace != nil && *f.Hub.Namespace != ""
+		if t.FleetRollout, err = pickOne(ctx, t.Hub, f.Namespace(), !nsSet); err != nil {
+			return nil, err
+		}
+	}
 	switch {
+	case t.FleetRollout != nil:
 	case fleetRollout != "":
 		fr := &v1alpha1.FleetRollout{}
 		key := client.ObjectKey{Namespace: f.Namespace(), Name: fleetRollout}
@@ -201,6 +215,38 @@ func (f *TargetFlags) Resolve(ctx context.Context, fleetRollout string, o Resolv
 // discover returns the one FleetRollout in namespace that coordinates
 // rolloutNS/rolloutName, nil when there is none (or the hub has no
 // FleetRollout CRD), and an error when several claim it.
+// pickOne returns the hub's only FleetRollout (in every namespace when all
+// is set and the hub lets us list them, else in namespace), nil when there
+// is none, and an error naming them when there are several.
+func pickOne(ctx context.Context, hub client.Reader, namespace string, all bool) (*v1alpha1.FleetRollout, error) {
+	var list v1alpha1.FleetRolloutList
+	var err error
+	if all {
+		err = hub.List(ctx, &list)
+	}
+	if !all || apierrors.IsForbidden(err) {
+		err = hub.List(ctx, &list, client.InNamespace(namespace))
+	}
+	if err != nil {
+		if meta.IsNoMatchError(err) || apierrors.IsNotFound(err) {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("list fleetrollouts on the hub: %w", err)
+	}
+	switch len(list.Items) {
+	case 0:
+		return nil, nil
+	case 1:
+		return &list.Items[0], nil
+	}
+	names := make([]string, len(list.Items))
+	for i, fr := range list.Items {
+		names[i] = fr.Namespace + "/" + fr.Name
+	}
+	sort.Strings(names)
+	return nil, fmt.Errorf("%d FleetRollouts on the hub (%s): name one, with -n for its namespace", len(names), strings.Join(names, ", "))
+}
+
 func discover(ctx context.Context, hub client.Client, namespace, rolloutNS, rolloutName string) (*v1alpha1.FleetRollout, error) {
 	var list v1alpha1.FleetRolloutList
 	if err := hub.List(ctx, &list, client.InNamespace(namespace)); err != nil {
