@@ -47,6 +47,7 @@ import (
 	"lockstep.dev/lockstep/internal/kube"
 	"lockstep.dev/lockstep/internal/lab/local"
 	"lockstep.dev/lockstep/internal/rollouts"
+	"lockstep.dev/lockstep/test/fleettest"
 )
 
 var bin string
@@ -84,59 +85,7 @@ func lockstep(ctx context.Context, args ...string) (string, error) {
 	return out.String(), err
 }
 
-func manifests(image string) string {
-	return fmt.Sprintf(`
-apiVersion: v1
-kind: Namespace
-metadata: {name: %[1]s}
----
-apiVersion: v1
-kind: Service
-metadata: {name: hw, namespace: %[1]s}
-spec: {selector: {app: hw}, ports: [{name: http, port: 5000, targetPort: 5000}]}
----
-apiVersion: v1
-kind: Service
-metadata: {name: hw-canary, namespace: %[1]s}
-spec: {selector: {app: hw}, ports: [{name: http, port: 5000, targetPort: 5000}]}
----
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: {name: hw-vs, namespace: %[1]s}
-spec:
-  hosts: ["*"]
-  http:
-  - name: primary
-    route:
-    - {destination: {host: hw, port: {number: 5000}}, weight: 100}
-    - {destination: {host: hw-canary, port: {number: 5000}}, weight: 0}
----
-apiVersion: argoproj.io/v1alpha1
-kind: Rollout
-metadata: {name: hw, namespace: %[1]s}
-spec:
-  replicas: 1
-  revisionHistoryLimit: 2
-  selector: {matchLabels: {app: hw}}
-  template:
-    metadata: {labels: {app: hw}}
-    spec:
-      containers:
-      - {name: hw, image: %[2]s}
-  strategy:
-    canary:
-      canaryService: hw-canary
-      stableService: hw
-      trafficRouting:
-        istio: {virtualService: {name: hw-vs, routes: [primary]}}
-      steps:
-      - pause: {}
-      - setWeight: 20
-      - pause: {}
-      - setWeight: 60
-      - pause: {}
-`, ns, image)
-}
+func manifests(image string) string { return fleettest.LeadingPauseApp(ns, image, 1) }
 
 // fleet is one light fleet under measurement.
 type fleet struct {
@@ -256,7 +205,7 @@ func (f *fleet) state(c string) rolloutState {
 }
 
 func (f *fleet) setImage(image string) {
-	body := fmt.Sprintf(`{"spec":{"template":{"spec":{"containers":[{"name":"hw","image":%q}]}}}}`, image)
+	body := fmt.Sprintf(`{"spec":{"template":{"spec":{"containers":[{"name":"helloworld","image":%q}]}}}}`, image)
 	var wg sync.WaitGroup
 	for _, c := range f.clusters {
 		wg.Add(1)

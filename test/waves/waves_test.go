@@ -42,63 +42,7 @@ var clusters = []string{"argo-rollout1", "argo-rollout2", "argo-rollout3"}
 
 const ns = "it-waves"
 
-// manifests is the app: a Rollout whose first step is the pause at which
-// later waves wait, its two Services and its VirtualService.
-func manifests(image string) string {
-	return fmt.Sprintf(`
-apiVersion: v1
-kind: Namespace
-metadata: {name: %[1]s}
----
-apiVersion: v1
-kind: Service
-metadata: {name: hw, namespace: %[1]s}
-spec: {selector: {app: hw}, ports: [{name: http, port: 5000, targetPort: 5000}]}
----
-apiVersion: v1
-kind: Service
-metadata: {name: hw-canary, namespace: %[1]s}
-spec: {selector: {app: hw}, ports: [{name: http, port: 5000, targetPort: 5000}]}
----
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: {name: hw-vs, namespace: %[1]s}
-spec:
-  hosts: ["*"]
-  http:
-  - name: primary
-    route:
-    - {destination: {host: hw, port: {number: 5000}}, weight: 100}
-    - {destination: {host: hw-canary, port: {number: 5000}}, weight: 0}
----
-apiVersion: argoproj.io/v1alpha1
-kind: Rollout
-metadata: {name: hw, namespace: %[1]s}
-spec:
-  replicas: 2
-  revisionHistoryLimit: 2
-  selector: {matchLabels: {app: hw}}
-  template:
-    metadata: {labels: {app: hw}}
-    spec:
-      containers:
-      - name: helloworld
-        image: %[2]s
-        ports: [{name: http, containerPort: 5000, protocol: TCP}]
-  strategy:
-    canary:
-      canaryService: hw-canary
-      stableService: hw
-      trafficRouting:
-        istio: {virtualService: {name: hw-vs, routes: [primary]}}
-      steps:
-      - pause: {}
-      - setWeight: 20
-      - pause: {}
-      - setWeight: 60
-      - pause: {}
-`, ns, image)
-}
+func manifests(image string) string { return fleettest.LeadingPauseApp(ns, image, 2) }
 
 func apply(t *testing.T, cluster, yaml string) {
 	t.Helper()

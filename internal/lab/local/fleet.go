@@ -296,7 +296,8 @@ func (f *fleet) up(ctx context.Context) error {
 	if err := writePorts(f.opt.Dir, used); err != nil {
 		return err
 	}
-	steps := []step{
+	// Every fleet but a bare one: clusters with Argo Rollouts.
+	base := []step{
 		{"certificates and tokens", func(context.Context) error { return f.pki.Ensure(f.clusters) }},
 		{"private network namespace", f.startNetNS},
 		{"etcd", f.startEtcd},
@@ -305,27 +306,21 @@ func (f *fleet) up(ctx context.Context) error {
 		{"CRDs (Argo CD, Lockstep, Argo Rollouts, Istio, prometheus-operator)", f.installCRDs},
 		{"controller-managers, schedulers, kwok nodes", f.startControllers},
 		{"Argo Rollouts controllers", f.startRollouts},
-		{"meshsim data planes (ingress gateways)", f.startMeshsim},
-		{"Prometheus, Thanos sidecars, Store, Compactor, Query", f.startMonitoring},
-		{"git server and Argo CD", f.startArgoCD},
-		{"workload clusters registered in Argo CD", f.registerClusters},
-		{"Lockstep coordinator", f.startCoordinator},
-		{"fleet health", f.waitFleet},
 	}
+	steps := append(slices.Clone(base),
+		step{"meshsim data planes (ingress gateways)", f.startMeshsim},
+		step{"Prometheus, Thanos sidecars, Store, Compactor, Query", f.startMonitoring},
+		step{"git server and Argo CD", f.startArgoCD},
+		step{"workload clusters registered in Argo CD", f.registerClusters},
+		step{"Lockstep coordinator", f.startCoordinator},
+		step{"fleet health", f.waitFleet},
+	)
 	if f.opt.Light {
-		steps = []step{
-			{"certificates and tokens", func(context.Context) error { return f.pki.Ensure(f.clusters) }},
-			{"private network namespace", f.startNetNS},
-			{"etcd", f.startEtcd},
-			{"kube-apiservers", f.startAPIServers},
-			{"kubeconfig", f.writeKubeconfigs},
-			{"CRDs (Argo CD, Lockstep, Argo Rollouts, Istio, prometheus-operator)", f.installCRDs},
-			{"controller-managers, schedulers, kwok nodes", f.startControllers},
-			{"Argo Rollouts controllers", f.startRollouts},
-			{"workload clusters registered for the coordinator", f.registerForCoordinator},
-			{"Lockstep coordinator", f.startCoordinator},
-			{"nodes ready", f.waitNodes},
-		}
+		steps = append(slices.Clone(base),
+			step{"workload clusters registered for the coordinator", f.registerForCoordinator},
+			step{"Lockstep coordinator", f.startCoordinator},
+			step{"nodes ready", f.waitNodes},
+		)
 	}
 	if f.opt.Bare {
 		steps = []step{
