@@ -19,6 +19,8 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
 
 	"lockstep.dev/lockstep/internal/kube"
 	"lockstep.dev/lockstep/internal/lab/local"
@@ -306,6 +308,40 @@ func TestEveryServerBindsLoopback(t *testing.T) {
 	}
 	if len(ls) == 0 {
 		t.Fatal("found no listening socket of the fleet")
+	}
+}
+
+// TestLabUpAddsContexts: as kind does, `lab up` put the fleet's contexts
+// into the person's kubeconfig ($KUBECONFIG, a scratch file here), so
+// `kubectl --context argo-hub` works without --kubeconfig.
+func TestLabUpAddsContexts(t *testing.T) {
+	needFleet(t)
+	cfg, err := clientcmd.LoadFromFile(os.Getenv("KUBECONFIG"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range env.State.Clusters {
+		ctx, ok := cfg.Contexts[c.Name]
+		if !ok || cfg.Clusters[ctx.Cluster] == nil || cfg.Clusters[ctx.Cluster].Server != c.Server {
+			t.Errorf("context %s: %+v; want one reaching %s", c.Name, ctx, c.Server)
+		}
+	}
+	if cfg.CurrentContext != local.HubName {
+		t.Errorf("current context %q, want %s", cfg.CurrentContext, local.HubName)
+	}
+	// And the default loading rules (what kubectl and lockstep use without
+	// --kubeconfig) reach the hub through it.
+	rc, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(clientcmd.NewDefaultClientConfigLoadingRules(),
+		&clientcmd.ConfigOverrides{CurrentContext: local.HubName}).ClientConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cs.Discovery().ServerVersion(); err != nil {
+		t.Errorf("the hub through the user kubeconfig: %v", err)
 	}
 }
 

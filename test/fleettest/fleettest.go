@@ -57,6 +57,9 @@ func Main(m *testing.M, repoRoot string, o Options) int {
 	defer os.RemoveAll(tmp)
 	// Discovery caches stay inside the test's directory.
 	os.Setenv("KUBECACHEDIR", filepath.Join(tmp, "kubecache"))
+	// `lab up` adds its contexts to the person's kubeconfig: here, one of
+	// the test's own, never the machine's ~/.kube/config.
+	os.Setenv("KUBECONFIG", filepath.Join(tmp, "user-kubeconfig"))
 	F.Bin = filepath.Join(tmp, "lockstep")
 	build := exec.Command("go", "build", "-o", F.Bin, filepath.Join(repoRoot, "cmd", "lockstep"))
 	if out, err := build.CombinedOutput(); err != nil {

@@ -64,6 +64,8 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	bin = filepath.Join(tmp, "lockstep")
+	// `lab up` adds its contexts to the person's kubeconfig: a scratch one.
+	os.Setenv("KUBECONFIG", filepath.Join(tmp, "user-kubeconfig"))
 	code := 0
 	if out, err := exec.Command("go", "build", "-o", bin, "../../cmd/lockstep").CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "build lockstep: %v\n%s", err, out)

@@ -195,6 +195,9 @@ func ensureFleet(ctx context.Context, dir string, workloads int, strict bool, pr
 	if errors.Is(err, local.ErrAlreadyRunning) {
 		return st, nil
 	}
+	if err == nil {
+		local.AddContexts(progress, local.UserKubeconfig(), st)
+	}
 	return st, err
 }
 

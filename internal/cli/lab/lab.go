@@ -135,6 +135,7 @@ func newUp(s streams.IO, f *flags) *cobra.Command {
 		workloads, nodes, thanosPort        int
 		noNetNS, noCoordinator, bare, light bool
 		timeout                             time.Duration
+		userKubeconfig                      string
 		remote                              = &remoteFlags{}
 	)
 	cmd := &cobra.Command{
@@ -198,6 +199,7 @@ a failed run.`,
 			if err != nil {
 				return err
 			}
+			local.AddContexts(s.Out, userKubeconfig, st)
 			printAccess(s, st)
 			return nil
 		},
@@ -210,6 +212,7 @@ a failed run.`,
 	cmd.Flags().IntVar(&thanosPort, "thanos-port", 0, "fixed 127.0.0.1 port of Thanos Query's HTTP API (default: any free port)")
 	cmd.Flags().BoolVar(&noCoordinator, "no-coordinator", false, "do not run the Lockstep coordinator on the hub")
 	cmd.Flags().BoolVar(&bare, "bare", false, "local: start empty clusters (apiservers, kwok nodes, LoadBalancer addresses) for installers to fill")
+	cmd.Flags().StringVar(&userKubeconfig, "user-kubeconfig", local.UserKubeconfig(), `local: add the fleet's contexts to this kubeconfig, as kind does ("none": leave it alone)`)
 	cmd.Flags().BoolVar(&light, "light", false, "local: light members for scale runs: Argo Rollouts and the coordinator, but no per-member Prometheus, Thanos sidecar or gateway, and no Argo CD or Thanos on the hub (so no GitOps, traffic or analysis)")
 	remote.add(cmd.Flags())
 	return cmd
@@ -234,9 +237,10 @@ func printAccess(s streams.IO, st *local.State) {
 
 func newDown(s streams.IO, f *flags) *cobra.Command {
 	var (
-		wipe bool
-		prov string
-		r    = &remoteFlags{}
+		wipe           bool
+		prov           string
+		userKubeconfig string
+		r              = &remoteFlags{}
 	)
 	cmd := &cobra.Command{
 		Use:   "down",
@@ -248,6 +252,16 @@ func newDown(s streams.IO, f *flags) *cobra.Command {
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if prov == "local" {
+				if wipe && userKubeconfig != "none" {
+					// The contexts `lab up` added go with the fleet.
+					if st, err := local.ReadState(f.dir); err == nil {
+						if removed, err := local.RemoveFromKubeconfig(userKubeconfig, st); err != nil {
+							fmt.Fprintf(s.Out, "warning: contexts left in %s: %v\n", userKubeconfig, err)
+						} else if len(removed) > 0 {
+							fmt.Fprintf(s.Out, "removed contexts %s from %s\n", strings.Join(removed, ", "), userKubeconfig)
+						}
+					}
+				}
 				return local.Down(f.dir, wipe, s.Out)
 			}
 			p, err := r.provider(prov)
@@ -259,7 +273,8 @@ func newDown(s streams.IO, f *flags) *cobra.Command {
 			return p.Down(ctx, r.options(prov, s))
 		},
 	}
-	cmd.Flags().BoolVar(&wipe, "wipe", false, "local: remove the fleet's directory (data, logs, certificates)")
+	cmd.Flags().BoolVar(&wipe, "wipe", false, "local: remove the fleet's directory (data, logs, certificates) and the contexts `lab up` added to your kubeconfig")
+	cmd.Flags().StringVar(&userKubeconfig, "user-kubeconfig", local.UserKubeconfig(), `local: the kubeconfig whose contexts --wipe removes ("none": leave it alone)`)
 	cmd.Flags().StringVar(&prov, "provider", "local", "where the clusters run: "+strings.Join(Providers, ", "))
 	cmd.Flags().StringVar(&r.dir, "provider-dir", "", "kind/eks: the directory `lab up` used (default: ~/.local/state/lockstep/<provider>)")
 	cmd.Flags().StringVar(&r.eksRegion, "eks-region", "", "eks: AWS region (default: $AWS_REGION, then "+eks.DefaultRegion+")")
