@@ -71,15 +71,7 @@ func object(apiVersion, kind, namespace, name string, fields map[string]any) *un
 }
 
 func roles(path string) ([]*unstructured.Unstructured, error) {
-	b, err := config.RBAC.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	objs, err := kube.DecodeYAML(b)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	return objs, nil
+	return kube.ReadYAML(config.RBAC, path)
 }
 
 // bindings binds every role to the coordinator's ServiceAccount: a

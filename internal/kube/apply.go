@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -192,6 +193,20 @@ func conditionTrue(u *unstructured.Unstructured, typ string) bool {
 		}
 	}
 	return false
+}
+
+// ReadYAML reads and decodes a multi-document YAML file of fsys (the
+// embedded manifests, the GitOps tree); errors name the path.
+func ReadYAML(fsys fs.FS, path string) ([]*unstructured.Unstructured, error) {
+	b, err := fs.ReadFile(fsys, path)
+	if err != nil {
+		return nil, err
+	}
+	objs, err := DecodeYAML(b)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return objs, nil
 }
 
 // Object builds an object Lockstep writes itself: top-level fields (spec,

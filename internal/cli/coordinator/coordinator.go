@@ -87,11 +87,7 @@ Logs go to stderr; Prometheus metrics are served on --metrics-addr.`,
 // installCRD server-side applies the embedded FleetRollout CRD and waits
 // until the hub serves it.
 func installCRD(ctx context.Context, hub *rest.Config) error {
-	b, err := config.CRDs.ReadFile(config.FleetRolloutCRD)
-	if err != nil {
-		return err
-	}
-	objs, err := kube.DecodeYAML(b)
+	objs, err := kube.ReadYAML(config.CRDs, config.FleetRolloutCRD)
 	if err != nil {
 		return fmt.Errorf("FleetRollout CRD: %w", err)
 	}

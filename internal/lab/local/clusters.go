@@ -3,7 +3,6 @@ package local
 import (
 	"context"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
@@ -72,7 +71,7 @@ func WorkloadCRDs(c Cache) ([]*unstructured.Unstructured, error) {
 	// prometheus-operator's PodMonitor and ServiceMonitor, so the guide's
 	// monitoring/monitor.yaml is checked by the real schema.
 	for _, name := range []string{config.PodMonitorCRD, config.ServiceMonitorCRD} {
-		mon, err := embedded(config.Thirdparty, name)
+		mon, err := kube.ReadYAML(config.Thirdparty, name)
 		if err != nil {
 			return nil, err
 		}
@@ -87,23 +86,11 @@ func HubCRDs(c Cache) ([]*unstructured.Unstructured, error) {
 	if err != nil {
 		return nil, err
 	}
-	fr, err := embedded(config.CRDs, config.FleetRolloutCRD)
+	fr, err := kube.ReadYAML(config.CRDs, config.FleetRolloutCRD)
 	if err != nil {
 		return nil, err
 	}
 	return append(objs, fr...), nil
-}
-
-func embedded(fsys fs.FS, name string) ([]*unstructured.Unstructured, error) {
-	b, err := fs.ReadFile(fsys, name)
-	if err != nil {
-		return nil, err
-	}
-	objs, err := kube.DecodeYAML(b)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", name, err)
-	}
-	return objs, nil
 }
 
 func (f *fleet) applyCRDs(ctx context.Context, cluster string, crds []*unstructured.Unstructured) error {

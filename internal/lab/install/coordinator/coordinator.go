@@ -14,7 +14,6 @@ package coordinator
 
 import (
 	"fmt"
-	"io/fs"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
@@ -80,23 +79,11 @@ func (action) Execute(c *install.Context) error {
 	return c.WaitDeployments(c.Hub, Namespace, Name)
 }
 
-func read(fsys fs.FS, path string) ([]*unstructured.Unstructured, error) {
-	b, err := fs.ReadFile(fsys, path)
-	if err != nil {
-		return nil, err
-	}
-	objs, err := kube.DecodeYAML(b)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	return objs, nil
-}
-
 // HubObjects are the hub's manifests: the CRD, the coordinator's
 // namespace, ServiceAccount and generated roles with their bindings
 // (package access), and the Deployment.
 func HubObjects(image string) ([]*unstructured.Unstructured, error) {
-	crd, err := read(config.CRDs, config.FleetRolloutCRD)
+	crd, err := kube.ReadYAML(config.CRDs, config.FleetRolloutCRD)
 	if err != nil {
 		return nil, err
 	}

@@ -38,13 +38,9 @@ const (
 
 // monitors returns the lab's monitors from the GitOps tree.
 func monitors() ([]*unstructured.Unstructured, error) {
-	b, err := gitops.Tree.ReadFile(MonitorsFile)
+	objs, err := kube.ReadYAML(gitops.Tree, MonitorsFile)
 	if err != nil {
 		return nil, err
-	}
-	objs, err := kube.DecodeYAML(b)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", MonitorsFile, err)
 	}
 	for _, o := range objs {
 		if o.GetNamespace() == "" {
