@@ -321,7 +321,7 @@ func (f *fleet) registerClusters(ctx context.Context) error {
 			return err
 		}
 	}
-	return f.registerForCoordinator(ctx)
+	return nil
 }
 
 // registerForCoordinator gives the coordinator its own, least-privilege

@@ -312,6 +312,7 @@ func (f *fleet) up(ctx context.Context) error {
 		step{"Prometheus, Thanos sidecars, Store, Compactor, Query", f.startMonitoring},
 		step{"git server and Argo CD", f.startArgoCD},
 		step{"workload clusters registered in Argo CD", f.registerClusters},
+		step{"workload clusters registered for the coordinator", f.registerForCoordinator},
 		step{"Lockstep coordinator", f.startCoordinator},
 		step{"fleet health", f.waitFleet},
 	)
