@@ -105,19 +105,6 @@ func FuzzState(f *testing.F) {
 	})
 }
 
-const labVirtualService = `
-metadata: {name: helloworld-vs, namespace: helloworld}
-spec:
-  http:
-  - name: other
-    route:
-    - {destination: {host: helloworld}, weight: 100}
-  - name: helloworld
-    route:
-    - {destination: {host: helloworld, port: {number: 5000}}, weight: 70}
-    - {destination: {host: helloworld-canary, port: {number: 5000}}, weight: 30}
-`
-
 // FuzzRouteWeights feeds VirtualServices and route names. RouteWeights
 // promises weights as Istio stores them (non-negative 32-bit integers), not
 // that they add up to 100: with trafficRouting.maxTrafficWeight they add

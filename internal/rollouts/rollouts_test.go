@@ -150,9 +150,8 @@ func TestStateRejectsImpossibleStepIndex(t *testing.T) {
 	}
 }
 
-func TestRouteWeights(t *testing.T) {
-	t.Parallel()
-	vs := fromYAML(t, `
+// labVirtualService is the lab's VirtualService: another route first, then the canary's.
+const labVirtualService = `
 metadata: {name: helloworld-vs, namespace: helloworld}
 spec:
   http:
@@ -163,7 +162,11 @@ spec:
     route:
     - {destination: {host: helloworld, port: {number: 5000}}, weight: 70}
     - {destination: {host: helloworld-canary, port: {number: 5000}}, weight: 30}
-`)
+`
+
+func TestRouteWeights(t *testing.T) {
+	t.Parallel()
+	vs := fromYAML(t, labVirtualService)
 	w, err := RouteWeights(vs, []string{"helloworld"}, "helloworld", "helloworld-canary")
 	if err != nil || *w != (Weights{Stable: 70, Canary: 30}) {
 		t.Errorf("named route: %+v, %v", w, err)

@@ -50,6 +50,14 @@ type op struct {
 	err  error
 }
 
+// createPod asks, as a dry run, to start a pod: what a credential that can
+// must never be given to the coordinator.
+func createPod(ctx context.Context, cs kubernetes.Interface, ns string) error {
+	_, err := cs.CoreV1().Pods(ns).Create(ctx, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "x"},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "x", Image: "x"}}}}, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+	return err
+}
+
 func wantAllowed(t *testing.T, where string, ops ...op) {
 	t.Helper()
 	for _, o := range ops {
@@ -116,11 +124,7 @@ func TestCoordinatorCredentials(t *testing.T) {
 		}()},
 		op{"take a Lease in kube-system", lease("kube-system")},
 		op{"take a Lease in kube-node-lease", lease("kube-node-lease")},
-		op{"create a pod", func() error {
-			_, err := hub.CoreV1().Pods("default").Create(ctx, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "x"},
-				Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "x", Image: "x"}}}}, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
-			return err
-		}()},
+		op{"create a pod", createPod(ctx, hub, "default")},
 		op{"delete a FleetRollout", frs.Delete(ctx, "x", metav1.DeleteOptions{DryRun: []string{metav1.DryRunAll}})},
 	)
 
@@ -157,11 +161,7 @@ func TestCoordinatorCredentials(t *testing.T) {
 				return err
 			}()},
 			op{"delete rollout", ro.Delete(ctx, a.rollout, metav1.DeleteOptions{DryRun: []string{metav1.DryRunAll}})},
-			op{"create a pod", func() error {
-				_, err := cs.CoreV1().Pods(a.ns).Create(ctx, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "x"},
-					Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "x", Image: "x"}}}}, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
-				return err
-			}()},
+			op{"create a pod", createPod(ctx, cs, a.ns)},
 			op{"patch virtualservice", func() error {
 				_, err := vs.Patch(ctx, a.vs, types.MergePatchType, []byte(`{"metadata":{"labels":{"x":"y"}}}`), metav1.PatchOptions{})
 				return err

@@ -24,6 +24,7 @@ import (
 
 	"lockstep.dev/lockstep/internal/kube"
 	"lockstep.dev/lockstep/internal/lab/local"
+	"lockstep.dev/lockstep/test/fleettest"
 )
 
 func TestKwokNodesReady(t *testing.T) {
@@ -189,35 +190,7 @@ func TestArgoCDDeploysToBothClusters(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	appset, err := kube.DecodeYAML([]byte(fmt.Sprintf(`
-apiVersion: argoproj.io/v1alpha1
-kind: ApplicationSet
-metadata:
-  name: e2e-smoke
-  namespace: argocd
-spec:
-  goTemplate: true
-  generators:
-  - clusters:
-      selector:
-        matchLabels:
-          lockstep.dev/role: workload
-  template:
-    metadata:
-      name: 'e2e-smoke-{{.name}}'
-    spec:
-      project: default
-      source:
-        repoURL: %s
-        targetRevision: main
-        path: e2e-smoke
-      destination:
-        server: '{{.server}}'
-        namespace: e2e-smoke
-      syncPolicy:
-        automated: {}
-        syncOptions: [CreateNamespace=true]
-`, env.State.URLs["git"])))
+	appset, err := kube.DecodeYAML([]byte(fleettest.ClusterAppSet("e2e-smoke", env.State.URLs["git"])))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -300,15 +273,7 @@ func TestEveryServerBindsLoopback(t *testing.T) {
 	if len(pids) < 10 {
 		t.Fatalf("only %d marked processes", len(pids))
 	}
-	ls := local.Listeners(pids)
-	for _, l := range ls {
-		if !l.Loopback {
-			t.Errorf("pid %d (%s) listens on %s %s (not loopback)", l.PID, local.Comm(l.PID), l.Table, l.Addr)
-		}
-	}
-	if len(ls) == 0 {
-		t.Fatal("found no listening socket of the fleet")
-	}
+	fleettest.LoopbackOnly(t, pids)
 }
 
 // TestLabUpAddsContexts: as kind does, `lab up` put the fleet's contexts

@@ -249,3 +249,56 @@ spec:
       - pause: {}
 `, namespace, image, replicas)
 }
+
+// LoopbackOnly fails t for every socket of pids that listens on anything
+// but loopback in this network namespace (sockets in a private namespace
+// are not in its tables), and when they have no listener at all; it
+// returns how many it checked.
+func LoopbackOnly(t testing.TB, pids []int) int {
+	t.Helper()
+	ls := local.Listeners(pids)
+	for _, l := range ls {
+		if !l.Loopback {
+			t.Errorf("pid %d (%s) listens on %s %s (not loopback)", l.PID, local.Comm(l.PID), l.Table, l.Addr)
+		}
+	}
+	if len(ls) == 0 {
+		t.Fatal("found no listening socket of the fleet")
+	}
+	return len(ls)
+}
+
+// ClusterAppSet is an ApplicationSet in argocd that syncs directory name
+// of the fleet's git repository (at repoURL) into namespace name of every
+// workload cluster, automatically: Applications name-<cluster>.
+func ClusterAppSet(name, repoURL string) string {
+	return fmt.Sprintf(`
+apiVersion: argoproj.io/v1alpha1
+kind: ApplicationSet
+metadata:
+  name: %[1]s
+  namespace: argocd
+spec:
+  goTemplate: true
+  generators:
+  - clusters:
+      selector:
+        matchLabels:
+          lockstep.dev/role: workload
+  template:
+    metadata:
+      name: '%[1]s-{{.name}}'
+    spec:
+      project: default
+      source:
+        repoURL: %[2]s
+        targetRevision: main
+        path: %[1]s
+      destination:
+        server: '{{.server}}'
+        namespace: %[1]s
+      syncPolicy:
+        automated: {}
+        syncOptions: [CreateNamespace=true]
+`, name, repoURL)
+}

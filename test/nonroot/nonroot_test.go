@@ -219,7 +219,8 @@ func TestNonRootFleetBindsLoopback(t *testing.T) {
 			t.Errorf("%s (pid %d) is in network namespace %q, the host's is %q", name, c.PID, ns, hostNS)
 		}
 	}
-	checkLoopbackOnly(t, pids)
+	n := fleettest.LoopbackOnly(t, pids)
+	t.Logf("%d listening sockets of %d processes, all on loopback", n, len(pids))
 
 	// Exposed to the host: Rollouts' metrics, scraped through the bridge.
 	for i := 1; i <= 2; i++ {
@@ -309,23 +310,6 @@ func procUID(pid int) int {
 		}
 	}
 	return -1
-}
-
-// checkLoopbackOnly reads the kernel's socket tables of the host namespace
-// (this process's): no socket of the given processes listens on anything but
-// loopback there. Sockets in the private namespace are not in these tables.
-func checkLoopbackOnly(t *testing.T, pids []int) {
-	t.Helper()
-	ls := local.Listeners(pids)
-	for _, l := range ls {
-		if !l.Loopback {
-			t.Errorf("pid %d (%s) listens on %s %s (not loopback)", l.PID, local.Comm(l.PID), l.Table, l.Addr)
-		}
-	}
-	if len(ls) == 0 {
-		t.Fatal("found no listening socket of the fleet")
-	}
-	t.Logf("%d listening sockets of %d processes, all on loopback", len(ls), len(pids))
 }
 
 var appGVR = schema.GroupVersionResource{Group: "argoproj.io", Version: "v1alpha1", Resource: "applications"}

@@ -76,35 +76,7 @@ func TestRestartKeepsEveryAddress(t *testing.T) {
 	ctx := context.Background()
 	f := fleettest.F
 	commit(t, "v1")
-	appset, err := kube.DecodeYAML([]byte(fmt.Sprintf(`
-apiVersion: argoproj.io/v1alpha1
-kind: ApplicationSet
-metadata:
-  name: restart
-  namespace: argocd
-spec:
-  goTemplate: true
-  generators:
-  - clusters:
-      selector:
-        matchLabels:
-          lockstep.dev/role: workload
-  template:
-    metadata:
-      name: 'restart-{{.name}}'
-    spec:
-      project: default
-      source:
-        repoURL: %s
-        targetRevision: main
-        path: restart
-      destination:
-        server: '{{.server}}'
-        namespace: restart
-      syncPolicy:
-        automated: {}
-        syncOptions: [CreateNamespace=true]
-`, f.State.URLs["git"])))
+	appset, err := kube.DecodeYAML([]byte(fleettest.ClusterAppSet("restart", f.State.URLs["git"])))
 	if err != nil {
 		t.Fatal(err)
 	}
