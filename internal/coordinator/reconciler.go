@@ -448,8 +448,6 @@ func firstLine(s string) string {
 	return l
 }
 
-func denialReason(err error) decide.Reason { why, _ := denial(err); return why }
-
 // denial tells a member that refuses the coordinator (401: its token is
 // not accepted; 403: its role lacks the verb) from one that cannot be
 // reached, and returns what was refused: the API server's message names
@@ -821,13 +819,13 @@ func (r *Reconciler) apply(ctx context.Context, log logr.Logger, fr *v1alpha1.Fl
 			if r.Metrics != nil {
 				r.Metrics.patchDuration.WithLabelValues(p.Member, string(p.Kind)).Observe(time.Since(start).Seconds())
 			}
+			why, problem := denial(err)
 			switch {
 			case errors.Is(err, rollouts.ErrPreconditionFailed):
 				plog.V(1).Info("Patch skipped, member already moved", "err", err)
-			case err != nil && denialReason(err) != "":
+			case why != "":
 				// The role or token is wrong: say so by name; retrying is
 				// left to the backoff, the fix to a person.
-				why, problem := denial(err)
 				plog.Error(err, "Patch refused", "reason", why)
 				r.event(fr, "Warning", string(why), string(p.Kind), "%s %s on %s refused (%s): %s", p.Kind, ref.Name, p.Member, why, problem)
 				errs[i] = fmt.Errorf("%s %s/%s in %s: %s: %w", strings.ToLower(string(p.Kind)), ref.Namespace, ref.Name, p.Member, why, err)
