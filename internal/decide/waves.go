@@ -148,10 +148,6 @@ func decideWaves(s Snapshot, now time.Time) Decision {
 	u := us[cur]
 	wave := s.Waves[u.wave]
 
-	byName := map[string]Member{}
-	for _, m := range s.Members {
-		byName[m.Name] = m
-	}
 	failed := s.Fleet.Failed
 	if s.Fleet.Revision != s.Revision {
 		failed = nil
@@ -166,28 +162,7 @@ func decideWaves(s Snapshot, now time.Time) Decision {
 			// The current batch completed and soaks: watched the same way.
 			done = us[:cur+1]
 		}
-		var regressed []string
-		for _, done := range done {
-			for _, name := range done.members {
-				m := byName[name]
-				if slices.Contains(failed, name) || !m.Reachable || m.Rollout == nil {
-					continue
-				}
-				ro := m.Rollout
-				switch {
-				case ro.Aborted:
-					regressed = append(regressed, name+" aborted")
-				case ro.Phase == PhaseDegraded:
-					regressed = append(regressed, name+" is Degraded")
-				case ro.Revision != s.Revision:
-					regressed = append(regressed, fmt.Sprintf("%s left revision %s for %s", name, s.Revision, ro.Revision))
-				}
-				if v, ok := s.Analysis.Members[name]; ok && v.Verdict == VerdictFail && v.Revision == s.Revision {
-					regressed = append(regressed, name+" fails analysis: "+verdictText(v))
-				}
-			}
-		}
-		if len(regressed) > 0 {
+		if regressed := regressions(s, done, failed); len(regressed) > 0 {
 			d := &decider{s: subSnapshot(s, u.members), now: now, next: s.Fleet}
 			return d.abort(ReasonWaveRegression, "a completed wave regressed: "+strings.Join(regressed, "; "))
 		}
@@ -251,6 +226,37 @@ func decideWaves(s Snapshot, now time.Time) Decision {
 	dec.Message = fmt.Sprintf("wave %s completed and soaked; wave %s [%s] starts", wave.Name, s.Waves[u.wave+1].Name, strings.Join(us[cur+1].members, ", "))
 	dec.RequeueAfter = time.Second
 	return dec
+}
+
+// regressions says which members of the completed batches done (other
+// than the tolerated failures) aborted, degraded, left the revision or
+// fail analysis.
+func regressions(s Snapshot, done []unit, failed []string) []string {
+	byName := map[string]Member{}
+	for _, m := range s.Members {
+		byName[m.Name] = m
+	}
+	var out []string
+	for _, u := range done {
+		for _, name := range u.members {
+			m := byName[name]
+			if slices.Contains(failed, name) || !m.Reachable || m.Rollout == nil {
+				continue
+			}
+			switch ro := m.Rollout; {
+			case ro.Aborted:
+				out = append(out, name+" aborted")
+			case ro.Phase == PhaseDegraded:
+				out = append(out, name+" is Degraded")
+			case ro.Revision != s.Revision:
+				out = append(out, fmt.Sprintf("%s left revision %s for %s", name, s.Revision, ro.Revision))
+			}
+			if v, ok := s.Analysis.Members[name]; ok && v.Verdict == VerdictFail && v.Revision == s.Revision {
+				out = append(out, name+" fails analysis: "+verdictText(v))
+			}
+		}
+	}
+	return out
 }
 
 // advance moves the release to batch n: the barrier state starts afresh,
