@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -143,6 +142,10 @@ func allocPorts(clusters []string, workloads []string, prev map[string]int) (*po
 	var err error
 	seen := map[int]bool{}
 	used := map[string]int{}
+	kept := map[int]bool{}
+	for _, p := range prev {
+		kept[p] = true
+	}
 	pick := func(name string) int {
 		if err != nil {
 			return 0
@@ -161,7 +164,7 @@ func allocPorts(clusters []string, workloads []string, prev map[string]int) (*po
 				return 0
 			}
 			// A port kept for another name is not free for this one.
-			if !seen[p] && !slices.Contains(slices.Collect(maps.Values(prev)), p) {
+			if !seen[p] && !kept[p] {
 				seen[p], used[name] = true, p
 				return p
 			}
