@@ -20,7 +20,7 @@ import (
 // Defaults for fields the API server did not default (objects created
 // before the CRD had defaults, or fake clients in tests).
 const (
-	defaultHold                = 30 * time.Second
+	defaultHold                = v1alpha1.DefaultHold
 	defaultInterval            = 10 * time.Second
 	defaultUnreachableDeadline = 2 * time.Minute
 	defaultInconclusiveLimit   = 5 * time.Minute

@@ -483,3 +483,18 @@ func oneLine(s string) string {
 	}
 	return s
 }
+
+// ServingLabel is the value that names member in the metrics' serving
+// label (Istio's destination_cluster): the FleetRollout's
+// analysis.clusters entry when it has one, else the member's name, as the
+// coordinator reads it. fr may be nil.
+func ServingLabel(fr *v1alpha1.FleetRollout, member string) string {
+	if fr != nil && fr.Spec.Analysis != nil {
+		for _, cl := range fr.Spec.Analysis.Clusters {
+			if cl.Member == member && cl.Serving != "" {
+				return cl.Serving
+			}
+		}
+	}
+	return member
+}

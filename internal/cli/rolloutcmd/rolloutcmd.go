@@ -1,6 +1,7 @@
 package rolloutcmd
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -163,37 +164,103 @@ func run(ctx context.Context, s streams.IO, v Verb, f *flags, name string) error
 		return err
 	}
 	defer t.Cache.Stop()
+	o, err := Do(ctx, t, v, Options{Clusters: f.cluster, Full: f.full, Wait: f.wait})
+	if err != nil {
+		return err
+	}
+	return o.Report(s.Out, s.ErrOut)
+}
+
+// Options are what a verb is asked to do beyond its name.
+type Options struct {
+	// Clusters restricts the verb to these members (default: every one).
+	Clusters []string
+	// Full is promote --full.
+	Full bool
+	// Wait is how long retry waits for a coordinator to act on it.
+	Wait time.Duration
+}
+
+// Outcome is what a verb did, cluster by cluster. The CLI prints it with
+// Report; the dashboard returns it as JSON.
+type Outcome struct {
+	Verb    Verb
+	Rollout string
+	Results []Result
+	// Note is appended to every confirmation line.
+	Note string
+	// Lines replace Results when the coordinator acted (retry): one line
+	// per member, as it reported.
+	Lines []string
+}
+
+// Failed names the clusters where the verb failed.
+func (o *Outcome) Failed() []string {
+	var out []string
+	for _, r := range o.Results {
+		if r.Err != nil {
+			out = append(out, r.Cluster)
+		}
+	}
+	return out
+}
+
+// Report prints the outcome: one line per cluster, failures on errOut,
+// and an error when any cluster failed.
+func (o *Outcome) Report(out, errOut io.Writer) error {
+	for _, l := range o.Lines {
+		fmt.Fprintln(out, l)
+	}
+	if o.Lines != nil {
+		return nil
+	}
+	return Report(out, errOut, o.Verb, o.Rollout, o.Results, o.Note)
+}
+
+// Do runs verb v on a resolved fleet: the one code path of the CLI verbs
+// and the dashboard's buttons. It returns an error, and changes nothing,
+// when the request itself is refused (an unknown cluster, a per-cluster
+// promote or retry under a coordinator); failures in single clusters are
+// in the Outcome.
+func Do(ctx context.Context, t *status.Target, v Verb, o Options) (*Outcome, error) {
+	if _, ok := help[v]; !ok {
+		return nil, fmt.Errorf("unknown verb %q (want promote, abort, retry, pause or resume)", v)
+	}
 	members := make([]string, 0, len(t.Members))
 	for _, m := range t.Members {
 		members = append(members, m.Name)
 	}
-	if len(f.cluster) > 0 {
-		for _, c := range f.cluster {
+	if len(o.Clusters) > 0 {
+		for _, c := range o.Clusters {
 			if !slices.Contains(members, c) {
-				return fmt.Errorf("cluster %s is not a member (members: %s)", c, strings.Join(members, ", "))
+				return nil, fmt.Errorf("cluster %s is not a member (members: %s)", c, strings.Join(members, ", "))
 			}
 		}
-		members = f.cluster
+		members = o.Clusters
 	}
+	out := &Outcome{Verb: v, Rollout: t.RolloutNamespace + "/" + t.RolloutName}
 	if fr := t.FleetRollout; fr != nil {
 		ref := fr.Namespace + "/" + fr.Name
 		switch {
 		case v == Retry:
-			if len(f.cluster) > 0 {
-				return fmt.Errorf("fleetrollout %s: retry is fleet-wide with a coordinator; drop --cluster", ref)
+			if len(o.Clusters) > 0 {
+				return nil, fmt.Errorf("fleetrollout %s: retry is fleet-wide with a coordinator; drop --cluster", ref)
 			}
-			return retryThroughCoordinator(ctx, s.Out, t.Hub, fr, f.wait)
-		case v == Promote && len(f.cluster) > 0:
-			return fmt.Errorf("fleetrollout %s: promoting only %s would put it a step ahead of the other members; drop --cluster", ref, strings.Join(f.cluster, ","))
+			lines, err := retryThroughCoordinator(ctx, t.Hub, fr, cmp.Or(o.Wait, 30*time.Second))
+			if err != nil {
+				return nil, err
+			}
+			out.Lines = lines
+			return out, nil
+		case v == Promote && len(o.Clusters) > 0:
+			return nil, fmt.Errorf("fleetrollout %s: promoting only %s would put it a step ahead of the other members; drop --cluster", ref, strings.Join(o.Clusters, ","))
+		}
+		if v == Abort {
+			out.Note = fmt.Sprintf(" (coordinator %s keeps the fleet aborted until a new revision or lockstep retry)", ref)
 		}
 	}
-	act := Action(v, f.full)
-	results := Apply(ctx, t.Cache.Client, members, t.RolloutNamespace, t.RolloutName, act)
-	note := ""
-	if fr := t.FleetRollout; fr != nil && v == Abort {
-		note = fmt.Sprintf(" (coordinator %s/%s keeps the fleet aborted until a new revision or lockstep retry)", fr.Namespace, fr.Name)
-	}
-	return Report(s.Out, s.ErrOut, v, t.RolloutNamespace+"/"+t.RolloutName, results, note)
+	out.Results = Apply(ctx, t.Cache.Client, members, t.RolloutNamespace, t.RolloutName, Action(v, o.Full))
+	return out, nil
 }
 
 // Action returns the plugin-equivalent patch of a verb, for one member.
@@ -268,12 +335,12 @@ func Report(out, errOut io.Writer, v Verb, rollout string, results []Result, not
 // retryThroughCoordinator sets a fresh retry token and waits until the
 // coordinator has acted on it; the token is acted on once, so a stale one
 // can never undo a later abort.
-func retryThroughCoordinator(ctx context.Context, out io.Writer, hub client.Client, fr *v1alpha1.FleetRollout, wait time.Duration) error {
+func retryThroughCoordinator(ctx context.Context, hub client.Client, fr *v1alpha1.FleetRollout, wait time.Duration) ([]string, error) {
 	ref := fr.Namespace + "/" + fr.Name
 	token := time.Now().UTC().Format(time.RFC3339Nano)
 	body := fmt.Sprintf(`{"spec":{"retryToken":%q}}`, token)
 	if err := hub.Patch(ctx, fr, client.RawPatch(types.MergePatchType, []byte(body))); err != nil {
-		return fmt.Errorf("fleetrollout %s: set retry token: %w", ref, err)
+		return nil, fmt.Errorf("fleetrollout %s: set retry token: %w", ref, err)
 	}
 	deadline := time.Now().Add(wait)
 	for {
@@ -283,6 +350,7 @@ func retryThroughCoordinator(ctx context.Context, out io.Writer, hub client.Clie
 			// The coordinator lists the members it sent a retry to until
 			// they leave the abort; a member it did not list was not
 			// aborted, so the retry only cleared the fleet's abort there.
+			var lines []string
 			for _, m := range cur.Status.Members {
 				state := "out of the abort"
 				switch {
@@ -291,19 +359,19 @@ func retryThroughCoordinator(ctx context.Context, out io.Writer, hub client.Clie
 				case m.Aborted:
 					state = "still aborted"
 				}
-				fmt.Fprintf(out, "%s: rollout %s/%s retried through coordinator %s (%s)\n", m.Name, cur.Spec.Rollout.Namespace, cur.Spec.Rollout.Name, ref, state)
+				lines = append(lines, fmt.Sprintf("%s: rollout %s/%s retried through coordinator %s (%s)", m.Name, cur.Spec.Rollout.Namespace, cur.Spec.Rollout.Name, ref, state))
 			}
-			return nil
+			return lines, nil
 		}
 		if time.Now().After(deadline) {
 			if err != nil {
-				return fmt.Errorf("fleetrollout %s: retry token %s set, but reading it back failed: %w", ref, token, err)
+				return nil, fmt.Errorf("fleetrollout %s: retry token %s set, but reading it back failed: %w", ref, token, err)
 			}
-			return fmt.Errorf("fleetrollout %s: retry token %s set, but the coordinator has not acted on it within %s (is it running?)", ref, token, wait)
+			return nil, fmt.Errorf("fleetrollout %s: retry token %s set, but the coordinator has not acted on it within %s (is it running?)", ref, token, wait)
 		}
 		select {
 		case <-ctx.Done():
-			return ctx.Err()
+			return nil, ctx.Err()
 		case <-time.After(250 * time.Millisecond):
 		}
 	}

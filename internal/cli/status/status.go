@@ -231,14 +231,7 @@ func servingLabels(t *Target, fl view.Fleet) []string {
 }
 
 func servingLabel(t *Target, member string) string {
-	if fr := t.FleetRollout; fr != nil && fr.Spec.Analysis != nil {
-		for _, cl := range fr.Spec.Analysis.Clusters {
-			if cl.Member == member && cl.Serving != "" {
-				return cl.Serving
-			}
-		}
-	}
-	return member
+	return view.ServingLabel(t.FleetRollout, member)
 }
 
 func byMember(t *Target, fl view.Fleet, byLabel map[string]float64) map[string]float64 {

@@ -1,6 +1,7 @@
 package status
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -134,13 +135,25 @@ type ResolveOptions struct {
 	Discover bool
 	// OnEvent is passed to the cluster cache (status -w).
 	OnEvent func(cluster string)
+	// Namespace, when set, replaces -n as the FleetRollout's namespace.
+	Namespace string
+	// Rollout, when set (NAMESPACE/NAME), replaces --rollout and reads
+	// that Rollout directly, never a FleetRollout.
+	Rollout string
+}
+
+// NotFoundError is a FleetRollout that the hub does not have.
+type NotFoundError struct{ Namespace, Name string }
+
+func (e *NotFoundError) Error() string {
+	return fmt.Sprintf("fleetrollout %s/%s not found on the hub", e.Namespace, e.Name)
 }
 
 // Resolve finds the members. It builds clients but contacts members only
 // through the cache, which turns an unreachable member into a
 // *fleet.NotConnectedError instead of an error here.
 func (f *TargetFlags) Resolve(ctx context.Context, fleetRollout string, o ResolveOptions) (*Target, error) {
-	ns, name, err := splitRef(f.Rollout)
+	ns, name, err := splitRef(cmp.Or(o.Rollout, f.Rollout))
 	if err != nil {
 		return nil, err
 	}
@@ -166,10 +179,11 @@ func (f *TargetFlags) Resolve(ctx context.Context, fleetRollout string, o Resolv
 	}
 	// No name and nothing that says which Rollout: the hub's only
 	// FleetRollout is meant, as kubectl users expect; several are listed.
-	explicit := f.flags != nil && (f.flags.Changed("rollout") || f.flags.Changed("selector"))
+	explicit := o.Rollout != "" || f.flags != nil && (f.flags.Changed("rollout") || f.flags.Changed("selector"))
+	frNamespace := cmp.Or(o.Namespace, f.Namespace())
 	if fleetRollout == "" && !explicit {
 		nsSet := f.Hub.Namespace != nil && *f.Hub.Namespace != ""
-		if t.FleetRollout, err = pickOne(ctx, t.Hub, f.Namespace(), !nsSet); err != nil {
+		if t.FleetRollout, err = pickOne(ctx, t.Hub, frNamespace, !nsSet && o.Namespace == ""); err != nil {
 			return nil, err
 		}
 	}
@@ -177,16 +191,16 @@ func (f *TargetFlags) Resolve(ctx context.Context, fleetRollout string, o Resolv
 	case t.FleetRollout != nil:
 	case fleetRollout != "":
 		fr := &v1alpha1.FleetRollout{}
-		key := client.ObjectKey{Namespace: f.Namespace(), Name: fleetRollout}
+		key := client.ObjectKey{Namespace: frNamespace, Name: fleetRollout}
 		if err := t.Hub.Get(ctx, key, fr); err != nil {
-			if apierrors.IsNotFound(err) {
-				return nil, fmt.Errorf("fleetrollout %s/%s not found on the hub", key.Namespace, key.Name)
+			if apierrors.IsNotFound(err) || meta.IsNoMatchError(err) {
+				return nil, &NotFoundError{Namespace: key.Namespace, Name: key.Name}
 			}
 			return nil, fmt.Errorf("get fleetrollout %s/%s on the hub: %w", key.Namespace, key.Name, err)
 		}
 		t.FleetRollout = fr
 	case o.Discover:
-		if t.FleetRollout, err = discover(ctx, t.Hub, f.Namespace(), ns, name); err != nil {
+		if t.FleetRollout, err = discover(ctx, t.Hub, frNamespace, ns, name); err != nil {
 			return nil, err
 		}
 	}

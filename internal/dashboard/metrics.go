@@ -1,0 +1,97 @@
+package dashboard
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/common/model"
+
+	"lockstep.dev/lockstep/internal/analysis"
+)
+
+// The default queries read what a cluster's own pods served (Istio's
+// destination side, as Istio and meshsim report it) over the last minute;
+// {{cluster}} becomes the member's serving label value.
+const (
+	DefaultRateQuery    = `sum(rate(istio_requests_total{reporter="destination",destination_cluster="{{cluster}}",response_code!~"5.*"}[1m])) / sum(rate(istio_requests_total{reporter="destination",destination_cluster="{{cluster}}"}[1m]))`
+	DefaultLatencyQuery = `histogram_quantile(0.9, sum by (le) (rate(istio_request_duration_milliseconds_bucket{reporter="destination",destination_cluster="{{cluster}}"}[1m])))`
+)
+
+// Metrics samples every cluster's success rate and latency from Thanos
+// Query.
+type Metrics struct {
+	Querier analysis.Querier
+	// URL is Thanos Query's address, for messages.
+	URL          string
+	RateQuery    string
+	LatencyQuery string
+}
+
+// Sample is one reading of every cluster's metrics, by member name.
+type Sample struct {
+	Rates   map[string]float64
+	Latency map[string]float64
+	// Err is set when Thanos could not be asked at all (down, refused,
+	// timed out); a cluster without a usable value is only left out.
+	Err error
+}
+
+// Read queries every cluster at once. labels maps member names to their
+// serving label values.
+func (m *Metrics) Read(ctx context.Context, labels map[string]string, now time.Time) Sample {
+	s := Sample{Rates: map[string]float64{}, Latency: map[string]float64{}}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	var errs []error
+	var asked int
+	for member, label := range labels {
+		for _, q := range []struct {
+			template string
+			into     map[string]float64
+			max      float64
+		}{{m.RateQuery, s.Rates, 1}, {m.LatencyQuery, s.Latency, math.Inf(1)}} {
+			if q.template == "" {
+				continue
+			}
+			asked++
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				vec, warnings, err := m.Querier.Query(ctx, strings.ReplaceAll(q.template, "{{cluster}}", label), now)
+				mu.Lock()
+				defer mu.Unlock()
+				if err != nil {
+					errs = append(errs, err)
+					return
+				}
+				if v, ok := OneValue(vec, warnings, q.max); ok {
+					q.into[member] = v
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	// One refused query is noise; all of them mean Thanos is not there.
+	if asked > 0 && len(errs) == asked {
+		s.Err = fmt.Errorf("thanos query %s: %v", m.URL, errs[0])
+	}
+	return s
+}
+
+// OneValue accepts an answer only when it is one finite sample in
+// [0, max] with no warning: Thanos answers are untrusted, and a partial,
+// empty or NaN answer must not be drawn as a value.
+func OneValue(vec model.Vector, warnings []string, max float64) (float64, bool) {
+	if len(warnings) > 0 || len(vec) != 1 {
+		return 0, false
+	}
+	v := float64(vec[0].Value)
+	if math.IsNaN(v) || math.IsInf(v, 0) || v < 0 || v > max {
+		return 0, false
+	}
+	return v, true
+}
