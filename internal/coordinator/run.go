@@ -50,6 +50,10 @@ type Config struct {
 	LeaderElectionNamespace string
 	// HealthAddr serves /healthz and /readyz; "" or "0" disables them.
 	HealthAddr string
+	// DashboardAddr serves the read-only dashboard (package dashboard)
+	// from the coordinator's own cache; "" disables it. Every replica
+	// serves it, leader or not.
+	DashboardAddr string
 	// Cluster tunes the member cache (health checks, timeouts).
 	Cluster fleet.CacheOptions
 	// Logger receives structured logs.
@@ -155,6 +159,11 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	clusters := fleet.NewCache(copts)
 	r.Clusters = clusters
+	if cfg.DashboardAddr != "" {
+		if err := mgr.Add(&dashboardRunnable{addr: cfg.DashboardAddr, hub: mgr.GetClient(), log: log}); err != nil {
+			return err
+		}
+	}
 	if err := mgr.Add(clusters); err != nil {
 		return err
 	}

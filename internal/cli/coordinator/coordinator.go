@@ -35,6 +35,7 @@ type flags struct {
 	secretsNamespace        string
 	leaderElectionNamespace string
 	healthAddr              string
+	dashboardAddr           string
 	leaderElect             bool
 	installCRD              bool
 	logLevel                string
@@ -78,6 +79,7 @@ Logs go to stderr; Prometheus metrics are served on --metrics-addr.`,
 	fl.BoolVar(&f.leaderElect, "leader-elect", false, "take a Lease so that only one replica acts at a time")
 	fl.StringVar(&f.leaderElectionNamespace, "leader-election-namespace", "", "namespace of the leader-election Lease (default: --secrets-namespace)")
 	fl.StringVar(&f.healthAddr, "health-addr", "0", `address for /healthz and /readyz probes ("0" disables)`)
+	fl.StringVar(&f.dashboardAddr, "dashboard-address", "", `address of the read-only dashboard, e.g. 127.0.0.1:8099 or :8099 in a Pod ("" disables)`)
 	fl.BoolVar(&f.installCRD, "install-crd", false, "apply the FleetRollout CRD to the hub before starting (needs rights on CRDs)")
 	fl.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fl.StringVar(&f.logFormat, "log-format", "text", "text or json")
@@ -151,6 +153,7 @@ func run(ctx context.Context, s streams.IO, f *flags) error {
 		LeaderElection:          f.leaderElect,
 		LeaderElectionNamespace: f.leaderElectionNamespace,
 		HealthAddr:              f.healthAddr,
+		DashboardAddr:           f.dashboardAddr,
 		Logger:                  log,
 		OnStarted: func(addr string) {
 			if addr != "" {

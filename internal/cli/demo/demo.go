@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -19,7 +20,10 @@ import (
 	"github.com/spf13/cobra"
 
 	"lockstep.dev/lockstep/gitops"
+	clidashboard "lockstep.dev/lockstep/internal/cli/dashboard"
+	"lockstep.dev/lockstep/internal/cli/status"
 	"lockstep.dev/lockstep/internal/cli/streams"
+	"lockstep.dev/lockstep/internal/dashboard"
 	"lockstep.dev/lockstep/internal/demo"
 	"lockstep.dev/lockstep/internal/lab/local"
 	"lockstep.dev/lockstep/internal/load"
@@ -63,6 +67,7 @@ func NewDemoCommand(s streams.IO) *cobra.Command {
 		timeout     time.Duration
 		workloads   int
 		t           timings
+		dash        dashFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "demo",
@@ -137,16 +142,21 @@ when either fails. Without it, the guide's independent Rollouts run.`,
 			if faultIn != "" && !bad {
 				return fmt.Errorf("--fault-cluster needs --bad-release")
 			}
+			if err := dash.start(ctx, st, lock, progress); err != nil {
+				return err
+			}
 			sum, err := demo.Run(ctx, demo.Options{State: st, Params: params, BadRelease: bad, ErrorRate: errorRate, FaultCluster: faultIn,
 				Latency: latency, BaselineErrorRate: baseline, Rate: rate, Timeout: timeout, Progress: progress})
 			if err != nil {
 				return err
 			}
 			if output == "json" {
-				return sum.JSON(s.Out)
+				err = sum.JSON(s.Out)
+			} else {
+				sum.Print(s.Out)
 			}
-			sum.Print(s.Out)
-			return nil
+			dash.linger(ctx, progress)
+			return err
 		},
 	}
 	cmd.Flags().StringVar(&dir, "dir", local.DefaultDir(), "directory of the local fleet (env LOCKSTEP_DIR)")
@@ -161,7 +171,69 @@ when either fails. Without it, the guide's independent Rollouts run.`,
 	cmd.Flags().IntVar(&workloads, "workloads", 2, "workload clusters of the fleet the demo starts (argo-rollout1..N); a running fleet must have as many when given")
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "summary format: text or json (progress then goes to stderr)")
 	t.register(cmd, DemoParams())
+	dash.register(cmd)
 	return cmd
+}
+
+// dashFlags are the demo's dashboard: served while the demo runs.
+type dashFlags struct {
+	port        int
+	off, keep   bool
+	running     *clidashboard.Running
+	pagePath    string
+	stopServing context.CancelFunc
+}
+
+func (d *dashFlags) register(cmd *cobra.Command) {
+	cmd.Flags().IntVar(&d.port, "dashboard-port", 0, "port of the dashboard on 127.0.0.1 (0: a free port)")
+	cmd.Flags().BoolVar(&d.off, "no-dashboard", false, "do not serve the dashboard")
+	cmd.Flags().BoolVar(&d.keep, "keep-dashboard", false, "keep serving the dashboard after the summary, until Ctrl-C")
+}
+
+// start serves the fleet's page and starts plotting at once, so the page
+// shows the whole canary whenever it is opened.
+func (d *dashFlags) start(ctx context.Context, st *local.State, lockstep bool, progress io.Writer) error {
+	if d.off {
+		return nil
+	}
+	target := status.NewTargetFlags()
+	kubeconfig, hub := st.Kubeconfig, local.HubName
+	target.Hub.KubeConfig, target.Hub.Context = &kubeconfig, &hub
+	// On loopback a member that does not answer in 2 s is down: the page
+	// says so on its next refresh rather than after status's 5 s.
+	target.Timeout = 2 * time.Second
+	ref := dashboard.RolloutRef(demo.Namespace, demo.RolloutName)
+	if lockstep {
+		ref = dashboard.FleetRolloutRef(status.DefaultNamespace, demo.RolloutName)
+	}
+	ctx, d.stopServing = context.WithCancel(ctx)
+	r, err := clidashboard.Start(ctx, clidashboard.Config{Target: target, Port: d.port, ThanosURL: st.URLs["thanos-query"],
+		RateQuery: dashboard.DefaultRateQuery, LatencyQuery: dashboard.DefaultLatencyQuery, Interval: time.Second})
+	if err != nil {
+		d.stopServing()
+		return fmt.Errorf("--dashboard-port: %w", err)
+	}
+	if err := r.Server.Watch(ref); err != nil {
+		d.stopServing()
+		return err
+	}
+	d.running, d.pagePath = r, ref.Path()
+	fmt.Fprintf(progress, "dashboard: %s\n", r.URL(d.pagePath))
+	return nil
+}
+
+// linger keeps the dashboard up after the summary when asked to, and
+// stops it otherwise.
+func (d *dashFlags) linger(ctx context.Context, progress io.Writer) {
+	if d.running == nil {
+		return
+	}
+	if d.keep {
+		fmt.Fprintf(progress, "dashboard still serving at %s (Ctrl-C stops it)\n", d.running.URL(d.pagePath))
+		<-ctx.Done()
+	}
+	d.stopServing()
+	_ = d.running.Wait()
 }
 
 // ensureFleet returns a Ready local fleet, starting it with workloads

@@ -248,9 +248,16 @@
     renderActions(s);
     drawCharts(recreate || newClusters);
     body.dataset.seq = String(s.seq);
-    // The moment the change is on screen: the frame after the update.
+    // The moment a change is on screen is the frame after the update:
+    // tests and people measuring the page read these.
     requestAnimationFrame(() => {
-      window.lockstepRendered = { seq: s.seq, at: Date.now(), points: xs.length };
+      const at = Date.now();
+      window.lockstepRendered = { seq: s.seq, at: at, points: xs.length };
+      for (const tr of $("members").tBodies[0].rows) {
+        const text = tr.querySelector(".c-phase").textContent + " | " + tr.querySelector(".c-reach").textContent;
+        const seen = (window.lockstepSeen[tr.dataset.cluster] = window.lockstepSeen[tr.dataset.cluster] || []);
+        if (!seen.length || seen[seen.length - 1].text !== text) seen.push({ at: at, text: text });
+      }
     });
   }
 
@@ -298,6 +305,16 @@
     }
   });
 
+  window.lockstepSeen = {};
+  // What the plots hold, per cluster: points drawn and the largest weight.
+  window.lockstepPlot = () => {
+    const out = { points: xs.length, maxWeight: {}, rates: {} };
+    for (const c of clusters) {
+      out.maxWeight[c] = Math.max(-1, ...series[c].w.filter((v) => v != null));
+      out.rates[c] = series[c].r.filter((v) => v != null).length;
+    }
+    return out;
+  };
   setInterval(renderHold, 500);
   window.addEventListener("resize", () => drawCharts(true));
   connect();
