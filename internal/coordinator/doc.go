@@ -12,5 +12,6 @@
 // timer from the decision. It keeps no state of its own besides caches.
 //
 // The package imports the API types, fleet, rollouts, analysis, decide,
+// dashboard (its read-only page, --dashboard-address),
 // controller-runtime and client_golang; nothing below the CLI imports it.
 package coordinator

@@ -41,14 +41,6 @@ func newBrowser(t *testing.T) *browser {
 	return &browser{ctx: ctx}
 }
 
-// tab opens a second tab in the same browser (same cookies).
-func (b *browser) tab(t *testing.T) *browser {
-	t.Helper()
-	ctx, cancel := chromedp.NewContext(b.ctx)
-	t.Cleanup(cancel)
-	return &browser{ctx: ctx}
-}
-
 func (b *browser) do(t *testing.T, actions ...chromedp.Action[chromedp.Void]) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
@@ -74,7 +66,9 @@ func (b *browser) until(t *testing.T, timeout time.Duration, what, js string) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
-		if eval[bool](t, b, "!!("+js+")") {
+		// A page still loading has no elements yet: an exception is "not
+		// yet", not a failure.
+		if eval[bool](t, b, "(() => { try { return !!("+js+") } catch (e) { return false } })()") {
 			return
 		}
 		if time.Now().After(deadline) {

@@ -239,7 +239,7 @@ func TestDashboardDuringDemo(t *testing.T) {
 	})
 
 	t.Run("actions without this run's token are refused", func(t *testing.T) {
-		stale := b.tab(t)
+		stale := b
 		stale.do(t, chromedp.Navigate(base+"/fleets/lockstep/helloworld?token=from-an-earlier-run"))
 		stale.until(t, 10*time.Second, "the stale-token banner and disabled buttons",
 			`document.getElementById("token-banner") && document.querySelector("button.verb-abort").disabled && /stale/.test(document.getElementById("actions-off").textContent)`)
@@ -267,6 +267,10 @@ func TestDashboardDuringDemo(t *testing.T) {
 				t.Fatalf("%s aborted by a refused request", c)
 			}
 		}
+		// Back to the URL with this run's token; the page starts from the
+		// whole plot history again.
+		b.do(t, chromedp.Navigate(pageURL))
+		b.until(t, 10*time.Second, "the plot history", `window.lockstepPlot().points > 10`)
 	})
 
 	t.Run("the abort button aborts every cluster", func(t *testing.T) {
@@ -375,7 +379,9 @@ func TestBadInputIsSaid(t *testing.T) {
 		b.until(t, 10*time.Second, "the not-found message", `/fleetrollout lockstep\/no-such-fleet not found on the hub/.test(document.body.textContent)`)
 		b.do(t, chromedp.Navigate(base+"/fleets/lockstep/Bad_Name"))
 		b.until(t, 10*time.Second, "the bad-name message", `/is not a Kubernetes name/.test(document.body.textContent)`)
-		_ = body
+		if !strings.Contains(string(body), "not found on the hub") {
+			t.Errorf("the 404 page does not say what is missing:\n%s", body)
+		}
 	})
 
 	t.Run("a read-only dashboard has no buttons that act", func(t *testing.T) {
@@ -389,5 +395,31 @@ func TestBadInputIsSaid(t *testing.T) {
 		if rv := rollout(t, c).GetResourceVersion(); rv != before[c] {
 			t.Errorf("%s: Rollout changed (resourceVersion %s -> %s) while only bad input was given", c, before[c], rv)
 		}
+	}
+}
+
+// TestCoordinatorServesReadOnlyPage opens the page that the local fleet's
+// coordinator serves (--dashboard-address): every member as the
+// coordinator recorded it, and buttons that say why they are off.
+func TestCoordinatorServesReadOnlyPage(t *testing.T) {
+	fleettest.Need(t)
+	base := strings.TrimSuffix(fleettest.F.State.URLs[local.CoordinatorDashboardURLKey], "/")
+	if !strings.HasPrefix(base, "http://127.0.0.1:") {
+		t.Fatalf("the fleet's state has no coordinator dashboard on loopback: %q", base)
+	}
+	b := newBrowser(t)
+	b.do(t, chromedp.Navigate(base+"/"))
+	b.until(t, 10*time.Second, "the FleetRollout in the index", `document.querySelector('#fleets a[href="/fleets/lockstep/helloworld"]')`)
+	b.do(t, chromedp.Navigate(base+"/fleets/lockstep/helloworld"))
+	b.until(t, 10*time.Second, "both members and disabled buttons",
+		`document.querySelectorAll("#members tbody tr").length == 2 && document.querySelector("button.verb-abort").disabled && /read-only/.test(document.getElementById("actions-off").textContent)`)
+	resp, err := http.Post(base+"/api/fleets/lockstep/helloworld/actions/retry", "application/json", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden || !strings.Contains(string(body), "actions are off") {
+		t.Errorf("POST retry to the coordinator's page: %s %s", resp.Status, body)
 	}
 }

@@ -57,7 +57,9 @@
     const width = Math.max(320, el.clientWidth || 420);
     const s = [{}];
     clusters.forEach((c, i) => {
-      const o = { label: c, stroke: palette[i % palette.length], width: 2, spanGaps: kind !== "w" };
+      // Clusters in step draw on top of each other: each later line is
+      // thinner, so every one still shows inside the one below it.
+      const o = { label: c, stroke: palette[i % palette.length], width: Math.max(1.25, 5 - 1.5 * i), spanGaps: kind !== "w" };
       if (kind === "w") o.paths = uPlot.paths.stepped({ align: 1 });
       s.push(o);
     });

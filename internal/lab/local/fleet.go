@@ -92,6 +92,7 @@ type ports struct {
 	storeHTTP, storeGRPC int
 	compactHTTP          int
 	coordinatorMetrics   int
+	coordinatorDashboard int
 }
 
 // portsFile keeps the ports of the last start-up, so that `lab up` after
@@ -192,7 +193,7 @@ func allocPorts(clusters []string, workloads []string, prev map[string]int) (*po
 	p.redis, p.git, p.repo, p.repoMetrics = pick("redis"), pick("git"), pick("repo-server"), pick("repo-server-metrics")
 	p.appsetMetrics, p.appsetProbe, p.appsetWebhook, p.controllerMetrics = pick("appset-metrics"), pick("appset-probe"), pick("appset-webhook"), pick("application-controller-metrics")
 	p.queryHTTP, p.queryGRPC, p.storeHTTP, p.storeGRPC, p.compactHTTP = pick("thanos-query-http"), pick("thanos-query-grpc"), pick("thanos-store-http"), pick("thanos-store-grpc"), pick("thanos-compact-http")
-	p.coordinatorMetrics = pick("coordinator-metrics")
+	p.coordinatorMetrics, p.coordinatorDashboard = pick("coordinator-metrics"), pick("coordinator-dashboard")
 	return p, used, err
 }
 

@@ -73,11 +73,17 @@ func (f *fleet) self() (string, error) {
 	return os.Executable()
 }
 
+// CoordinatorDashboardURLKey names the coordinator's read-only dashboard
+// in State.URLs.
+const CoordinatorDashboardURLKey = "lockstep-coordinator-dashboard"
+
 // CoordinatorName is the coordinator's component name.
 const CoordinatorName = HubName + "/lockstep-coordinator"
 
 func (f *fleet) coordinatorArgs(metrics string) []string {
-	args := []string{"coordinator", "--kubeconfig=" + CoordinatorKubeconfig(f.opt.Dir), "--metrics-addr=" + metrics, "--leader-elect"}
+	args := []string{"coordinator", "--kubeconfig=" + CoordinatorKubeconfig(f.opt.Dir), "--metrics-addr=" + metrics, "--leader-elect",
+		// The read-only page a coordinator serves in-cluster.
+		"--dashboard-address=" + addr(f.p.coordinatorDashboard)}
 	if !f.opt.Light {
 		// A light fleet has no Thanos: FleetRollouts with analysis are
 		// refused there, saying so.
@@ -100,7 +106,7 @@ func (f *fleet) startCoordinator(ctx context.Context) error {
 	metrics := addr(f.p.coordinatorMetrics)
 	if err := f.startAll(ctx, ProcSpec{
 		Name: CoordinatorName, Cluster: HubName, Path: self, Addr: "http://" + metrics + "/metrics",
-		Ports: map[string]int{"metrics": f.p.coordinatorMetrics},
+		Ports: map[string]int{"metrics": f.p.coordinatorMetrics, "dashboard": f.p.coordinatorDashboard},
 		// Its own ServiceAccount's token, never the admin kubeconfig; with
 		// leader election, as installed, so a second coordinator (a test's,
 		// or `lockstep coordinator --leader-elect` by hand) takes turns.
@@ -109,5 +115,8 @@ func (f *fleet) startCoordinator(ctx context.Context) error {
 	}); err != nil {
 		return err
 	}
-	return f.s.Update(func(st *State) { st.URLs["lockstep-coordinator-metrics"] = "http://" + metrics + "/metrics" })
+	return f.s.Update(func(st *State) {
+		st.URLs["lockstep-coordinator-metrics"] = "http://" + metrics + "/metrics"
+		st.URLs[CoordinatorDashboardURLKey] = "http://" + addr(f.p.coordinatorDashboard) + "/"
+	})
 }
