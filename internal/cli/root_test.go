@@ -48,3 +48,29 @@ func TestUnknownCommandIsOneLine(t *testing.T) {
 		t.Fatalf("stderr %q: want one `error:` line", errOut.String())
 	}
 }
+
+func TestDashboardBadFlagsAreOneLine(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--threshold", "2"}, "--threshold 2: want a success rate in (0, 1]"},
+		{[]string{"--rate-query", "up"}, "--rate-query must contain {{cluster}}"},
+		{[]string{"--interval", "10ms"}, "--interval 10ms: want at least 200ms"},
+		{[]string{"--port", "70000", "--clusters", "a"}, "--port 70000: want 0-65535"},
+		{[]string{"--address", "example.com", "--clusters", "a"}, `--address "example.com": want an IP address`},
+		{[]string{"--rollout", "nonamespace"}, `--rollout "nonamespace": want NAMESPACE/NAME`},
+	} {
+		var out, errOut bytes.Buffer
+		args := append([]string{"dashboard", "--kubeconfig", "/nonexistent", "--dir", t.TempDir()}, tc.args...)
+		if code := Run(args, nil, &out, &errOut); code == 0 {
+			t.Errorf("%v: succeeded", tc.args)
+			continue
+		}
+		got := strings.TrimSpace(errOut.String())
+		if strings.Count(got, "\n") != 0 || !strings.Contains(got, tc.want) || out.Len() != 0 {
+			t.Errorf("%v: stdout %q stderr %q, want one line with %q and nothing served", tc.args, out.String(), got, tc.want)
+		}
+	}
+}

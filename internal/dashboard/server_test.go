@@ -431,6 +431,12 @@ func TestThresholdAndHold(t *testing.T) {
 	if h == nil || h.Step != 3 || h.Until.Sub(h.Since) != 45*time.Second {
 		t.Errorf("hold %+v", h)
 	}
+	promoted := int32(3)
+	fr.Status.Fleet.LastPromotedStep = &promoted
+	if hold(fr) != nil {
+		t.Error("a promoted barrier still holds")
+	}
+	fr.Status.Fleet.LastPromotedStep = nil
 	fr.Status.Fleet.Aborted = true
 	if hold(fr) != nil {
 		t.Error("an aborted fleet holds")

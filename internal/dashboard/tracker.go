@@ -277,6 +277,11 @@ func hold(fr *v1alpha1.FleetRollout) *Hold {
 	if st.BarrierStep == nil || st.StepEnteredAt == nil || st.Aborted || st.Completed {
 		return nil
 	}
+	// A barrier already promoted is history: the members are on their
+	// way to the next one.
+	if st.LastPromotedStep != nil && *st.LastPromotedStep >= *st.BarrierStep {
+		return nil
+	}
 	since := st.StepEnteredAt.UTC()
 	return &Hold{Step: *st.BarrierStep, Since: since, Until: since.Add(fr.Spec.Hold.For(*st.BarrierStep))}
 }

@@ -302,7 +302,7 @@ func TestStrictStores(t *testing.T) {
 		return nil
 	})
 
-	pid := componentPID(t, "argo-rollout2/thanos-sidecar")
+	pid := fleettest.ComponentPID(t, "argo-rollout2/thanos-sidecar")
 	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}

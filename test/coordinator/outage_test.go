@@ -12,26 +12,8 @@ import (
 
 	v1alpha1 "lockstep.dev/lockstep/api/v1alpha1"
 	"lockstep.dev/lockstep/internal/decide"
-	"lockstep.dev/lockstep/internal/lab/local"
 	"lockstep.dev/lockstep/test/fleettest"
 )
-
-// componentPID returns the pid of a fleet component, e.g.
-// argo-rollout2/kube-apiserver.
-func componentPID(t *testing.T, name string) int {
-	t.Helper()
-	st, err := local.ReadState(fleettest.F.Dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, c := range st.Components {
-		if c.Name == name && c.PID > 0 {
-			return c.PID
-		}
-	}
-	t.Fatalf("component %s has no pid", name)
-	return 0
-}
 
 // TestUnreachableMemberHoldsThenAborts freezes argo-rollout2's apiserver
 // (SIGSTOP) while the fleet holds at step 1. The other cluster must not
@@ -63,7 +45,7 @@ func TestUnreachableMemberHoldsThenAborts(t *testing.T) {
 		return nil
 	})
 
-	pid := componentPID(t, "argo-rollout2/kube-apiserver")
+	pid := fleettest.ComponentPID(t, "argo-rollout2/kube-apiserver")
 	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}

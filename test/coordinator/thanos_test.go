@@ -43,7 +43,7 @@ func TestThanosOutage(t *testing.T) {
 		return wantPhase(t, fr.Name, v1alpha1.PhaseCompleted, "")
 	})
 
-	pid := componentPID(t, "argo-hub/thanos-query")
+	pid := fleettest.ComponentPID(t, "argo-hub/thanos-query")
 	frozen := false
 	freeze := func(on bool) {
 		t.Helper()

@@ -306,15 +306,7 @@ func TestDashboardDuringDemo(t *testing.T) {
 	})
 
 	t.Run("an unreachable member shows on the next refresh", func(t *testing.T) {
-		pid := 0
-		for _, c := range fleettest.F.State.Components {
-			if c.Name == "argo-rollout2/kube-apiserver" {
-				pid = c.PID
-			}
-		}
-		if pid == 0 {
-			t.Fatal("no pid for argo-rollout2/kube-apiserver")
-		}
+		pid := fleettest.ComponentPID(t, "argo-rollout2/kube-apiserver")
 		if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
 			t.Fatal(err)
 		}

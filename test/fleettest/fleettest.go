@@ -302,3 +302,20 @@ spec:
         syncOptions: [CreateNamespace=true]
 `, name, repoURL)
 }
+
+// ComponentPID is the pid of one of the fleet's processes, by component
+// name (e.g. "argo-rollout2/kube-apiserver"), read from the fleet's state.
+func ComponentPID(t testing.TB, name string) int {
+	t.Helper()
+	st, err := local.ReadState(F.Dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range st.Components {
+		if c.Name == name && c.PID > 0 {
+			return c.PID
+		}
+	}
+	t.Fatalf("component %s has no pid in the fleet's state", name)
+	return 0
+}

@@ -212,15 +212,7 @@ func TestStatusAbortRetryUnreachable(t *testing.T) {
 	})
 
 	t.Run("an unreachable cluster shows and the other still shows", func(t *testing.T) {
-		pid := 0
-		for _, p := range fleettest.F.State.Components {
-			if p.Name == "argo-rollout2/kube-apiserver" {
-				pid = p.PID
-			}
-		}
-		if pid == 0 {
-			t.Fatal("no pid for argo-rollout2/kube-apiserver in the fleet state")
-		}
+		pid := fleettest.ComponentPID(t, "argo-rollout2/kube-apiserver")
 		if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
 			t.Fatal(err)
 		}

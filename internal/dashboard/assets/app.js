@@ -174,7 +174,7 @@
   function renderHold() {
     const el = $("hold");
     if (!hold) {
-      setText(el, last && last.fleet && last.fleet.coordinator && last.fleet.coordinator.barrier ? last.fleet.coordinator.barrier : "—");
+      setText(el, "—");
       return;
     }
     const left = Math.max(0, (Date.parse(hold.until) - (Date.now() + serverSkew)) / 1000);
