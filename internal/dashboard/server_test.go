@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -380,23 +381,26 @@ func TestThanosDownIsSaid(t *testing.T) {
 
 func TestOneValueRefusesUntrustedAnswers(t *testing.T) {
 	t.Parallel()
-	one := func(v float64) model.Vector { return model.Vector{&model.Sample{Value: model.SampleValue(v)}} }
+	sample := func(v float64) model.Vector { return model.Vector{{Value: model.SampleValue(v)}} }
 	for _, tc := range []struct {
+		name     string
 		vec      model.Vector
 		warnings []string
 		max      float64
 		ok       bool
 	}{
-		{one(0.97), nil, 1, true},
-		{one(1.2), nil, 1, false},
-		{one(-0.1), nil, 1, false},
-		{one(250), nil, 1e9, true},
-		{append(one(0.9), one(0.8)...), nil, 1, false},
-		{nil, nil, 1, false},
-		{one(0.9), []string{"partial response"}, 1, false},
+		{"one sample", sample(0.97), nil, 1, true},
+		{"partial answer", sample(0.97), []string{"store unavailable"}, 1, false},
+		{"empty", model.Vector{}, nil, 1, false},
+		{"two series", append(sample(0.9), sample(0.8)...), nil, 1, false},
+		{"NaN (no requests)", sample(math.NaN()), nil, 1, false},
+		{"not a ratio", sample(3), nil, 1, false},
+		{"negative", sample(-0.1), nil, 1, false},
+		{"a latency", sample(250), nil, math.Inf(1), true},
+		{"infinite latency", sample(math.Inf(1)), nil, math.Inf(1), false},
 	} {
-		if _, ok := OneValue(tc.vec, tc.warnings, tc.max); ok != tc.ok {
-			t.Errorf("%v %v: ok %v, want %v", tc.vec, tc.warnings, ok, tc.ok)
+		if v, ok := OneValue(tc.vec, tc.warnings, tc.max); ok != tc.ok || (ok && v != float64(tc.vec[0].Value)) {
+			t.Errorf("%s: OneValue = %v, %v", tc.name, v, ok)
 		}
 	}
 }

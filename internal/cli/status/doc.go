@@ -9,7 +9,8 @@
 // rolloutcmd) reach exactly the clusters status shows.
 //
 // It imports the pure view model (internal/view), the cluster cache
-// (internal/fleet), the Rollout reads (internal/rollouts), the FleetRollout
+// (internal/fleet), the Rollout reads (internal/rollouts), the Thanos
+// sampler the dashboard plots with (internal/dashboard), the FleetRollout
 // types, cli-runtime's kubectl flags, controller-runtime's client for the
 // hub, cobra and bubbletea. Only internal/cli imports it.
 package status

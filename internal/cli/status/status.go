@@ -15,6 +15,7 @@ import (
 
 	"lockstep.dev/lockstep/internal/analysis"
 	"lockstep.dev/lockstep/internal/cli/streams"
+	"lockstep.dev/lockstep/internal/dashboard"
 	"lockstep.dev/lockstep/internal/rollouts"
 	"lockstep.dev/lockstep/internal/view"
 )
@@ -160,13 +161,13 @@ func run(ctx context.Context, s streams.IO, f *flags, name string) error {
 		// Rollout changes redraw at once; everything else on the interval.
 		_ = t.Cache.Watch(m.Name, rollouts.RolloutGVR, t.RolloutNamespace)
 	}
-	var rates *rateSource
+	var rates *dashboard.Metrics
 	if f.thanosURL != "" {
 		q, err := analysis.NewPrometheusQuerier(analysis.PrometheusConfig{Address: f.thanosURL, Timeout: f.target.Timeout})
 		if err != nil {
 			return fmt.Errorf("--thanos-url: %w", err)
 		}
-		rates = &rateSource{q: q, template: f.thanosQuery}
+		rates = &dashboard.Metrics{Querier: q, URL: f.thanosURL, RateQuery: f.thanosQuery}
 	}
 	updates := make(chan Update)
 	go feed(ctx, t, rates, f.interval, changed, updates)
@@ -188,7 +189,7 @@ type Update struct {
 
 // feed refreshes on every cluster event and every interval, and passes on
 // only pictures that differ from the last one.
-func feed(ctx context.Context, t *Target, rates *rateSource, interval time.Duration, changed <-chan struct{}, out chan<- Update) {
+func feed(ctx context.Context, t *Target, rates *dashboard.Metrics, interval time.Duration, changed <-chan struct{}, out chan<- Update) {
 	defer close(out)
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
@@ -198,8 +199,9 @@ func feed(ctx context.Context, t *Target, rates *rateSource, interval time.Durat
 		now := time.Now()
 		var r map[string]float64
 		if rates != nil {
-			r = rates.Rates(ctx, servingLabels(t, fl), now)
-			r = byMember(t, fl, r)
+			// A cluster without a trustworthy value is left out, so it
+			// gets no sample rather than a false one.
+			r = rates.Read(ctx, servingLabels(t, fl), now).Rates
 		}
 		key := fingerprint(fl, err) + fmt.Sprint(r)
 		if key != last {
@@ -219,27 +221,13 @@ func feed(ctx context.Context, t *Target, rates *rateSource, interval time.Durat
 	}
 }
 
-// servingLabels are the destination_cluster values of the clusters: the
-// FleetRollout's analysis.clusters when it names them, else the member
-// names, as the coordinator does.
-func servingLabels(t *Target, fl view.Fleet) []string {
-	out := make([]string, 0, len(fl.Clusters))
+// servingLabels are the destination_cluster values of the clusters, by
+// member: the FleetRollout's analysis.clusters when it names them, else
+// the member names, as the coordinator does.
+func servingLabels(t *Target, fl view.Fleet) map[string]string {
+	out := make(map[string]string, len(fl.Clusters))
 	for _, c := range fl.Clusters {
-		out = append(out, servingLabel(t, c.Name))
-	}
-	return out
-}
-
-func servingLabel(t *Target, member string) string {
-	return view.ServingLabel(t.FleetRollout, member)
-}
-
-func byMember(t *Target, fl view.Fleet, byLabel map[string]float64) map[string]float64 {
-	out := make(map[string]float64, len(byLabel))
-	for _, c := range fl.Clusters {
-		if v, ok := byLabel[servingLabel(t, c.Name)]; ok {
-			out[c.Name] = v
-		}
+		out[c.Name] = view.ServingLabel(t.FleetRollout, c.Name)
 	}
 	return out
 }

@@ -2,9 +2,7 @@ package status
 
 import (
 	"bytes"
-	"errors"
 	"flag"
-	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,7 +10,6 @@ import (
 	"time"
 
 	tea "github.com/charmbracelet/bubbletea"
-	"github.com/prometheus/common/model"
 
 	v1alpha1 "lockstep.dev/lockstep/api/v1alpha1"
 	"lockstep.dev/lockstep/internal/cli/streams"
@@ -215,31 +212,6 @@ func TestChangeLines(t *testing.T) {
 	got := ChangeLines(&a, b)
 	if len(got) != 1 || !strings.HasPrefix(got[0], "argo-rollout2 Unreachable") {
 		t.Errorf("outage printed %q, want one line for argo-rollout2", got)
-	}
-}
-
-func TestRateFrom(t *testing.T) {
-	t.Parallel()
-	sample := func(v float64) model.Vector { return model.Vector{{Value: model.SampleValue(v)}} }
-	for _, tc := range []struct {
-		name     string
-		vec      model.Vector
-		warnings []string
-		err      error
-		ok       bool
-	}{
-		{"one sample", sample(0.97), nil, nil, true},
-		{"query error", nil, nil, errors.New("502"), false},
-		{"partial answer", sample(0.97), []string{"store unavailable"}, nil, false},
-		{"empty", model.Vector{}, nil, nil, false},
-		{"two series", append(sample(0.9), sample(0.8)...), nil, nil, false},
-		{"NaN (no requests)", sample(math.NaN()), nil, nil, false},
-		{"not a ratio", sample(3), nil, nil, false},
-	} {
-		v, err := RateFrom(tc.vec, tc.warnings, tc.err)
-		if (err == nil) != tc.ok || (tc.ok && v != 0.97) {
-			t.Errorf("%s: RateFrom = %v, %v", tc.name, v, err)
-		}
 	}
 }
 
