@@ -106,6 +106,23 @@ func (p *PrometheusQuerier) Query(ctx context.Context, promql string, ts time.Ti
 	}
 }
 
+// QueryRange evaluates promql from start to end every step (the
+// dashboard's plot history), with the same timeout and partial-response
+// rule as Query.
+func (p *PrometheusQuerier) QueryRange(ctx context.Context, promql string, start, end time.Time, step time.Duration) (model.Matrix, []string, error) {
+	ctx, cancel := context.WithTimeout(ctx, p.timeout)
+	defer cancel()
+	val, warnings, _, err := p.api.QueryRange(ctx, promql, v1.Range{Start: start, End: end, Step: step}, v1.WithTimeout(p.timeout))
+	if err != nil {
+		return nil, warnings, fmt.Errorf("query range %q: %w", promql, err)
+	}
+	m, ok := val.(model.Matrix)
+	if !ok {
+		return nil, warnings, fmt.Errorf("query range %q returned a %v, want a matrix", promql, val)
+	}
+	return m, warnings, nil
+}
+
 // noPartialResponse sets partial_response=false on every request, in the URL
 // and, for form-encoded POSTs (client_golang's default for queries), in the
 // body too. Setting both leaves no way for a server to read another value,

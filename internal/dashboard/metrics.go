@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -80,6 +81,70 @@ func (m *Metrics) Read(ctx context.Context, labels map[string]string, now time.T
 		s.Err = fmt.Errorf("thanos query %s: %v", m.URL, errs[0])
 	}
 	return s
+}
+
+// RangeQuerier is a Querier that can also read a range (Thanos Query and
+// Prometheus can); with one, a page's plots start with the recent past.
+type RangeQuerier interface {
+	QueryRange(ctx context.Context, promql string, start, end time.Time, step time.Duration) (model.Matrix, []string, error)
+}
+
+// History reads every cluster's success rate and latency from start to end
+// every step, as plot points (without weights: those were not recorded).
+// Untrusted values are left out as in Read; when the querier cannot read
+// ranges, or Thanos fails, there is no history.
+func (m *Metrics) History(ctx context.Context, labels map[string]string, start, end time.Time, step time.Duration) []Point {
+	rq, ok := m.Querier.(RangeQuerier)
+	if !ok || !end.After(start) || step <= 0 {
+		return nil
+	}
+	byTime := map[model.Time]*Point{}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for member, label := range labels {
+		for _, q := range []struct {
+			template string
+			latency  bool
+			max      float64
+		}{{m.RateQuery, false, 1}, {m.LatencyQuery, true, math.Inf(1)}} {
+			if q.template == "" {
+				continue
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				mat, warnings, err := rq.QueryRange(ctx, strings.ReplaceAll(q.template, "{{cluster}}", label), start, end, step)
+				if err != nil || len(warnings) > 0 || len(mat) != 1 {
+					return
+				}
+				mu.Lock()
+				defer mu.Unlock()
+				for _, sp := range mat[0].Values {
+					v := float64(sp.Value)
+					if math.IsNaN(v) || math.IsInf(v, 0) || v < 0 || v > q.max {
+						continue
+					}
+					p := byTime[sp.Timestamp]
+					if p == nil {
+						p = &Point{T: float64(sp.Timestamp) / 1000, Weight: map[string]int32{}, Rate: map[string]float64{}, Latency: map[string]float64{}}
+						byTime[sp.Timestamp] = p
+					}
+					if q.latency {
+						p.Latency[member] = v
+					} else {
+						p.Rate[member] = v
+					}
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	out := make([]Point, 0, len(byTime))
+	for _, p := range byTime {
+		out = append(out, *p)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].T < out[j].T })
+	return out
 }
 
 // OneValue accepts an answer only when it is one finite sample in

@@ -463,3 +463,50 @@ func TestAssetsAreServedWithTheirHash(t *testing.T) {
 		}
 	}
 }
+
+// rangeQuerier answers instant queries with 0.99 and ranges with a past
+// that has a NaN and an impossible rate in it.
+type rangeQuerier struct{ now time.Time }
+
+func (q rangeQuerier) Query(context.Context, string, time.Time) (model.Vector, []string, error) {
+	return model.Vector{{Value: 0.99}}, nil, nil
+}
+
+func (q rangeQuerier) QueryRange(_ context.Context, promql string, start, end time.Time, step time.Duration) (model.Matrix, []string, error) {
+	if !strings.Contains(promql, "response_code") {
+		return model.Matrix{}, nil, nil // no latency history
+	}
+	at := func(ago time.Duration) model.Time { return model.TimeFromUnixNano(q.now.Add(-ago).UnixNano()) }
+	return model.Matrix{{Values: []model.SamplePair{
+		{Timestamp: at(90 * time.Second), Value: 0.97},
+		{Timestamp: at(60 * time.Second), Value: model.SampleValue(math.NaN())},
+		{Timestamp: at(30 * time.Second), Value: 1.5},
+		{Timestamp: at(10 * time.Second), Value: 0.95},
+	}}}, nil, nil
+}
+
+func TestPlotsStartWithThanosHistory(t *testing.T) {
+	t.Parallel()
+	now := time.Now()
+	ts, _ := newServer(t, Options{Metrics: &Metrics{Querier: rangeQuerier{now}, URL: "http://thanos", RateQuery: DefaultRateQuery, LatencyQuery: DefaultLatencyQuery}})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ch := events(t, ctx, ts.URL+"/api/fleets/lockstep/helloworld/stream")
+	s := next(t, ch, "the state with the past", func(s Snapshot) bool { return s.Reset && len(s.Points) > 0 && s.Points[0].T < float64(now.Unix()) })
+	var past []float64
+	for _, p := range s.Points {
+		if p.T < float64(now.Unix()) {
+			if len(p.Weight) != 0 {
+				t.Errorf("a past point has weights: %+v", p)
+			}
+			past = append(past, p.Rate["argo-rollout1"])
+		}
+	}
+	// The NaN and the rate above 1 are not drawn.
+	if len(past) != 2 || past[0] != 0.97 || past[1] != 0.95 {
+		t.Fatalf("past rates %v, want [0.97 0.95]", past)
+	}
+	if last := s.Points[len(s.Points)-1]; last.Rate["argo-rollout2"] != 0.99 {
+		t.Errorf("live point %+v", last)
+	}
+}

@@ -101,6 +101,7 @@ func (t *tracker) run(ctx context.Context) {
 	defer tick.Stop()
 	var nextMetrics time.Time
 	var sample *Sample
+	backfilled := false
 	for {
 		pic := t.fleet.Refresh(ctx)
 		if ctx.Err() != nil {
@@ -108,17 +109,70 @@ func (t *tracker) run(ctx context.Context) {
 		}
 		now := t.srv.now()
 		fresh := false
-		if m := t.srv.o.Metrics; m != nil && !now.Before(nextMetrics) && pic.Err == nil {
+		m := t.srv.o.Metrics
+		if m != nil && !now.Before(nextMetrics) && pic.Err == nil {
 			s := m.Read(ctx, servingLabels(pic), now)
 			sample, fresh = &s, true
 			nextMetrics = now.Add(t.srv.o.MetricsInterval)
 		}
 		t.publish(pic, sample, fresh, now)
+		if m != nil && pic.Err == nil && !backfilled {
+			// The plots start with the recent past from Thanos, read once
+			// beside the live updates.
+			backfilled = true
+			labels := servingLabels(pic)
+			go t.backfill(ctx, m, labels, now)
+		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
 		case <-t.fleet.Changed():
+		}
+	}
+}
+
+// History is how far back a page's success-rate and latency plots start,
+// read from Thanos when the page's fleet is first read.
+const History = 15 * time.Minute
+
+// backfill puts the recent past in front of the live points and sends every
+// page the whole state again.
+func (t *tracker) backfill(ctx context.Context, m *Metrics, labels map[string]string, now time.Time) {
+	step := max(t.srv.o.MetricsInterval, 5*time.Second)
+	past := m.History(ctx, labels, now.Add(-History), now.Add(-step), step)
+	if len(past) == 0 || ctx.Err() != nil {
+		return
+	}
+	t.mu.Lock()
+	first := float64(now.UnixMilli()) / 1000
+	if len(t.points) > 0 {
+		first = t.points[0].T
+	}
+	var keep []Point
+	for _, p := range past {
+		if p.T < first {
+			keep = append(keep, p)
+		}
+	}
+	t.points = append(keep, t.points...)
+	if len(t.points) > maxPoints {
+		t.points = t.points[len(t.points)-maxPoints:]
+	}
+	t.mu.Unlock()
+	full := t.full()
+	msg, err := json.Marshal(full)
+	if err != nil {
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for ch := range t.subs {
+		select {
+		case ch <- msg:
+		default:
+			close(ch)
+			delete(t.subs, ch)
 		}
 	}
 }
