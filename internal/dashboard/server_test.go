@@ -435,6 +435,18 @@ func TestThresholdAndHold(t *testing.T) {
 	if h == nil || h.Step != 3 || h.Until.Sub(h.Since) != 45*time.Second {
 		t.Errorf("hold %+v", h)
 	}
+	now := time.Date(2026, 11, 29, 12, 30, 0, 0, time.UTC)
+	if got := historyStart(nil, now); !got.Equal(now.Add(-DirectHistory)) {
+		t.Errorf("history without a FleetRollout from %s", got)
+	}
+	if got := historyStart(fr, now); !got.Equal(now.Add(-History)) {
+		t.Errorf("history without a revision from %s", got)
+	}
+	seen := metav1.NewMicroTime(now.Add(-4 * time.Minute))
+	fr.Status.Fleet.RevisionSeenAt = &seen
+	if got := historyStart(fr, now); !got.Equal(now.Add(-5 * time.Minute)) {
+		t.Errorf("history of a 4-minute-old revision from %s, want a minute before it", got)
+	}
 	promoted := int32(3)
 	fr.Status.Fleet.LastPromotedStep = &promoted
 	if hold(fr) != nil {

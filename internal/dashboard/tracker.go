@@ -120,8 +120,12 @@ func (t *tracker) run(ctx context.Context) {
 			// The plots start with the recent past from Thanos, read once
 			// beside the live updates.
 			backfilled = true
-			labels := servingLabels(pic)
-			go t.backfill(ctx, m, labels, now)
+			t.mu.Lock()
+			pinned := t.pinned
+			t.mu.Unlock()
+			if !pinned {
+				go t.backfill(ctx, m, servingLabels(pic), historyStart(pic.FleetRollout, now), now)
+			}
 		}
 		select {
 		case <-ctx.Done():
@@ -132,15 +136,33 @@ func (t *tracker) run(ctx context.Context) {
 	}
 }
 
-// History is how far back a page's success-rate and latency plots start,
-// read from Thanos when the page's fleet is first read.
-const History = 15 * time.Minute
+// History bounds how far back a page's success-rate and latency plots
+// start, read from Thanos when the page's fleet is first read; without a
+// FleetRollout they start DirectHistory back.
+const (
+	History       = 15 * time.Minute
+	DirectHistory = 5 * time.Minute
+)
+
+// historyStart is where a page's plots start: a minute before the current
+// revision became the fleet's (its canary's whole story), at most History
+// back. A fleet the server watches from the start (the demo's) gets none.
+func historyStart(fr *v1alpha1.FleetRollout, now time.Time) time.Time {
+	if fr == nil {
+		return now.Add(-DirectHistory)
+	}
+	from := now.Add(-History)
+	if seen := fr.Status.Fleet.RevisionSeenAt; seen != nil && seen.Add(-time.Minute).After(from) {
+		from = seen.Add(-time.Minute)
+	}
+	return from
+}
 
 // backfill puts the recent past in front of the live points and sends every
 // page the whole state again.
-func (t *tracker) backfill(ctx context.Context, m *Metrics, labels map[string]string, now time.Time) {
+func (t *tracker) backfill(ctx context.Context, m *Metrics, labels map[string]string, from, now time.Time) {
 	step := max(t.srv.o.MetricsInterval, 5*time.Second)
-	past := m.History(ctx, labels, now.Add(-History), now.Add(-step), step)
+	past := m.History(ctx, labels, from, now.Add(-step), step)
 	if len(past) == 0 || ctx.Err() != nil {
 		return
 	}
