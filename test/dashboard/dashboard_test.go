@@ -338,10 +338,23 @@ func TestDashboardDuringDemo(t *testing.T) {
 func TestBadInputIsSaid(t *testing.T) {
 	fleettest.Need(t)
 	b := newBrowser(t)
-	before := map[string]string{}
-	for _, c := range workloads {
-		before[c] = rollout(t, c).GetResourceVersion()
-	}
+	// The Rollouts first settle (an abort's scale-down, a controller
+	// catching up after an outage), so that a change seen below is ours.
+	var before map[string]string
+	fleettest.Eventually(t, time.Minute, "the Rollouts unchanged for 3s", func() error {
+		a := map[string]string{}
+		for _, c := range workloads {
+			a[c] = rollout(t, c).GetResourceVersion()
+		}
+		time.Sleep(3 * time.Second)
+		for _, c := range workloads {
+			if rv := rollout(t, c).GetResourceVersion(); rv != a[c] {
+				return fmt.Errorf("%s: resourceVersion %s -> %s", c, a[c], rv)
+			}
+		}
+		before = a
+		return nil
+	})
 	st := fleettest.F.State
 	_, index0 := start(t, "Dashboard: ", "dashboard", "--kubeconfig", st.Kubeconfig, "--context", local.HubName, "--thanos-url", "http://127.0.0.1:1", "--interval", "500ms")
 	page := strings.Replace(index0, "/?token=", "/fleets/lockstep/helloworld?token=", 1)
