@@ -189,10 +189,17 @@ func (t *tracker) backfill(ctx context.Context, m *Metrics, labels map[string]st
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	t.broadcast(msg)
+}
+
+// broadcast sends msg to every page's stream; t.mu is held.
+func (t *tracker) broadcast(msg []byte) {
 	for ch := range t.subs {
 		select {
 		case ch <- msg:
 		default:
+			// A page that cannot keep up is dropped; its EventSource
+			// reconnects and gets the whole state again.
 			close(ch)
 			delete(t.subs, ch)
 		}
@@ -263,16 +270,7 @@ func (t *tracker) publish(pic Picture, sample *Sample, fresh bool, now time.Time
 	if err != nil {
 		return
 	}
-	for ch := range t.subs {
-		select {
-		case ch <- msg:
-		default:
-			// A page that cannot keep up is dropped; its EventSource
-			// reconnects and gets the whole state again.
-			close(ch)
-			delete(t.subs, ch)
-		}
-	}
+	t.broadcast(msg)
 }
 
 // canaryWeight is the weight a cluster's canary gets: the route's when it
