@@ -522,3 +522,19 @@ func TestPlotsStartWithThanosHistory(t *testing.T) {
 		t.Errorf("live point %+v", last)
 	}
 }
+
+func TestHubTroubleKeepsTheMembers(t *testing.T) {
+	t.Parallel()
+	ts, src := newServer(t, Options{})
+	ref := FleetRolloutRef("lockstep", "helloworld")
+	p := src.pic[ref]
+	p.Err = errors.New("get fleetrollout lockstep/helloworld on the hub: connection refused")
+	src.set(ref, p)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ch := events(t, ctx, ts.URL+"/api/fleets/lockstep/helloworld/stream")
+	s := next(t, ch, "the hub's error beside the members", func(s Snapshot) bool { return s.Error != "" })
+	if s.Fleet == nil || len(s.Fleet.Clusters) != 2 || len(s.Points) == 0 || !strings.Contains(s.Error, "connection refused") {
+		t.Fatalf("%+v", s)
+	}
+}

@@ -222,7 +222,9 @@ func (t *tracker) publish(pic Picture, sample *Sample, fresh bool, now time.Time
 		s.Error, s.NotFound = oneLine(pic.Err.Error()), pic.NotFound
 	}
 	var p *Point
-	if pic.Err == nil {
+	// A hub that fails to answer now leaves the members' own picture
+	// standing (as status shows it); only a fleet never read is empty.
+	if pic.Err == nil || len(pic.Fleet.Clusters) > 0 {
 		f := pic.Fleet
 		s.Fleet = &f
 		p = &Point{T: float64(now.UnixMilli()) / 1000, Weight: map[string]int32{}}
