@@ -114,3 +114,19 @@ func artifacts(t *testing.T) string {
 }
 
 func ms(d float64) string { return fmt.Sprintf("%.0f ms", d) }
+
+// report prints a measurement and appends it to the artefacts'
+// measurements.txt: `go test` shows a passing package's output only with
+// -v, the file keeps it either way.
+func report(t *testing.T, format string, args ...any) {
+	t.Helper()
+	line := fmt.Sprintf(format, args...)
+	fmt.Println(line)
+	f, err := os.OpenFile(filepath.Join(artifacts(t), "measurements.txt"), os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+	if err != nil {
+		t.Error(err)
+		return
+	}
+	defer f.Close()
+	fmt.Fprintf(f, "%s %s\n", time.Now().UTC().Format(time.RFC3339), line)
+}

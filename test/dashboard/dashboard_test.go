@@ -215,7 +215,7 @@ func TestDashboardDuringDemo(t *testing.T) {
 			t.Logf("page load %d: loaded in %s, first picture drawn at %s", i+1, ms(load), ms(drawn))
 			best = min(best, max(load, drawn))
 		}
-		fmt.Printf("dashboard page load (best of 3, load and first picture drawn): %s\n", ms(best))
+		report(t, "dashboard page load (best of 3, load and first picture drawn): %s", ms(best))
 		if best > 300 {
 			t.Errorf("page load %s, want at most 300 ms", ms(best))
 		}
@@ -297,7 +297,7 @@ func TestDashboardDuringDemo(t *testing.T) {
 			t.Logf("%s: aborted in the cluster at %s, drawn %s later", c, changed.Format("15:04:05.000"), ms(lat))
 			worst = max(worst, lat)
 		}
-		fmt.Printf("dashboard update latency (cluster change -> drawn, worst of %d clusters): %s\n", len(workloads), ms(worst))
+		report(t, "dashboard update latency (cluster change -> drawn, worst of %d clusters): %s", len(workloads), ms(worst))
 		if worst > 1000 {
 			t.Errorf("update latency %s, want at most 1 s", ms(worst))
 		}
@@ -316,7 +316,7 @@ func TestDashboardDuringDemo(t *testing.T) {
 		// request timeout, plus the health probe that marks it down.
 		b.until(t, 10*time.Second, "argo-rollout2 unreachable", `document.querySelector('#members tr[data-cluster="argo-rollout2"]').dataset.reachable == "false"`)
 		drawn, _ := firstSeen(t, b, "argo-rollout2", "Unreachable")
-		fmt.Printf("dashboard: a stopped member drawn unreachable after %s\n", ms(float64(drawn.Sub(stopped).Milliseconds())))
+		report(t, "dashboard: a stopped member drawn unreachable after %s", ms(float64(drawn.Sub(stopped).Milliseconds())))
 		if !eval[bool](t, b, `document.querySelector('#members tr[data-cluster="argo-rollout1"]').dataset.reachable == "true"`) {
 			t.Error("argo-rollout1 is no longer shown reachable")
 		}
