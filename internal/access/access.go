@@ -25,15 +25,11 @@ package access
 
 import (
 	"context"
-	"encoding/base64"
-	"encoding/json"
 	"fmt"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
@@ -142,18 +138,7 @@ func HubObjects() ([]*unstructured.Unstructured, error) {
 // Token waits until the token controller has filled the coordinator's
 // token Secret in cs and returns the token and the cluster's CA.
 func Token(ctx context.Context, cs kubernetes.Interface, timeout time.Duration) (token, ca []byte, err error) {
-	err = wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
-		s, gerr := cs.CoreV1().Secrets(Namespace).Get(ctx, TokenSecret, metav1.GetOptions{})
-		if gerr != nil {
-			return false, nil
-		}
-		token, ca = s.Data[corev1.ServiceAccountTokenKey], s.Data[corev1.ServiceAccountRootCAKey]
-		return len(token) > 0, nil
-	})
-	if err != nil {
-		return nil, nil, fmt.Errorf("the token controller did not fill %s/%s: %w", Namespace, TokenSecret, err)
-	}
-	return token, ca, nil
+	return kube.ServiceAccountToken(ctx, cs, Namespace, TokenSecret, timeout)
 }
 
 // Member is what the hub's cluster Secret says about one member.
@@ -174,18 +159,11 @@ type Member struct {
 // ClusterSecret is the hub Secret carrying m's coordinator credentials.
 // Its bytes depend only on m, so applying it again changes nothing.
 func ClusterSecret(m Member) (*unstructured.Unstructured, error) {
-	conf, err := json.Marshal(map[string]any{
-		"bearerToken":     string(m.Token),
-		"tlsClientConfig": map[string]any{"insecure": false, "caData": base64.StdEncoding.EncodeToString(m.CA)},
-	})
+	data, err := fleet.SecretData(m.Name, m.Server, m.Token, m.CA)
 	if err != nil {
 		return nil, err
 	}
-	b64 := func(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
-	u := object("v1", "Secret", Namespace, SecretName(m.Name), map[string]any{
-		"type": "Opaque",
-		"data": map[string]any{"name": b64(m.Name), "server": b64(m.Server), "config": b64(string(conf))},
-	})
+	u := object("v1", "Secret", Namespace, SecretName(m.Name), map[string]any{"type": "Opaque", "data": data})
 	labels := u.GetLabels()
 	for k, v := range m.Labels {
 		labels[k] = v

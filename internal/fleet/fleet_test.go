@@ -225,3 +225,28 @@ func waitFor(t *testing.T, cond func() bool) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// What SecretData writes (the installers and the coordinator's
+// registration), MemberFromSecret reads back.
+func TestSecretDataRoundTrips(t *testing.T) {
+	t.Parallel()
+	data, err := SecretData("argo-rollout1", "https://127.0.0.1:6443", []byte("tok"), []byte("CA"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sec := &corev1.Secret{Data: map[string][]byte{}}
+	for k, v := range data {
+		b, err := base64.StdEncoding.DecodeString(v.(string))
+		if err != nil {
+			t.Fatalf("%s: %v", k, err)
+		}
+		sec.Data[k] = b
+	}
+	m, err := MemberFromSecret(sec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Name != "argo-rollout1" || m.Config.Host != "https://127.0.0.1:6443" || m.Config.BearerToken != "tok" || string(m.Config.CAData) != "CA" {
+		t.Fatalf("%+v", m)
+	}
+}

@@ -189,6 +189,22 @@ func MembersFromSecrets(ctx context.Context, r client.Reader, src Secrets, selec
 	return out, nil
 }
 
+// SecretData is the data of a cluster Secret in Argo CD's layout (name,
+// server, and a config with the bearer token and CA), base64-encoded as an
+// unstructured Secret's data holds it; MemberFromSecret reads it back. Its
+// bytes depend only on the arguments, so applying it again changes nothing.
+func SecretData(name, server string, token, ca []byte) (map[string]any, error) {
+	conf, err := json.Marshal(map[string]any{
+		"bearerToken":     string(token),
+		"tlsClientConfig": map[string]any{"insecure": false, "caData": base64.StdEncoding.EncodeToString(ca)},
+	})
+	if err != nil {
+		return nil, err
+	}
+	b64 := func(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
+	return map[string]any{"name": b64(name), "server": b64(server), "config": b64(string(conf))}, nil
+}
+
 // clusterConfig is the JSON in a cluster Secret's data.config.
 type clusterConfig struct {
 	Username        string `json:"username,omitempty"`

@@ -1,5 +1,5 @@
 // Package kube holds small client-go helpers shared by the lab installers
 // and the CLI: decoding multi-document YAML, server-side apply through the
-// dynamic client, and waiting for CRDs. It may import client-go and
+// dynamic client, waiting for CRDs and for service-account tokens. It may import client-go and
 // apimachinery only.
 package kube

@@ -4,22 +4,20 @@
 // least-privilege ClusterRole in each workload, its token, and an Argo CD
 // cluster Secret on the hub. Nobody logs in and no password is printed.
 //
-// It may import internal/lab/install, internal/lab/sources, config and
-// client-go.
+// It may import internal/lab/install, internal/lab/sources, config,
+// internal/fleet (the cluster Secret's layout), internal/kube and client-go.
 package argocd
 
 import (
-	"context"
-	"encoding/base64"
-	"encoding/json"
 	"fmt"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/util/wait"
 
+	"lockstep.dev/lockstep/internal/fleet"
+	"lockstep.dev/lockstep/internal/kube"
 	"lockstep.dev/lockstep/internal/lab/install"
 	"lockstep.dev/lockstep/internal/lab/sources"
 )
@@ -171,18 +169,11 @@ func ManagerObjects() []*unstructured.Unstructured {
 // `argocd cluster add` writes it, plus Lockstep's labels. Its bytes depend
 // only on the arguments, so applying it again changes nothing.
 func ClusterSecret(name, server, reporting string, token, ca []byte) (*unstructured.Unstructured, error) {
-	conf, err := json.Marshal(map[string]any{
-		"bearerToken":     string(token),
-		"tlsClientConfig": map[string]any{"insecure": false, "caData": base64.StdEncoding.EncodeToString(ca)},
-	})
+	data, err := fleet.SecretData(name, server, token, ca)
 	if err != nil {
 		return nil, err
 	}
-	b64 := func(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
-	return install.Object("v1", "Secret", Namespace, SecretName(name), map[string]any{
-		"type": "Opaque",
-		"data": map[string]any{"name": b64(name), "server": b64(server), "config": b64(string(conf))},
-	}, func(u *unstructured.Unstructured) {
+	return install.Object("v1", "Secret", Namespace, SecretName(name), map[string]any{"type": "Opaque", "data": data}, func(u *unstructured.Unstructured) {
 		u.SetLabels(map[string]string{"argocd.argoproj.io/secret-type": "cluster", RoleLabel: "workload", ClusterLabel: name})
 		u.SetAnnotations(map[string]string{"managed-by": "argocd.argoproj.io", ReportingAnnotation: reporting})
 	}), nil
@@ -200,16 +191,9 @@ func Token(c *install.Context, cl *install.Cluster, namespace, name string) (tok
 		}
 		return []byte("dry-run"), nil, nil
 	}
-	err = wait.PollUntilContextTimeout(c, 100*time.Millisecond, time.Minute, true, func(context.Context) (bool, error) {
-		s, gerr := cl.Kube.CoreV1().Secrets(namespace).Get(c, name, metav1.GetOptions{})
-		if gerr != nil {
-			return false, nil
-		}
-		token, ca = s.Data[corev1.ServiceAccountTokenKey], s.Data[corev1.ServiceAccountRootCAKey]
-		return len(token) > 0 && len(ca) > 0, nil
-	})
+	token, ca, err = kube.ServiceAccountToken(c, cl.Kube, namespace, name, time.Minute)
 	if err != nil {
-		return nil, nil, fmt.Errorf("%s: the token controller did not fill %s/%s: %w", cl.Name, namespace, name, err)
+		return nil, nil, fmt.Errorf("%s: %w", cl.Name, err)
 	}
 	return token, ca, nil
 }
