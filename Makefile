@@ -7,7 +7,7 @@ BIN       := bin/lockstep
 # cores would make their timings (the thing under test) noisy.
 TEST_FLAGS ?= -timeout 60m -p 1 -count=1
 
-.PHONY: all build plugin deps components demo test test-short bench lint fmt vet clean
+.PHONY: all build plugin deps deps-test components demo test test-short bench lint fmt vet clean
 
 all: build
 
@@ -19,9 +19,13 @@ build:
 plugin: build
 	ln -sf lockstep bin/kubectl-lockstep
 
-# Debian packages run as they are: Prometheus 2.42, Redis 7.0, git.
+# Debian packages run as they are: Prometheus 2.42, Redis 7.0, git; the
+# tests also need the headless Chromium of the dashboard's browser tests.
 deps:
 	bash hack/install-deps.sh
+
+deps-test:
+	bash hack/install-deps.sh --browser
 
 # Pinned upstream components, built once into the cache (~/.cache/lockstep).
 components: build
@@ -30,7 +34,7 @@ components: build
 demo: deps components
 	$(BIN) demo
 
-test: deps components
+test: deps-test components
 	$(GO) test $(TEST_FLAGS) ./...
 
 test-short:

@@ -1,14 +1,20 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the local fleet runs as they are (no build):
 # Prometheus 2.42, Redis 7.0 (Argo CD's cache) and git (the fleet's git
-# server), and the headless Chromium that the dashboard's browser tests
-# drive (test/dashboard). Versions are pinned by series: the script refuses
-# another series. Chromium is the exception: Debian ships its security
-# fixes as new major versions, so any version is taken (and printed).
+# server); with --browser also the headless Chromium that the dashboard's
+# browser tests drive (test/dashboard; `make test` asks for it, `make demo`
+# does not). Versions are pinned by series: the script refuses another
+# series. Chromium is the exception: Debian ships its security fixes as new
+# major versions, so any version is taken (and printed).
 # Idempotent: a machine that has them changes nothing.
 set -euo pipefail
 
-declare -A want=([prometheus]="2.42." [redis-server]="7.0." [git]="2." [chromium-headless-shell]="")
+declare -A want=([prometheus]="2.42." [redis-server]="7.0." [git]="2.")
+case "${1:-}" in
+  "") ;;
+  --browser) want[chromium-headless-shell]="" ;;
+  *) echo "usage: $0 [--browser]" >&2; exit 2 ;;
+esac
 declare -A pkgver=()
 missing=()
 for pkg in "${!want[@]}"; do
