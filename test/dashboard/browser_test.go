@@ -12,7 +12,7 @@ import (
 	"github.com/chromedp/chromedp"
 )
 
-// chromium is Debian's headless shell, installed by hack/install-deps.sh.
+// chromium is Debian's headless shell, installed by hack/install-deps.sh --browser.
 const chromium = "/usr/bin/chromium-headless-shell"
 
 // browser is one headless Chromium for the package's tests.
@@ -23,7 +23,7 @@ type browser struct {
 func newBrowser(t *testing.T) *browser {
 	t.Helper()
 	if _, err := exec.LookPath(chromium); err != nil {
-		t.Fatalf("%s: %v (hack/install-deps.sh installs it; make test runs that)", chromium, err)
+		t.Fatalf("%s: %v (hack/install-deps.sh --browser installs it; make test runs that)", chromium, err)
 	}
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(chromium), chromedp.NoSandbox, chromedp.WindowSize(1400, 1000),
