@@ -181,30 +181,15 @@ func (f *fleet) Act(ctx context.Context, verb string) (*dashboard.ActionResult, 
 		return nil, err
 	}
 	res := &dashboard.ActionResult{Verb: verb}
-	for _, l := range o.Lines {
-		c, msg, _ := strings.Cut(l, ": ")
-		res.Results = append(res.Results, dashboard.ClusterResult{Cluster: c, OK: true, Message: msg})
-	}
 	for _, r := range o.Results {
-		cr := dashboard.ClusterResult{Cluster: r.Cluster, OK: r.Err == nil, Message: "rollout " + o.Rollout + " " + verbDone(verb) + o.Note}
-		if r.Err != nil {
-			cr.Message = oneLine(r.Err.Error())
-		}
-		res.Results = append(res.Results, cr)
+		res.Results = append(res.Results, dashboard.ClusterResult{Cluster: r.Cluster, OK: r.Err == nil, Message: o.Message(r)})
 	}
-	if failed := o.Failed(); len(failed) > 0 {
-		res.Message = fmt.Sprintf("%s failed in %d of %d clusters: %s", verb, len(failed), len(o.Results), strings.Join(failed, ", "))
+	if err := o.Err(); err != nil {
+		res.Message = err.Error()
 	} else {
 		res.Message = fmt.Sprintf("%s: done in %d clusters", verb, len(res.Results))
 	}
 	return res, nil
-}
-
-func verbDone(verb string) string {
-	if strings.HasSuffix(verb, "e") {
-		return verb + "d"
-	}
-	return verb + "ed"
 }
 
 func (f *fleet) Close() {
@@ -213,9 +198,4 @@ func (f *fleet) Close() {
 	if f.t != nil {
 		f.t.Cache.Stop()
 	}
-}
-
-func oneLine(s string) string {
-	l, _, _ := strings.Cut(s, "\n")
-	return l
 }

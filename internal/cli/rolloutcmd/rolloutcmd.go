@@ -189,32 +189,31 @@ type Outcome struct {
 	Results []Result
 	// Note is appended to every confirmation line.
 	Note string
-	// Lines replace Results when the coordinator acted (retry): one line
-	// per member, as it reported.
-	Lines []string
 }
 
-// Failed names the clusters where the verb failed.
-func (o *Outcome) Failed() []string {
-	var out []string
-	for _, r := range o.Results {
-		if r.Err != nil {
-			out = append(out, r.Cluster)
-		}
-	}
-	return out
-}
+// Err names the clusters where the verb failed; nil when none did.
+func (o *Outcome) Err() error { return failure(o.Verb, o.Results) }
 
 // Report prints the outcome: one line per cluster, failures on errOut,
 // and an error when any cluster failed.
 func (o *Outcome) Report(out, errOut io.Writer) error {
-	for _, l := range o.Lines {
-		fmt.Fprintln(out, l)
-	}
-	if o.Lines != nil {
-		return nil
-	}
 	return Report(out, errOut, o.Verb, o.Rollout, o.Results, o.Note)
+}
+
+// Message is what the outcome says of one cluster: its error, or what
+// was done there.
+func (o *Outcome) Message(r Result) string {
+	return message(o.Verb, o.Rollout, r, o.Note)
+}
+
+func message(v Verb, rollout string, r Result, note string) string {
+	switch {
+	case r.Err != nil:
+		return oneLine(r.Err.Error())
+	case r.Done != "":
+		return r.Done
+	}
+	return fmt.Sprintf("rollout %s %s%s", rollout, help[v].done, note)
 }
 
 // Do runs verb v on a resolved fleet: the one code path of the CLI verbs
@@ -246,11 +245,11 @@ func Do(ctx context.Context, t *status.Target, v Verb, o Options) (*Outcome, err
 			if len(o.Clusters) > 0 {
 				return nil, fmt.Errorf("fleetrollout %s: retry is fleet-wide with a coordinator; drop --cluster", ref)
 			}
-			lines, err := retryThroughCoordinator(ctx, t.Hub, fr, cmp.Or(o.Wait, 30*time.Second))
+			res, err := retryThroughCoordinator(ctx, t.Hub, fr, cmp.Or(o.Wait, 30*time.Second))
 			if err != nil {
 				return nil, err
 			}
-			out.Lines = lines
+			out.Results = res
 			return out, nil
 		case v == Promote && len(o.Clusters) > 0:
 			return nil, fmt.Errorf("fleetrollout %s: promoting only %s would put it a step ahead of the other members; drop --cluster", ref, strings.Join(o.Clusters, ","))
@@ -288,6 +287,9 @@ func Action(v Verb, full bool) func(ctx context.Context, dyn dynamic.Interface, 
 type Result struct {
 	Cluster string
 	Err     error
+	// Done, when set, says what was done instead of the verb's usual
+	// confirmation (a retry the coordinator acted on).
+	Done string
 }
 
 // Apply runs act in every cluster at once (so members move as close
@@ -317,14 +319,22 @@ func Apply(ctx context.Context, clientFor func(context.Context, string) (dynamic
 // Report prints one line per cluster (confirmations on out, failures on
 // errOut) and returns an error when any cluster failed.
 func Report(out, errOut io.Writer, v Verb, rollout string, results []Result, note string) error {
+	for _, r := range results {
+		w := out
+		if r.Err != nil {
+			w = errOut
+		}
+		fmt.Fprintf(w, "%s: %s\n", r.Cluster, message(v, rollout, r, note))
+	}
+	return failure(v, results)
+}
+
+func failure(v Verb, results []Result) error {
 	var failed []string
 	for _, r := range results {
 		if r.Err != nil {
 			failed = append(failed, r.Cluster)
-			fmt.Fprintf(errOut, "%s: %s\n", r.Cluster, oneLine(r.Err.Error()))
-			continue
 		}
-		fmt.Fprintf(out, "%s: rollout %s %s%s\n", r.Cluster, rollout, help[v].done, note)
 	}
 	if len(failed) > 0 {
 		return fmt.Errorf("%s failed in %d of %d clusters: %s", v, len(failed), len(results), strings.Join(failed, ", "))
@@ -335,7 +345,7 @@ func Report(out, errOut io.Writer, v Verb, rollout string, results []Result, not
 // retryThroughCoordinator sets a fresh retry token and waits until the
 // coordinator has acted on it; the token is acted on once, so a stale one
 // can never undo a later abort.
-func retryThroughCoordinator(ctx context.Context, hub client.Client, fr *v1alpha1.FleetRollout, wait time.Duration) ([]string, error) {
+func retryThroughCoordinator(ctx context.Context, hub client.Client, fr *v1alpha1.FleetRollout, wait time.Duration) ([]Result, error) {
 	ref := fr.Namespace + "/" + fr.Name
 	token := time.Now().UTC().Format(time.RFC3339Nano)
 	body := fmt.Sprintf(`{"spec":{"retryToken":%q}}`, token)
@@ -350,7 +360,7 @@ func retryThroughCoordinator(ctx context.Context, hub client.Client, fr *v1alpha
 			// The coordinator lists the members it sent a retry to until
 			// they leave the abort; a member it did not list was not
 			// aborted, so the retry only cleared the fleet's abort there.
-			var lines []string
+			var res []Result
 			for _, m := range cur.Status.Members {
 				state := "out of the abort"
 				switch {
@@ -359,9 +369,9 @@ func retryThroughCoordinator(ctx context.Context, hub client.Client, fr *v1alpha
 				case m.Aborted:
 					state = "still aborted"
 				}
-				lines = append(lines, fmt.Sprintf("%s: rollout %s/%s retried through coordinator %s (%s)", m.Name, cur.Spec.Rollout.Namespace, cur.Spec.Rollout.Name, ref, state))
+				res = append(res, Result{Cluster: m.Name, Done: fmt.Sprintf("rollout %s/%s retried through coordinator %s (%s)", cur.Spec.Rollout.Namespace, cur.Spec.Rollout.Name, ref, state)})
 			}
-			return lines, nil
+			return res, nil
 		}
 		if time.Now().After(deadline) {
 			if err != nil {
