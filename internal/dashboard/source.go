@@ -140,12 +140,16 @@ type IndexEntry struct {
 // ErrReadOnly is returned by sources that cannot act.
 var ErrReadOnly = errors.New("this dashboard is read-only")
 
-// FleetRolloutIndex lists the hub's FleetRollouts (in every namespace when
-// the hub allows it, else in namespace) as index entries.
-func FleetRolloutIndex(ctx context.Context, hub client.Reader, namespace string) ([]IndexEntry, error) {
+// ListFleetRollouts lists the hub's FleetRollouts: in every namespace when
+// all is set and the hub allows it, else in namespace. A hub without the
+// FleetRollout CRD has none.
+func ListFleetRollouts(ctx context.Context, hub client.Reader, namespace string, all bool) ([]v1alpha1.FleetRollout, error) {
 	var list v1alpha1.FleetRolloutList
-	err := hub.List(ctx, &list)
-	if apierrors.IsForbidden(err) && namespace != "" {
+	var err error
+	if all {
+		err = hub.List(ctx, &list)
+	}
+	if !all || apierrors.IsForbidden(err) {
 		err = hub.List(ctx, &list, client.InNamespace(namespace))
 	}
 	if err != nil {
@@ -154,8 +158,18 @@ func FleetRolloutIndex(ctx context.Context, hub client.Reader, namespace string)
 		}
 		return nil, fmt.Errorf("list fleetrollouts on the hub: %w", err)
 	}
-	out := make([]IndexEntry, 0, len(list.Items))
-	for _, fr := range list.Items {
+	return list.Items, nil
+}
+
+// FleetRolloutIndex lists the hub's FleetRollouts (in every namespace when
+// the hub allows it, else in namespace) as index entries.
+func FleetRolloutIndex(ctx context.Context, hub client.Reader, namespace string) ([]IndexEntry, error) {
+	items, err := ListFleetRollouts(ctx, hub, namespace, true)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]IndexEntry, 0, len(items))
+	for _, fr := range items {
 		out = append(out, IndexEntry{
 			Ref: FleetRolloutRef(fr.Namespace, fr.Name), Phase: string(fr.Status.Phase), Message: fr.Status.Message,
 			Members: len(fr.Status.Members), Rollout: fr.Spec.Rollout.Namespace + "/" + fr.Spec.Rollout.Name,

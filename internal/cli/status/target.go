@@ -24,6 +24,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"lockstep.dev/lockstep/api/v1alpha1"
+	"lockstep.dev/lockstep/internal/dashboard"
 	"lockstep.dev/lockstep/internal/fleet"
 	"lockstep.dev/lockstep/internal/rollouts"
 	"lockstep.dev/lockstep/internal/view"
@@ -226,41 +227,31 @@ func (f *TargetFlags) Resolve(ctx context.Context, fleetRollout string, o Resolv
 	return t, nil
 }
 
-// discover returns the one FleetRollout in namespace that coordinates
-// rolloutNS/rolloutName, nil when there is none (or the hub has no
-// FleetRollout CRD), and an error when several claim it.
 // pickOne returns the hub's only FleetRollout (in every namespace when all
 // is set and the hub lets us list them, else in namespace), nil when there
 // is none, and an error naming them when there are several.
 func pickOne(ctx context.Context, hub client.Reader, namespace string, all bool) (*v1alpha1.FleetRollout, error) {
-	var list v1alpha1.FleetRolloutList
-	var err error
-	if all {
-		err = hub.List(ctx, &list)
-	}
-	if !all || apierrors.IsForbidden(err) {
-		err = hub.List(ctx, &list, client.InNamespace(namespace))
-	}
+	items, err := dashboard.ListFleetRollouts(ctx, hub, namespace, all)
 	if err != nil {
-		if meta.IsNoMatchError(err) || apierrors.IsNotFound(err) {
-			return nil, nil
-		}
-		return nil, fmt.Errorf("list fleetrollouts on the hub: %w", err)
+		return nil, err
 	}
-	switch len(list.Items) {
+	switch len(items) {
 	case 0:
 		return nil, nil
 	case 1:
-		return &list.Items[0], nil
+		return &items[0], nil
 	}
-	names := make([]string, len(list.Items))
-	for i, fr := range list.Items {
+	names := make([]string, len(items))
+	for i, fr := range items {
 		names[i] = fr.Namespace + "/" + fr.Name
 	}
 	sort.Strings(names)
 	return nil, fmt.Errorf("%d FleetRollouts on the hub (%s): name one, with -n for its namespace", len(names), strings.Join(names, ", "))
 }
 
+// discover returns the one FleetRollout in namespace that coordinates
+// rolloutNS/rolloutName, nil when there is none (or the hub has no
+// FleetRollout CRD), and an error when several claim it.
 func discover(ctx context.Context, hub client.Client, namespace, rolloutNS, rolloutName string) (*v1alpha1.FleetRollout, error) {
 	var list v1alpha1.FleetRolloutList
 	if err := hub.List(ctx, &list, client.InNamespace(namespace)); err != nil {
