@@ -268,6 +268,11 @@ func (t *tracker) publish(pic Picture, sample *Sample, fresh bool, now time.Time
 	}
 	t.last = s
 	t.firstOnce.Do(func() { close(t.first) })
+	if len(t.subs) == 0 {
+		// Nobody watches (the demo's pinned fleet before a page opens):
+		// the points are kept, nothing is encoded.
+		return
+	}
 	msg, err := json.Marshal(s)
 	if err != nil {
 		return

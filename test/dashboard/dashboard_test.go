@@ -239,7 +239,7 @@ func TestDashboardDuringDemo(t *testing.T) {
 	})
 
 	t.Run("actions without this run's token are refused", func(t *testing.T) {
-		stale := b
+		stale := b // the same tab, opened with a token of another run
 		stale.do(t, chromedp.Navigate(base+"/fleets/lockstep/helloworld?token=from-an-earlier-run"))
 		stale.until(t, 10*time.Second, "the stale-token banner and disabled buttons",
 			`document.getElementById("token-banner") && document.querySelector("button.verb-abort").disabled && /stale/.test(document.getElementById("actions-off").textContent)`)
