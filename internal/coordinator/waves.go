@@ -2,7 +2,6 @@ package coordinator
 
 import (
 	"fmt"
-	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -111,31 +110,36 @@ func wavesFromSpec(spec []v1alpha1.Wave, members []fleet.Member) ([]decide.Wave,
 	return out, nil
 }
 
-// batchSize is how many of n clusters run the canary together.
+// batchSize is how many of n clusters run the canary together. The
+// arithmetic is apimachinery's (a percentage rounds up, as Deployments'
+// maxSurge does); a count may also come as a string ("2").
 func batchSize(w v1alpha1.Wave, n int) (int, error) {
 	p := w.MaxParallel
 	if p == nil {
 		return n, nil
 	}
-	if p.Type == intstr.Int {
-		if p.IntVal < 1 {
-			return 0, fmt.Errorf("%d: want at least 1", p.IntVal)
+	if p.Type == intstr.String {
+		s := p.StrVal
+		num, isPct := strings.CutSuffix(s, "%")
+		v, err := strconv.Atoi(num)
+		switch {
+		case err != nil:
+			return 0, fmt.Errorf("%q: want a count or a percentage", s)
+		case !isPct:
+			c := intstr.FromInt32(int32(v))
+			p = &c
+		case v < 1 || v > 100:
+			return 0, fmt.Errorf("%s: want 1%% to 100%%", s)
 		}
-		return min(int(p.IntVal), n), nil
 	}
-	s := p.StrVal
-	var pct int
-	if _, err := fmt.Sscanf(s, "%d%%", &pct); err != nil || !strings.HasSuffix(s, "%") {
-		if c, err := strconv.Atoi(s); err == nil {
-			v := intstr.FromInt32(int32(c))
-			return batchSize(v1alpha1.Wave{MaxParallel: &v}, n)
-		}
-		return 0, fmt.Errorf("%q: want a count or a percentage", s)
+	if p.Type == intstr.Int && p.IntVal < 1 {
+		return 0, fmt.Errorf("%d: want at least 1", p.IntVal)
 	}
-	if pct < 1 || pct > 100 {
-		return 0, fmt.Errorf("%s: want 1%% to 100%%", s)
+	size, err := intstr.GetScaledValueFromIntOrPercent(p, n, true)
+	if err != nil {
+		return 0, err
 	}
-	return max(1, int(math.Ceil(float64(n)*float64(pct)/100))), nil
+	return min(size, n), nil
 }
 
 // waveOf names every member's wave.
