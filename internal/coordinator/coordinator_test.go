@@ -164,4 +164,14 @@ func TestPolicyFromSpec(t *testing.T) {
 	if p.HoldFor(1) != 5*time.Second || p.HoldFor(3) != time.Minute || p.UnreachableDeadline != defaultUnreachableDeadline || p.Validate() != nil {
 		t.Errorf("policy = %+v", p)
 	}
+	// The dashboard's countdown (Hold.For) holds as long as the coordinator
+	// does, with and without a default.
+	for _, h := range []v1alpha1.Hold{spec.Hold, {Steps: spec.Hold.Steps}} {
+		p := policyFromSpec(&v1alpha1.FleetRolloutSpec{Hold: h})
+		for step := int32(0); step < 5; step++ {
+			if got, want := h.For(step), p.HoldFor(step); got != want {
+				t.Errorf("hold %+v, step %d: Hold.For %s, the coordinator holds %s", h, step, got, want)
+			}
+		}
+	}
 }

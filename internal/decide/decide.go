@@ -64,11 +64,11 @@ func (d *decider) decide() Decision {
 				Next:    s.Fleet,
 			}
 		}
-		d.next = FleetStatus{Revision: s.Revision, HandledRetryToken: d.next.HandledRetryToken, RevisionSeenAt: d.now}
+		d.next = FleetStatus{Revision: s.Revision, HandledRetryToken: d.next.HandledRetryToken}
 	}
 	if d.next.RevisionSeenAt.IsZero() {
-		// A state recorded before the field existed: the deadline counts
-		// from now.
+		// A new revision, or a state recorded before the field existed:
+		// the deadline counts from now.
 		d.next.RevisionSeenAt = d.now
 	}
 	// A token is consumed whether or not there is an abort to retry: left

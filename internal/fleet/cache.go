@@ -180,16 +180,20 @@ func (c *Cache) Update(members []Member) error {
 }
 
 func (c *Cache) newAccessor(m Member, fp string) (*accessor, error) {
-	reqCfg := rest.CopyConfig(m.Config)
-	reqCfg.Timeout = c.opts.RequestTimeout
-	probeCfg := rest.CopyConfig(reqCfg)
+	// Watches have no timeout; requests and probes do. The probe's client
+	// is neither rate-limited nor counted (Transport), the others are.
+	probeCfg := rest.CopyConfig(m.Config)
+	probeCfg.Timeout = c.opts.RequestTimeout
+	watchCfg := rest.CopyConfig(m.Config)
 	// The coordinator reads a handful of objects per reconcile; client-go's
 	// default 5 QPS would turn a burst of watch events into latency.
-	reqCfg.QPS, reqCfg.Burst = 100, 200
+	watchCfg.QPS, watchCfg.Burst = 100, 200
 	if wrap := c.opts.Transport; wrap != nil {
 		name := m.Name
-		reqCfg.Wrap(func(rt http.RoundTripper) http.RoundTripper { return wrap(name, rt) })
+		watchCfg.Wrap(func(rt http.RoundTripper) http.RoundTripper { return wrap(name, rt) })
 	}
+	reqCfg := rest.CopyConfig(watchCfg)
+	reqCfg.Timeout = c.opts.RequestTimeout
 	dyn, err := dynamic.NewForConfig(reqCfg)
 	if err != nil {
 		return nil, err
@@ -197,12 +201,6 @@ func (c *Cache) newAccessor(m Member, fp string) (*accessor, error) {
 	httpClient, err := rest.HTTPClientFor(probeCfg)
 	if err != nil {
 		return nil, err
-	}
-	watchCfg := rest.CopyConfig(m.Config)
-	watchCfg.QPS, watchCfg.Burst = 100, 200
-	if wrap := c.opts.Transport; wrap != nil {
-		name := m.Name
-		watchCfg.Wrap(func(rt http.RoundTripper) http.RoundTripper { return wrap(name, rt) })
 	}
 	ctx, cancel := context.WithCancel(c.ctx)
 	host := m.Config.Host
