@@ -7,9 +7,10 @@ package config
 
 import "embed"
 
-// CRDs holds the FleetRollout CRD (crd/*.yaml).
+// CRDs holds the FleetRollout CRD: the files controller-gen writes into
+// crd/, not the hand-written kustomization.yaml beside them.
 //
-//go:embed crd/*.yaml
+//go:embed crd/lockstep.dev_*.yaml
 var CRDs embed.FS
 
 // RBAC holds the coordinator's roles: rbac/hub/role.yaml for the hub and

@@ -2,7 +2,7 @@ package deploy
 
 import (
 	"fmt"
-	"os"
+	"io/fs"
 	"reflect"
 	"slices"
 	"strings"
@@ -14,14 +14,14 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 
+	"lockstep.dev/lockstep/config"
 	"lockstep.dev/lockstep/internal/kube"
 )
 
 const (
 	kustomizeDir = "../../config/default"
 	chartDir     = "../../charts/lockstep"
-	hubRoleFile  = "../../config/rbac/hub/role.yaml"
-	crdDir       = "../../config/crd"
+	hubRoleFile  = config.HubRole
 )
 
 // rendering is one install method's output for one namespace.
@@ -78,16 +78,12 @@ func typed[T any](t *testing.T, o *unstructured.Unstructured) *T {
 	return &v
 }
 
-// generated reads a generated manifest file of config/.
-func generated(t *testing.T, path string) []*unstructured.Unstructured {
+// generated reads a generated manifest of config/, as the binary embeds it.
+func generated(t *testing.T, fsys fs.FS, path string) []*unstructured.Unstructured {
 	t.Helper()
-	b, err := os.ReadFile(path)
+	objs, err := kube.ReadYAML(fsys, path)
 	if err != nil {
 		t.Fatal(err)
-	}
-	objs, err := kube.DecodeYAML(b)
-	if err != nil {
-		t.Fatalf("%s: %v", path, err)
 	}
 	return objs
 }
@@ -258,7 +254,7 @@ func TestDeploymentHardened(t *testing.T) {
 // coordinator's ServiceAccount, and no other role exists.
 func TestRBACIsGenerated(t *testing.T) {
 	t.Parallel()
-	gen := generated(t, hubRoleFile)
+	gen := generated(t, config.RBAC, hubRoleFile)
 	if len(gen) == 0 {
 		t.Fatalf("%s has no roles", hubRoleFile)
 	}
@@ -324,18 +320,17 @@ func TestRBACIsGenerated(t *testing.T) {
 // TestCRDIsGenerated holds both renderings' CRDs to config/crd.
 func TestCRDIsGenerated(t *testing.T) {
 	t.Parallel()
-	entries, err := os.ReadDir(crdDir)
+	// Every CRD controller-gen wrote (config.CRDs embeds exactly those).
+	files, err := fs.Glob(config.CRDs, "crd/*.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
 	var gen []*unstructured.Unstructured
-	for _, e := range entries {
-		if strings.HasSuffix(e.Name(), ".yaml") && e.Name() != "kustomization.yaml" {
-			gen = append(gen, generated(t, crdDir+"/"+e.Name())...)
-		}
+	for _, f := range files {
+		gen = append(gen, generated(t, config.CRDs, f)...)
 	}
 	if len(gen) == 0 {
-		t.Fatalf("no CRDs in %s", crdDir)
+		t.Fatal("no CRDs in config/crd")
 	}
 	for _, r := range renderings(t, "") {
 		got := ofKind(r.objs, "CustomResourceDefinition")
