@@ -25,7 +25,7 @@ done
 
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
-    echo "missing Debian packages: ${missing[*]}; run: sudo $0" >&2
+    echo "missing Debian packages: ${missing[*]}; run: sudo $0 $*" >&2
     exit 1
   fi
   echo "installing Debian packages: ${missing[*]}"

@@ -34,8 +34,9 @@ import (
 )
 
 const (
-	// binaryName is the binary's name, and /binaryName its path in the image.
+	// binaryName is the binary's name, and entrypoint its path in the image.
 	binaryName = "lockstep"
+	entrypoint = "/" + binaryName
 	// versionVar is set with -X to the image's version.
 	versionVar = "lockstep.dev/lockstep/internal/cli.Version"
 	// nonroot is the image's user and group: distroless' nonroot, which
@@ -74,7 +75,6 @@ type options struct {
 // builtImage is one platform's image.
 type builtImage struct {
 	Platform platform
-	Image    v1.Image
 	Digest   v1.Hash
 	Size     int64 // the manifest, config and layers, compressed
 }
@@ -146,7 +146,7 @@ func build(ctx context.Context, o options) (*built, error) {
 		if err != nil {
 			return nil, fmt.Errorf("image for %s: %w", p, err)
 		}
-		bi := builtImage{Platform: p, Image: img}
+		bi := builtImage{Platform: p}
 		if bi.Digest, err = img.Digest(); err != nil {
 			return nil, err
 		}

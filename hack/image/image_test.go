@@ -3,6 +3,7 @@ package main
 import (
 	"archive/tar"
 	"bytes"
+	"cmp"
 	"context"
 	"debug/buildinfo"
 	"errors"
@@ -126,7 +127,7 @@ func purlOf(p *spdx.Package) string {
 func TestBuildLayout(t *testing.T) {
 	t.Parallel()
 	o, b := buildTiny(t)
-	if err := verifyLayout(o.Out, both, "/lockstep"); err != nil {
+	if err := verifyLayout(o.Out, both); err != nil {
 		t.Fatalf("verifyLayout: %v", err)
 	}
 	info, err := inspectLayout(o.Out)
@@ -246,7 +247,7 @@ func TestChecksCatch(t *testing.T) {
 		t.Fatal(err)
 	}
 	good := info.Images[0]
-	if errs := checkImage(good, "/lockstep"); len(errs) > 0 {
+	if errs := checkImage(good); len(errs) > 0 {
 		t.Fatalf("the built image fails: %v", errs)
 	}
 	for _, c := range []struct {
@@ -285,7 +286,7 @@ func TestChecksCatch(t *testing.T) {
 				ii.Files[k] = v
 			}
 			c.modify(&ii)
-			err := errors.Join(checkImage(ii, "/lockstep")...)
+			err := errors.Join(checkImage(ii)...)
 			if err == nil || !strings.Contains(err.Error(), c.want) {
 				t.Errorf("checkImage = %v, want an error with %q", err, c.want)
 			}
@@ -357,11 +358,11 @@ func TestMakeImageLayout(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short: the layout make image writes is not checked")
 	}
-	dir := cmpOr(os.Getenv("LOCKSTEP_IMAGE_LAYOUT"), "../../bin/image")
+	dir := cmp.Or(os.Getenv("LOCKSTEP_IMAGE_LAYOUT"), "../../bin/image")
 	if _, err := os.Stat(filepath.Join(dir, "oci-layout")); err != nil {
 		t.Skipf("no OCI layout at %s: run make image (or set LOCKSTEP_IMAGE_LAYOUT) to check the real image", dir)
 	}
-	if err := verifyLayout(dir, both, "/lockstep"); err != nil {
+	if err := verifyLayout(dir, both); err != nil {
 		t.Fatal(err)
 	}
 	info, err := inspectLayout(dir)
@@ -377,13 +378,6 @@ func TestMakeImageLayout(t *testing.T) {
 		}
 		t.Logf("%s: %s, %.1f MiB compressed, %d SBOM packages", ii.Platform, ii.Digest, float64(ii.Size)/(1<<20), len(doc.Packages))
 	}
-}
-
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }
 
 func TestPurl(t *testing.T) {

@@ -92,7 +92,7 @@ func run(args []string) error {
 	if err != nil {
 		return err
 	}
-	if err := verifyLayout(o.Out, o.Platforms, "/"+binaryName); err != nil {
+	if err := verifyLayout(o.Out, o.Platforms); err != nil {
 		return fmt.Errorf("the layout %s fails its checks: %w", o.Out, err)
 	}
 	fmt.Fprintf(o.Log, "wrote %s (%s): index %s, %s\n", o.Out, time.Since(start).Round(time.Second), b.IndexDigest, b.summary())

@@ -60,14 +60,14 @@ func inspectLayout(dir string) (*layoutInfo, error) {
 	}
 	info := &layoutInfo{}
 	sboms := map[v1.Hash][][]byte{}
+	var idx v1.ImageIndex
 	for _, d := range tm.Manifests {
 		switch {
 		case d.MediaType == types.OCIImageIndex:
 			if info.Index != nil {
 				return nil, errors.New("index.json lists more than one image index")
 			}
-			idx, err := top.ImageIndex(d.Digest)
-			if err != nil {
+			if idx, err = top.ImageIndex(d.Digest); err != nil {
 				return nil, err
 			}
 			if info.Index, err = idx.IndexManifest(); err != nil {
@@ -104,10 +104,6 @@ func inspectLayout(dir string) (*layoutInfo, error) {
 	}
 	if info.Index == nil {
 		return nil, errors.New("index.json lists no image index")
-	}
-	idx, err := top.ImageIndex(info.IndexDigest)
-	if err != nil {
-		return nil, err
 	}
 	for _, d := range info.Index.Manifests {
 		if d.Platform == nil {
@@ -183,7 +179,7 @@ var elfMachines = map[string]elf.Machine{"amd64": elf.EM_X86_64, "arm64": elf.EM
 // static executable for the platform, no setuid or setgid file, the
 // nonroot user in /etc/passwd) and its SBOM (exactly one, SPDX 2.3,
 // listing every module of the binary's build information with its purl).
-func checkImage(ii imageInfo, entrypoint string) []error {
+func checkImage(ii imageInfo) []error {
 	var errs []error
 	bad := func(format string, args ...any) {
 		errs = append(errs, fmt.Errorf("%s: %s", ii.Platform, fmt.Sprintf(format, args...)))
@@ -294,7 +290,7 @@ func checkImage(ii imageInfo, entrypoint string) []error {
 // verifyLayout checks an OCI layout written by build: one image index,
 // tagged, with exactly the platforms wanted, each image passing
 // checkImage.
-func verifyLayout(dir string, platforms []platform, entrypoint string) error {
+func verifyLayout(dir string, platforms []platform) error {
 	info, err := inspectLayout(dir)
 	if err != nil {
 		return err
@@ -306,7 +302,7 @@ func verifyLayout(dir string, platforms []platform, entrypoint string) error {
 	var got, want []string
 	for _, ii := range info.Images {
 		got = append(got, ii.Platform.String())
-		errs = append(errs, checkImage(ii, entrypoint)...)
+		errs = append(errs, checkImage(ii)...)
 	}
 	for _, p := range platforms {
 		want = append(want, p.String())

@@ -1,6 +1,7 @@
 package deploy
 
 import (
+	"cmp"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -92,7 +93,7 @@ func Helm(dir string, o HelmOptions) ([]*unstructured.Unstructured, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load chart %s: %w", dir, err)
 	}
-	kv, err := common.ParseKubeVersion(orDefault(o.KubeVersion, KubeVersion))
+	kv, err := common.ParseKubeVersion(cmp.Or(o.KubeVersion, KubeVersion))
 	if err != nil {
 		return nil, err
 	}
@@ -106,8 +107,8 @@ func Helm(dir string, o HelmOptions) ([]*unstructured.Unstructured, error) {
 		vals = map[string]any{}
 	}
 	opts := common.ReleaseOptions{
-		Name:      orDefault(o.ReleaseName, "lockstep"),
-		Namespace: orDefault(o.Namespace, DefaultNamespace),
+		Name:      cmp.Or(o.ReleaseName, "lockstep"),
+		Namespace: cmp.Or(o.Namespace, DefaultNamespace),
 		Revision:  1,
 		IsInstall: true,
 	}
@@ -168,11 +169,4 @@ func Keys(objs []*unstructured.Unstructured) []string {
 	}
 	sort.Strings(out)
 	return out
-}
-
-func orDefault(s, def string) string {
-	if s == "" {
-		return def
-	}
-	return s
 }

@@ -23,6 +23,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
+	"lockstep.dev/lockstep/internal/kube"
 	"lockstep.dev/lockstep/internal/lab/local"
 )
 
@@ -301,6 +302,23 @@ spec:
         automated: {}
         syncOptions: [CreateNamespace=true]
 `, name, repoURL)
+}
+
+// ApplyYAML server-side applies the objects of a YAML stream to the
+// cluster cfg reaches.
+func ApplyYAML(t testing.TB, cfg *rest.Config, yaml string) {
+	t.Helper()
+	objs, err := kube.DecodeYAML([]byte(yaml))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := kube.NewApplier(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Apply(context.Background(), objs...); err != nil {
+		t.Fatalf("%s: %v", cfg.Host, err)
+	}
 }
 
 // ComponentPID is the pid of one of the fleet's processes, by component

@@ -37,14 +37,12 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/dynamic/dynamicinformer"
-	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1alpha1 "lockstep.dev/lockstep/api/v1alpha1"
 	"lockstep.dev/lockstep/config"
 	"lockstep.dev/lockstep/internal/coordinator"
-	"lockstep.dev/lockstep/internal/kube"
 	"lockstep.dev/lockstep/internal/lab/local"
 	"lockstep.dev/lockstep/internal/rollouts"
 	"lockstep.dev/lockstep/test/fleettest"
@@ -138,12 +136,12 @@ func startFleet(b *testing.B, n int) *fleet {
 		b.Fatal(err)
 	}
 	crd, _ := config.CRDs.ReadFile(config.FleetRolloutCRD)
-	f.apply(hubCfg, string(crd))
+	fleettest.ApplyYAML(f.b, hubCfg, string(crd))
 	for _, c := range f.clusters {
 		cfg, _ := local.RESTConfig(st.Kubeconfig, c)
-		f.apply(cfg, manifests("example/hw:v0"))
+		fleettest.ApplyYAML(f.b, cfg, manifests("example/hw:v0"))
 	}
-	f.eventually(5*time.Minute, "every member Healthy at v0", func() error {
+	fleettest.Eventually(f.b, 5*time.Minute, "every member Healthy at v0", func() error {
 		for _, c := range f.clusters {
 			if s := f.state(c); s.Phase != "Healthy" || s.Revision != s.StableRevision {
 				return fmt.Errorf("%s: %s", c, s.Phase)
@@ -152,36 +150,6 @@ func startFleet(b *testing.B, n int) *fleet {
 		return nil
 	})
 	return f
-}
-
-func (f *fleet) apply(cfg *rest.Config, yaml string) {
-	f.b.Helper()
-	objs, err := kube.DecodeYAML([]byte(yaml))
-	if err != nil {
-		f.b.Fatal(err)
-	}
-	a, err := kube.NewApplier(cfg)
-	if err != nil {
-		f.b.Fatal(err)
-	}
-	if err := a.Apply(context.Background(), objs...); err != nil {
-		f.b.Fatal(err)
-	}
-}
-
-func (f *fleet) eventually(timeout time.Duration, what string, cond func() error) {
-	f.b.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			f.b.Fatalf("%s: not true after %s: %v", what, timeout, err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
 }
 
 type rolloutState struct {
@@ -458,7 +426,7 @@ func measure(b *testing.B, n int) []row {
 		}
 		completed := func(what string, prev string) string {
 			var rev string
-			f.eventually(10*time.Minute, what, func() error {
+			fleettest.Eventually(f.b, 10*time.Minute, what, func() error {
 				got := get()
 				if got.Status.Phase != v1alpha1.PhaseCompleted || got.Status.Fleet.Revision == prev {
 					return fmt.Errorf("%s (%s: %s)", got.Status.Phase, got.Status.Reason, got.Status.Message)
@@ -509,7 +477,7 @@ func measure(b *testing.B, n int) []row {
 		version++
 		f.setImage(fmt.Sprintf("example/hw:v%d", version))
 		last := l.batches[len(l.batches)-1]
-		f.eventually(10*time.Minute, "the last batch in canary", func() error {
+		fleettest.Eventually(f.b, 10*time.Minute, "the last batch in canary", func() error {
 			for _, c := range last {
 				if s := f.state(c); s.Step < 2 || s.Revision == s.StableRevision {
 					return fmt.Errorf("%s at step %d", c, s.Step)
@@ -522,7 +490,7 @@ func measure(b *testing.B, n int) []row {
 			[]byte(`{"status":{"abort":true}}`), metav1.PatchOptions{}, "status"); err != nil {
 			b.Fatal(err)
 		}
-		f.eventually(time.Minute, "every member of the batch at weight 0", func() error {
+		fleettest.Eventually(f.b, time.Minute, "every member of the batch at weight 0", func() error {
 			rec.mu.Lock()
 			defer rec.mu.Unlock()
 			var latest time.Time
@@ -544,7 +512,7 @@ func measure(b *testing.B, n int) []row {
 		// The next layout starts from a good revision everywhere.
 		version++
 		f.setImage(fmt.Sprintf("example/hw:v%d", version))
-		f.eventually(5*time.Minute, "every member promoted by hand", func() error {
+		fleettest.Eventually(f.b, 5*time.Minute, "every member promoted by hand", func() error {
 			for _, c := range f.clusters {
 				s := f.state(c)
 				if s.Revision != s.StableRevision {

@@ -28,7 +28,6 @@ import (
 	"lockstep.dev/lockstep/internal/coordinator"
 	"lockstep.dev/lockstep/internal/decide"
 	"lockstep.dev/lockstep/internal/fleet"
-	"lockstep.dev/lockstep/internal/kube"
 	"lockstep.dev/lockstep/internal/lab/local"
 	"lockstep.dev/lockstep/internal/rollouts"
 	"lockstep.dev/lockstep/test/fleettest"
@@ -46,17 +45,7 @@ func manifests(image string) string { return fleettest.LeadingPauseApp(ns, image
 
 func apply(t *testing.T, cluster, yaml string) {
 	t.Helper()
-	objs, err := kube.DecodeYAML([]byte(yaml))
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := kube.NewApplier(fleettest.RESTConfig(t, cluster))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := a.Apply(context.Background(), objs...); err != nil {
-		t.Fatalf("%s: %v", cluster, err)
-	}
+	fleettest.ApplyYAML(t, fleettest.RESTConfig(t, cluster), yaml)
 }
 
 func setImage(t *testing.T, image string) {
