@@ -425,3 +425,29 @@ func TestRefusesToReplace(t *testing.T) {
 		t.Errorf("the directory's file is gone: %v", err)
 	}
 }
+
+// TestRunEntryPoint goes through the command's own flags: one platform,
+// the version and creation time given, and the layout checked by run.
+func TestRunEntryPoint(t *testing.T) {
+	t.Setenv("SOURCE_DATE_EPOCH", "1767323045")
+	out := filepath.Join(t.TempDir(), "layout")
+	err := run([]string{"-o", out, "-C", "../..", "-pkg", "./hack/image/testdata/tiny", "-platforms", "linux/amd64",
+		"-version", "v0.0.1-run", "-revision", "abc", "-ca-certs", filepath.Join(t.TempDir(), "none")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := inspectLayout(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(info.Images) != 1 || info.Images[0].Platform != (platform{"linux", "amd64"}) {
+		t.Fatalf("images %+v, want one linux/amd64", info.Images)
+	}
+	c := info.Images[0].Config
+	if !c.Created.Time.Equal(time.Unix(1767323045, 0)) || c.Config.Labels["org.opencontainers.image.version"] != "v0.0.1-run" || c.Config.Labels["org.opencontainers.image.revision"] != "abc" {
+		t.Errorf("created %s, labels %v", c.Created.Time, c.Config.Labels)
+	}
+	if err := run([]string{"-platforms", "linux/sparc"}); err == nil {
+		t.Error("an unknown platform was accepted")
+	}
+}
