@@ -46,17 +46,33 @@ func main() {
 
 // want returns the chart's copies: path under the chart → content.
 func want(configDir string) (map[string][]byte, error) {
+	return read(configDir, true)
+}
+
+// have returns the copies the chart holds now.
+func have(chartDir string) (map[string][]byte, error) {
+	return read(chartDir, false)
+}
+
+// read reads the generated manifests of every copy, on its config side
+// (root is config/, and each must have some) or its chart side; the keys
+// are paths under the chart.
+func read(root string, fromConfig bool) (map[string][]byte, error) {
 	out := map[string][]byte{}
 	for _, c := range copies {
-		names, err := yamlFiles(filepath.Join(configDir, c.from))
+		dir := filepath.Join(root, c.to)
+		if fromConfig {
+			dir = filepath.Join(root, c.from)
+		}
+		names, err := yamlFiles(dir)
 		if err != nil {
 			return nil, err
 		}
-		if len(names) == 0 {
-			return nil, fmt.Errorf("no generated manifests in %s", filepath.Join(configDir, c.from))
+		if fromConfig && len(names) == 0 {
+			return nil, fmt.Errorf("no generated manifests in %s", dir)
 		}
 		for _, n := range names {
-			b, err := os.ReadFile(filepath.Join(configDir, c.from, n))
+			b, err := os.ReadFile(filepath.Join(dir, n))
 			if err != nil {
 				return nil, err
 			}
@@ -79,25 +95,6 @@ func yamlFiles(dir string) ([]string, error) {
 	for _, e := range entries {
 		if e.Type().IsRegular() && strings.HasSuffix(e.Name(), ".yaml") && !slices.Contains(handWritten, e.Name()) {
 			out = append(out, e.Name())
-		}
-	}
-	return out, nil
-}
-
-// have returns the copies the chart holds now.
-func have(chartDir string) (map[string][]byte, error) {
-	out := map[string][]byte{}
-	for _, c := range copies {
-		names, err := yamlFiles(filepath.Join(chartDir, c.to))
-		if err != nil {
-			return nil, err
-		}
-		for _, n := range names {
-			b, err := os.ReadFile(filepath.Join(chartDir, c.to, n))
-			if err != nil {
-				return nil, err
-			}
-			out[filepath.ToSlash(filepath.Join(c.to, n))] = b
 		}
 	}
 	return out, nil
