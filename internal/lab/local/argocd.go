@@ -2,8 +2,6 @@ package local
 
 import (
 	"context"
-	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -21,6 +19,7 @@ import (
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
 	"lockstep.dev/lockstep/internal/access"
+	members "lockstep.dev/lockstep/internal/fleet"
 	"lockstep.dev/lockstep/internal/kube"
 	"lockstep.dev/lockstep/internal/render"
 )
@@ -295,10 +294,10 @@ func (f *fleet) registerClusters(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("%s: %w", w, err)
 		}
-		conf, _ := json.Marshal(map[string]any{
-			"bearerToken":     tok,
-			"tlsClientConfig": map[string]any{"insecure": false, "caData": base64.StdEncoding.EncodeToString(ca)},
-		})
+		data, err := members.SecretData(w, f.server(w), []byte(tok), ca)
+		if err != nil {
+			return err
+		}
 		sec := obj(map[string]any{
 			"apiVersion": "v1", "kind": "Secret",
 			"metadata": map[string]any{
@@ -313,9 +312,7 @@ func (f *fleet) registerClusters(ctx context.Context) error {
 				},
 			},
 			"type": "Opaque",
-			"stringData": map[string]any{
-				"name": w, "server": f.server(w), "config": string(conf),
-			},
+			"data": data,
 		})
 		if err := hub.Apply(ctx, sec); err != nil {
 			return err
@@ -423,15 +420,8 @@ func (f *fleet) managerToken(ctx context.Context, cluster string) (string, error
 	if err != nil {
 		return "", err
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		s, err := cs.CoreV1().Secrets("kube-system").Get(ctx, "argocd-manager-long-lived-token", metav1.GetOptions{})
-		if err == nil && len(s.Data[corev1.ServiceAccountTokenKey]) > 0 {
-			return string(s.Data[corev1.ServiceAccountTokenKey]), nil
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	return "", fmt.Errorf("token controller did not fill argocd-manager's token")
+	tok, _, err := kube.ServiceAccountToken(ctx, cs, "kube-system", "argocd-manager-long-lived-token", 30*time.Second)
+	return string(tok), err
 }
 
 func (f *fleet) waitFleet(ctx context.Context) error {

@@ -6,6 +6,7 @@
 // supervisor with its state file, and the ordered start-up plan. It may import
 // the standard library, client-go, apimachinery, lockstep's generated
 // manifests (config), internal/access (the coordinator's identity),
-// internal/kube and internal/render; it must not import
+// internal/fleet (the cluster Secret's layout), internal/kube and
+// internal/render; it must not import
 // internal/cli.
 package local

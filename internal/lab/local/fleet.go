@@ -282,19 +282,20 @@ func (f *fleet) up(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	reused := len(prev) > 0
 	if f.opt.ThanosPort != 0 {
-		// An explicit --thanos-port wins over the previous run's.
-		delete(prev, "thanos-query-http")
+		// An explicit --thanos-port wins over the previous run's, and is
+		// kept from every other component like a previous run's port.
+		if prev == nil {
+			prev = map[string]int{}
+		}
+		prev["thanos-query-http"] = f.opt.ThanosPort
 	}
 	var used map[string]int
 	if f.p, used, err = allocPorts(f.clusters, f.workloads, prev); err != nil {
 		return fmt.Errorf("allocate ports: %w", err)
 	}
-	if f.opt.ThanosPort != 0 {
-		f.p.queryHTTP = f.opt.ThanosPort
-		used["thanos-query-http"] = f.opt.ThanosPort
-	}
-	if len(prev) > 0 {
+	if reused {
 		f.s.Progressf("      reusing the ports of the previous run (%s)", portsFile)
 	}
 	if err := writePorts(f.opt.Dir, used); err != nil {
