@@ -252,15 +252,9 @@ func newDown(s streams.IO, f *flags) *cobra.Command {
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if prov == "local" {
-				if wipe && userKubeconfig != "none" {
+				if wipe {
 					// The contexts `lab up` added go with the fleet.
-					if st, err := local.ReadState(f.dir); err == nil {
-						if removed, err := local.RemoveFromKubeconfig(userKubeconfig, st); err != nil {
-							fmt.Fprintf(s.Out, "warning: contexts left in %s: %v\n", userKubeconfig, err)
-						} else if len(removed) > 0 {
-							fmt.Fprintf(s.Out, "removed contexts %s from %s\n", strings.Join(removed, ", "), userKubeconfig)
-						}
-					}
+					local.RemoveContexts(s.Out, userKubeconfig, f.dir)
 				}
 				return local.Down(f.dir, wipe, s.Out)
 			}

@@ -138,3 +138,24 @@ func AddContexts(out io.Writer, path string, st *State) {
 		fmt.Fprintf(out, "warning: %s already name other clusters in %s; left alone\n", strings.Join(skipped, ", "), path)
 	}
 }
+
+// RemoveContexts removes from the kubeconfig at path the entries
+// AddContexts added for the fleet in dir, and says what it did on out.
+// "none" or "" leaves the kubeconfig alone, as with AddContexts.
+func RemoveContexts(out io.Writer, path, dir string) {
+	if path == "none" || path == "" {
+		return
+	}
+	st, err := ReadState(dir)
+	if err != nil {
+		return
+	}
+	removed, err := RemoveFromKubeconfig(path, st)
+	if err != nil {
+		fmt.Fprintf(out, "warning: contexts left in %s: %v\n", path, err)
+		return
+	}
+	if len(removed) > 0 {
+		fmt.Fprintf(out, "removed contexts %s from %s\n", strings.Join(removed, ", "), path)
+	}
+}
