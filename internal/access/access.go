@@ -60,7 +60,10 @@ const (
 // SecretName is the hub Secret of a member's coordinator credentials.
 func SecretName(cluster string) string { return "member-" + cluster }
 
-func object(apiVersion, kind, namespace, name string, fields map[string]any) *unstructured.Unstructured {
+// Object is kube.Object with the part-of label of everything the
+// coordinator's installation writes (its identity here, its Deployment in
+// internal/lab/install/coordinator).
+func Object(apiVersion, kind, namespace, name string, fields map[string]any) *unstructured.Unstructured {
 	u := kube.Object(apiVersion, kind, namespace, name, fields)
 	u.SetLabels(map[string]string{"app.kubernetes.io/managed-by": "lockstep", "app.kubernetes.io/part-of": "lockstep"})
 	return u
@@ -83,20 +86,20 @@ func bindings(rs []*unstructured.Unstructured) []*unstructured.Unstructured {
 		}
 		switch r.GetKind() {
 		case "ClusterRole":
-			out = append(out, object("rbac.authorization.k8s.io/v1", "ClusterRoleBinding", "", r.GetName(), bind))
+			out = append(out, Object("rbac.authorization.k8s.io/v1", "ClusterRoleBinding", "", r.GetName(), bind))
 		case "Role":
-			out = append(out, object("rbac.authorization.k8s.io/v1", "RoleBinding", r.GetNamespace(), r.GetName(), bind))
+			out = append(out, Object("rbac.authorization.k8s.io/v1", "RoleBinding", r.GetNamespace(), r.GetName(), bind))
 		}
 	}
 	return out
 }
 
 func identity() []*unstructured.Unstructured {
-	tok := object("v1", "Secret", Namespace, TokenSecret, map[string]any{"type": string(corev1.SecretTypeServiceAccountToken)})
+	tok := Object("v1", "Secret", Namespace, TokenSecret, map[string]any{"type": string(corev1.SecretTypeServiceAccountToken)})
 	tok.SetAnnotations(map[string]string{corev1.ServiceAccountNameKey: ServiceAccount})
 	return []*unstructured.Unstructured{
-		object("v1", "Namespace", "", Namespace, nil),
-		object("v1", "ServiceAccount", Namespace, ServiceAccount, nil),
+		Object("v1", "Namespace", "", Namespace, nil),
+		Object("v1", "ServiceAccount", Namespace, ServiceAccount, nil),
 		tok,
 	}
 }
@@ -163,7 +166,7 @@ func ClusterSecret(m Member) (*unstructured.Unstructured, error) {
 	if err != nil {
 		return nil, err
 	}
-	u := object("v1", "Secret", Namespace, SecretName(m.Name), map[string]any{"type": "Opaque", "data": data})
+	u := Object("v1", "Secret", Namespace, SecretName(m.Name), map[string]any{"type": "Opaque", "data": data})
 	labels := u.GetLabels()
 	for k, v := range m.Labels {
 		labels[k] = v
@@ -212,7 +215,7 @@ func Register(ctx context.Context, hub, member *rest.Config, m Member) error {
 	if err != nil {
 		return err
 	}
-	if err := ha.Apply(ctx, object("v1", "Namespace", "", Namespace, nil), sec); err != nil {
+	if err := ha.Apply(ctx, Object("v1", "Namespace", "", Namespace, nil), sec); err != nil {
 		return fmt.Errorf("hub: cluster Secret of %s: %w", m.Name, err)
 	}
 	return nil

@@ -91,14 +91,14 @@ func HubObjects(image string) ([]*unstructured.Unstructured, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := append(crd, install.Namespace(Namespace, nil), obj("v1", "ServiceAccount", Namespace, Name, nil))
+	out := append(crd, install.Namespace(Namespace, nil), access.Object("v1", "ServiceAccount", Namespace, Name, nil))
 	out = append(out, roles...)
 	labels := map[string]any{"app.kubernetes.io/name": Name}
 	nonRoot := true
 	probe := func(path string) map[string]any {
 		return map[string]any{"httpGet": map[string]any{"path": path, "port": "health"}, "periodSeconds": int64(10)}
 	}
-	out = append(out, obj("apps/v1", "Deployment", Namespace, Name, map[string]any{"spec": map[string]any{
+	out = append(out, access.Object("apps/v1", "Deployment", Namespace, Name, map[string]any{"spec": map[string]any{
 		"replicas": int64(2),
 		"selector": map[string]any{"matchLabels": labels},
 		"template": map[string]any{
@@ -132,11 +132,3 @@ func HubObjects(image string) ([]*unstructured.Unstructured, error) {
 // workload role and binding in a member (package access): its own
 // identity, not Argo CD's.
 func WorkloadObjects() ([]*unstructured.Unstructured, error) { return access.MemberObjects() }
-
-// obj is install.Object with the part-of label of everything the
-// coordinator's installer writes.
-func obj(apiVersion, kind, namespace, name string, fields map[string]any) *unstructured.Unstructured {
-	return install.Object(apiVersion, kind, namespace, name, fields, func(u *unstructured.Unstructured) {
-		u.SetLabels(map[string]string{"app.kubernetes.io/managed-by": "lockstep", "app.kubernetes.io/part-of": "lockstep"})
-	})
-}
