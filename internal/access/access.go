@@ -179,20 +179,41 @@ func ClusterSecret(m Member) (*unstructured.Unstructured, error) {
 	return u, nil
 }
 
+// Registrar registers members with one hub; what every registration
+// shares (the hub's client, the member objects, the Namespace on the hub)
+// is built or applied once.
+type Registrar struct {
+	hub  *kube.Applier
+	objs []*unstructured.Unstructured
+	ns   bool
+}
+
+// NewRegistrar returns a Registrar for the hub cfg reaches. It does no I/O.
+func NewRegistrar(hub *rest.Config) (*Registrar, error) {
+	ha, err := kube.NewApplier(hub)
+	if err != nil {
+		return nil, err
+	}
+	objs, err := MemberObjects()
+	if err != nil {
+		return nil, err
+	}
+	return &Registrar{hub: ha, objs: objs}, nil
+}
+
+// Hub is the hub's applier, for the coordinator's own objects there.
+func (r *Registrar) Hub() *kube.Applier { return r.hub }
+
 // Register gives the coordinator access to one member: it applies
 // MemberObjects in the member, waits for the token and applies the cluster
 // Secret on the hub. m.Token is filled from the member; m.CA is used when
 // set (the CA the hub trusts for m.Server), else the member's own.
-func Register(ctx context.Context, hub, member *rest.Config, m Member) error {
+func (r *Registrar) Register(ctx context.Context, member *rest.Config, m Member) error {
 	ma, err := kube.NewApplier(member)
 	if err != nil {
 		return err
 	}
-	objs, err := MemberObjects()
-	if err != nil {
-		return err
-	}
-	if err := ma.Apply(ctx, objs...); err != nil {
+	if err := ma.Apply(ctx, r.objs...); err != nil {
 		return fmt.Errorf("%s: %w", m.Name, err)
 	}
 	cs, err := kubernetes.NewForConfig(member)
@@ -211,12 +232,22 @@ func Register(ctx context.Context, hub, member *rest.Config, m Member) error {
 	if err != nil {
 		return err
 	}
-	ha, err := kube.NewApplier(hub)
+	objs := []*unstructured.Unstructured{sec}
+	if !r.ns {
+		objs = append([]*unstructured.Unstructured{Object("v1", "Namespace", "", Namespace, nil)}, sec)
+	}
+	if err := r.hub.Apply(ctx, objs...); err != nil {
+		return fmt.Errorf("hub: cluster Secret of %s: %w", m.Name, err)
+	}
+	r.ns = true
+	return nil
+}
+
+// Register is one registration with a Registrar of its own.
+func Register(ctx context.Context, hub, member *rest.Config, m Member) error {
+	r, err := NewRegistrar(hub)
 	if err != nil {
 		return err
 	}
-	if err := ha.Apply(ctx, Object("v1", "Namespace", "", Namespace, nil), sec); err != nil {
-		return fmt.Errorf("hub: cluster Secret of %s: %w", m.Name, err)
-	}
-	return nil
+	return r.Register(ctx, member, m)
 }

@@ -14,7 +14,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
@@ -333,19 +332,23 @@ func (f *fleet) registerForCoordinator(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	reg, err := access.NewRegistrar(hubCfg)
+	if err != nil {
+		return err
+	}
 	for i, w := range f.workloads {
 		member, err := f.restConfig(w)
 		if err != nil {
 			return err
 		}
-		if err := access.Register(ctx, hubCfg, member, access.Member{
+		if err := reg.Register(ctx, member, access.Member{
 			Name: w, Server: f.server(w), CA: ca, Reporting: PrometheusClusterLabel(i + 1),
 			Labels: map[string]string{WorkloadLabel: RoleWorkload, "lockstep.dev/cluster": w},
 		}); err != nil {
 			return err
 		}
 	}
-	return f.coordinatorIdentity(ctx, hubCfg, ca)
+	return f.coordinatorIdentity(ctx, reg.Hub(), ca)
 }
 
 // CoordinatorKubeconfig is the kubeconfig of the coordinator's own
@@ -359,11 +362,7 @@ func CoordinatorKubeconfig(dir string) string {
 // on the hub and writes a kubeconfig with its token: the local fleet runs
 // the coordinator with exactly the rights an installed one has, never as
 // admin.
-func (f *fleet) coordinatorIdentity(ctx context.Context, hubCfg *rest.Config, ca []byte) error {
-	a, err := kube.NewApplier(hubCfg)
-	if err != nil {
-		return err
-	}
+func (f *fleet) coordinatorIdentity(ctx context.Context, a *kube.Applier, ca []byte) error {
 	objs, err := access.HubObjects()
 	if err != nil {
 		return err
