@@ -140,6 +140,11 @@ func writePorts(dir string, m map[string]int) error {
 // names one (it must be free again), a free one otherwise. It returns the
 // ports and the name -> port map to keep.
 func allocPorts(clusters []string, workloads []string, prev map[string]int) (*ports, map[string]int, error) {
+	return allocPortsFrom(freePort, clusters, workloads, prev)
+}
+
+// allocPortsFrom is allocPorts with the source of free ports given.
+func allocPortsFrom(freePort func() (int, error), clusters []string, workloads []string, prev map[string]int) (*ports, map[string]int, error) {
 	var err error
 	seen := map[int]bool{}
 	used := map[string]int{}

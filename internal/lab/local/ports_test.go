@@ -51,8 +51,20 @@ func TestPortsAreKeptAcrossRuns(t *testing.T) {
 		t.Errorf("port taken: err = %v", err)
 	}
 
-	// A new name (a cluster added) gets a port no kept name uses.
-	more, _, err := allocPorts(append(clusters, "argo-rollout2"), append(workloads, "argo-rollout2"), map[string]int{"git": first.git + 1})
+	// A new name (a cluster added) gets a port no kept name uses, even
+	// when the free-port source offers the kept one first.
+	keptGit := first.git + 1
+	next := 40000
+	offer := func() (int, error) {
+		if keptGit != 0 {
+			p := keptGit
+			keptGit = 0
+			return p, nil
+		}
+		next++
+		return next, nil
+	}
+	more, _, err := allocPortsFrom(offer, append(clusters, "argo-rollout2"), append(workloads, "argo-rollout2"), map[string]int{"git": first.git + 1})
 	if err != nil && !errors.As(err, &taken) {
 		t.Fatal(err)
 	}
