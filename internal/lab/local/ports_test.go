@@ -64,12 +64,12 @@ func TestPortsAreKeptAcrossRuns(t *testing.T) {
 		next++
 		return next, nil
 	}
-	_, used, err := allocPortsFrom(offer, append(clusters, "argo-rollout2"), append(workloads, "argo-rollout2"), map[string]int{"git": first.git + 1})
+	_, grown, err := allocPortsFrom(offer, append(clusters, "argo-rollout2"), append(workloads, "argo-rollout2"), map[string]int{"git": first.git + 1})
 	if err != nil && !errors.As(err, &taken) {
 		t.Fatal(err)
 	}
 	if err == nil {
-		for name, p := range used {
+		for name, p := range grown {
 			if name != "git" && p == first.git+1 {
 				t.Errorf("%s got the port kept for git", name)
 			}
