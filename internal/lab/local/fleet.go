@@ -8,7 +8,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -306,44 +305,7 @@ func (f *fleet) up(ctx context.Context) error {
 	if err := writePorts(f.opt.Dir, used); err != nil {
 		return err
 	}
-	// Every fleet but a bare one: clusters with Argo Rollouts.
-	base := []step{
-		{"certificates and tokens", func(context.Context) error { return f.pki.Ensure(f.clusters) }},
-		{"private network namespace", f.startNetNS},
-		{"etcd", f.startEtcd},
-		{"kube-apiservers", f.startAPIServers},
-		{"kubeconfig", f.writeKubeconfigs},
-		{"CRDs (Argo CD, Lockstep, Argo Rollouts, Istio, prometheus-operator)", f.installCRDs},
-		{"controller-managers, schedulers, kwok nodes", f.startControllers},
-		{"Argo Rollouts controllers", f.startRollouts},
-	}
-	steps := append(slices.Clone(base),
-		step{"meshsim data planes (ingress gateways)", f.startMeshsim},
-		step{"Prometheus, Thanos sidecars, Store, Compactor, Query", f.startMonitoring},
-		step{"git server and Argo CD", f.startArgoCD},
-		step{"workload clusters registered in Argo CD", f.registerClusters},
-		step{"workload clusters registered for the coordinator", f.registerForCoordinator},
-		step{"Lockstep coordinator", f.startCoordinator},
-		step{"fleet health", f.waitFleet},
-	)
-	if f.opt.Light {
-		steps = append(slices.Clone(base),
-			step{"workload clusters registered for the coordinator", f.registerForCoordinator},
-			step{"Lockstep coordinator", f.startCoordinator},
-			step{"nodes ready", f.waitNodes},
-		)
-	}
-	if f.opt.Bare {
-		steps = []step{
-			{"certificates and tokens", func(context.Context) error { return f.pki.Ensure(f.clusters) }},
-			{"etcd", f.startEtcd},
-			{"kube-apiservers", f.startAPIServers},
-			{"kubeconfig", f.writeKubeconfigs},
-			{"controller-managers, schedulers, kwok nodes", f.startControllers},
-			{"LoadBalancer address allocator", f.startLoadBalancers},
-			{"nodes ready", f.waitNodes},
-		}
-	}
+	steps := f.steps()
 	for i, st := range steps {
 		t := time.Now()
 		f.s.Progressf("[%d/%d] %s", i+1, len(steps), st.name)
@@ -356,6 +318,51 @@ func (f *fleet) up(ctx context.Context) error {
 		f.s.Progressf("      done in %s", time.Since(t).Round(10*time.Millisecond))
 	}
 	return nil
+}
+
+// steps is the start-up plan of the fleet's kind: a bare fleet's clusters
+// only; a light one's clusters with Argo Rollouts and the coordinator; a
+// full one everything.
+func (f *fleet) steps() []step {
+	pki := step{"certificates and tokens", func(context.Context) error { return f.pki.Ensure(f.clusters) }}
+	if f.opt.Bare {
+		return []step{
+			pki,
+			{"etcd", f.startEtcd},
+			{"kube-apiservers", f.startAPIServers},
+			{"kubeconfig", f.writeKubeconfigs},
+			{"controller-managers, schedulers, kwok nodes", f.startControllers},
+			{"LoadBalancer address allocator", f.startLoadBalancers},
+			{"nodes ready", f.waitNodes},
+		}
+	}
+	// Every fleet but a bare one: clusters with Argo Rollouts.
+	base := []step{
+		pki,
+		{"private network namespace", f.startNetNS},
+		{"etcd", f.startEtcd},
+		{"kube-apiservers", f.startAPIServers},
+		{"kubeconfig", f.writeKubeconfigs},
+		{"CRDs (Argo CD, Lockstep, Argo Rollouts, Istio, prometheus-operator)", f.installCRDs},
+		{"controller-managers, schedulers, kwok nodes", f.startControllers},
+		{"Argo Rollouts controllers", f.startRollouts},
+	}
+	if f.opt.Light {
+		return append(base,
+			step{"workload clusters registered for the coordinator", f.registerForCoordinator},
+			step{"Lockstep coordinator", f.startCoordinator},
+			step{"nodes ready", f.waitNodes},
+		)
+	}
+	return append(base,
+		step{"meshsim data planes (ingress gateways)", f.startMeshsim},
+		step{"Prometheus, Thanos sidecars, Store, Compactor, Query", f.startMonitoring},
+		step{"git server and Argo CD", f.startArgoCD},
+		step{"workload clusters registered in Argo CD", f.registerClusters},
+		step{"workload clusters registered for the coordinator", f.registerForCoordinator},
+		step{"Lockstep coordinator", f.startCoordinator},
+		step{"fleet health", f.waitFleet},
+	)
 }
 
 // startAll starts processes then waits for all of them to be healthy.

@@ -5,6 +5,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -81,5 +82,45 @@ func TestPortsAreKeptAcrossRuns(t *testing.T) {
 	}
 	if _, err := readPorts(dir); err == nil || !strings.Contains(err.Error(), portsFile) {
 		t.Errorf("corrupt ports file: err = %v", err)
+	}
+}
+
+// Each kind of fleet starts what it promises: a light one the clusters,
+// Argo Rollouts and the coordinator (without Thanos), a bare one clusters
+// only, a full one everything.
+func TestStartUpPlans(t *testing.T) {
+	t.Parallel()
+	names := func(o Options) []string {
+		var out []string
+		for _, s := range (&fleet{opt: o}).steps() {
+			out = append(out, s.name)
+		}
+		return out
+	}
+	has := func(plan []string, step string) bool { return slices.Contains(plan, step) }
+	full, light, bare := names(Options{}), names(Options{Light: true}), names(Options{Bare: true})
+	for _, s := range []string{"Argo Rollouts controllers", "Lockstep coordinator", "git server and Argo CD", "Prometheus, Thanos sidecars, Store, Compactor, Query", "fleet health"} {
+		if !has(full, s) {
+			t.Errorf("a full fleet does not start %q", s)
+		}
+	}
+	for _, s := range []string{"Argo Rollouts controllers", "workload clusters registered for the coordinator", "Lockstep coordinator", "nodes ready"} {
+		if !has(light, s) {
+			t.Errorf("a light fleet does not start %q", s)
+		}
+	}
+	for _, s := range []string{"git server and Argo CD", "Prometheus, Thanos sidecars, Store, Compactor, Query", "meshsim data planes (ingress gateways)"} {
+		if has(light, s) {
+			t.Errorf("a light fleet starts %q", s)
+		}
+	}
+	if has(bare, "Argo Rollouts controllers") || has(bare, "Lockstep coordinator") || !has(bare, "LoadBalancer address allocator") {
+		t.Errorf("bare plan %v", bare)
+	}
+	for _, o := range []Options{{}, {Light: true}} {
+		args := strings.Join((&fleet{opt: o, p: &ports{}}).coordinatorArgs("127.0.0.1:1"), " ")
+		if strings.Contains(args, "--thanos-url") == o.Light {
+			t.Errorf("light %v: coordinator args %s", o.Light, args)
+		}
 	}
 }
