@@ -181,8 +181,11 @@ func FuzzJudgeSpec(f *testing.F) {
 			families = append(families, q.histogram)
 		}
 		for _, a := range families {
-			if err := CheckQuery(a.query()); err != nil {
-				t.Fatalf("judge query %q was accepted but does not parse: %v", a.query(), err)
+			c, st := a.ranges(time.Minute)
+			for _, query := range []string{c, st} {
+				if err := CheckQuery(query); err != nil {
+					t.Fatalf("judge query %q was accepted but does not parse: %v", query, err)
+				}
 			}
 			if a.canary == a.stable {
 				t.Fatalf("canary and stable select the same series: %q", a.canary)

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/prometheus/common/model"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/promql/parser"
 
 	"lockstep.dev/lockstep/internal/decide"
 	"lockstep.dev/lockstep/internal/judge"
@@ -25,9 +27,6 @@ const (
 	DefaultJudgeHistogram = `istio_request_duration_milliseconds_bucket{reporter="source"}`
 	DefaultFailureLabel   = "response_code"
 	DefaultFailureCodes   = "5.."
-	// armLabel is the label the judge's queries add to tell the canary's
-	// series from the stable's.
-	armLabel = "lockstep_arm"
 )
 
 // JudgeSpec is the sequential judge's input in package analysis' terms.
@@ -55,19 +54,16 @@ type JudgeSpec struct {
 // DefaultScrapeInterval is prometheus-operator's default.
 const DefaultScrapeInterval = 30 * time.Second
 
-// Window is where the evidence window of a canary that first got traffic
-// at canaryStart opens: one scrape interval and a second later. An
-// instant query there reads, for every counter, a sample scraped after
-// canaryStart, so requests an earlier canary served just before it (after
-// that counter's previous scrape) are in the baseline, not in the
-// evidence. The new canary's requests in that first interval are left
-// out; the judgement only gets more careful.
-func (s JudgeSpec) Window(canaryStart time.Time) time.Time {
-	if canaryStart.IsZero() {
-		return time.Time{}
-	}
-	return canaryStart.Add(s.ScrapeInterval + time.Second)
-}
+// Lookback is how far before the canary's first traffic the judge reads
+// the counters: two scrapes and a second, so every series that existed
+// then has a baseline scrape, and the judge can see whether an earlier
+// canary was still serving.
+func (s JudgeSpec) Lookback() time.Duration { return 2*s.ScrapeInterval + time.Second }
+
+// Slice is the length of one stratum: two scrapes, at least 10 s. Canary
+// and stable are compared within a slice, so a change that hits both for
+// longer than a slice (an incident, a traffic shift) cancels out.
+func (s JudgeSpec) Slice() time.Duration { return max(2*s.ScrapeInterval, 10*time.Second) }
 
 // judgeQueries are the expanded selectors and the failure pattern.
 type judgeQueries struct {
@@ -82,9 +78,11 @@ type armSelectors struct {
 
 func (a armSelectors) empty() bool { return a.canary == "" }
 
-// query is the family at an instant, each series tagged with its version.
-func (a armSelectors) query() string {
-	return fmt.Sprintf(`label_replace(%s, %q, "canary", "", "") or label_replace(%s, %q, "stable", "", "")`, a.canary, armLabel, a.stable, armLabel)
+// ranges are the two raw-sample queries: every scrape of each version's
+// series over the last r.
+func (a armSelectors) ranges(r time.Duration) (canary, stable string) {
+	d := model.Duration(r.Round(time.Second)).String()
+	return a.canary + "[" + d + "]", a.stable + "[" + d + "]"
 }
 
 // Field paths named in errors.
@@ -97,6 +95,13 @@ func (s JudgeSpec) Validate(args map[string]string) error {
 }
 
 func (s JudgeSpec) expand(args map[string]string) (judgeQueries, error) {
+	return s.expandFor(args, nil)
+}
+
+// expandFor builds the queries; with members, the selectors only match
+// their reporting clusters, so a cluster that is not a member (a staging
+// fleet in the same Thanos) feeds no scope.
+func (s JudgeSpec) expandFor(args map[string]string, members []Member) (judgeQueries, error) {
 	var errs []string
 	bad := func(field, format string, a ...any) {
 		errs = append(errs, judgeField+"."+field+": "+escapeLines(fmt.Sprintf(format, a...)))
@@ -118,28 +123,44 @@ func (s JudgeSpec) expand(args map[string]string) (judgeQueries, error) {
 		bad("failureCodes", "%v", err)
 	}
 	q.failure = re
-	arm := func(field, matchers string) string {
+	arm := func(field, matchers string) []*labels.Matcher {
 		m, err := ResolveArgs(matchers, args)
 		if err != nil {
 			bad(field, "%v", err)
-			return ""
+			return nil
 		}
 		if strings.TrimSpace(m) == "" {
 			bad(field, "no label matchers: the judge cannot tell this version's requests apart (set it, or give the Rollout a canaryService and stableService to default it from)")
-			return m
+			return nil
 		}
 		// Checked on their own so that a typo is reported here, not in
 		// every query the matchers go into. The position is in the
 		// braced text the message shows.
-		if _, err := promQLParser.ParseMetricSelector("{" + m + "}"); err != nil {
+		ms, err := promQLParser.ParseMetricSelector("{" + m + "}")
+		if err != nil {
 			bad(field, "label matchers {%s}: %v", m, parseError(err))
-			return ""
+			return nil
 		}
-		return m
+		return ms
 	}
 	canary, stable := arm("canary", s.Canary), arm("stable", s.Stable)
-	if canary != "" && strings.TrimSpace(canary) == strings.TrimSpace(stable) {
-		bad("stable", "the same label matchers as canary (%s): the judge would compare the canary with itself", stable)
+	if canary != nil && matchersString(canary) == matchersString(stable) {
+		bad("stable", "the same label matchers as canary (%s): the judge would compare the canary with itself", matchersString(stable))
+	}
+	var only []*labels.Matcher
+	if len(members) > 0 {
+		values := make([]string, 0, len(members))
+		for _, m := range members {
+			values = append(values, regexp.QuoteMeta(m.Reporting))
+		}
+		slices.Sort(values)
+		values = slices.Compact(values)
+		m, err := labels.NewMatcher(labels.MatchRegexp, s.reportingLabel(), strings.Join(values, "|"))
+		if err != nil {
+			bad("reportingLabel", "%v", err)
+		} else {
+			only = append(only, m)
+		}
 	}
 	build := func(field, selector string, histogram bool) armSelectors {
 		sel, err := ResolveArgs(selector, args)
@@ -147,19 +168,23 @@ func (s JudgeSpec) expand(args map[string]string) (judgeQueries, error) {
 			bad(field, "%v", err)
 			return armSelectors{}
 		}
-		name, _, _ := strings.Cut(strings.TrimSpace(sel), "{")
-		if histogram && !strings.HasSuffix(strings.TrimSpace(name), "_bucket") {
-			bad(field, "%q is not a histogram's _bucket series", sel)
-		}
-		c, err1 := withMatchers(sel, canary)
-		st, err2 := withMatchers(sel, stable)
-		if err1 != nil || err2 != nil {
-			bad(field, "%v", cmpErr(err1, err2))
+		vs, err := seriesSelector(sel)
+		if err != nil {
+			bad(field, "%v", err)
 			return armSelectors{}
 		}
-		a := armSelectors{canary: c, stable: st}
-		if err := CheckQuery(a.query()); err != nil {
-			bad(field, "%v", err)
+		if histogram && !strings.HasSuffix(vs.Name, "_bucket") {
+			bad(field, "%q is not a histogram's _bucket series", sel)
+		}
+		if canary == nil || stable == nil {
+			return armSelectors{}
+		}
+		a := armSelectors{canary: withMatchers(vs, canary, only), stable: withMatchers(vs, stable, only)}
+		c, st := a.ranges(time.Minute)
+		for _, query := range []string{c, st} {
+			if err := CheckQuery(query); err != nil {
+				bad(field, "%v", err)
+			}
 		}
 		return a
 	}
@@ -173,27 +198,39 @@ func (s JudgeSpec) expand(args map[string]string) (judgeQueries, error) {
 	return q, nil
 }
 
-func cmpErr(a, b error) error {
-	if a != nil {
-		return a
+// seriesSelector parses sel with the PromQL parser and accepts a single
+// plain series selector such as metric{label="value"}: the judge reads its
+// raw scrapes, so anything else (an "or", a function, an offset) would
+// either not be a counter or quietly change what is counted.
+func seriesSelector(sel string) (*parser.VectorSelector, error) {
+	expr, err := promQLParser.ParseExpr(sel)
+	if err != nil {
+		return nil, fmt.Errorf("%q: %v", sel, parseError(err))
 	}
-	return b
+	vs, ok := expr.(*parser.VectorSelector)
+	if !ok || vs.OriginalOffset != 0 || vs.OriginalOffsetExpr != nil || vs.Timestamp != nil || vs.StartOrEnd != 0 {
+		return nil, fmt.Errorf("%q is not a single series selector such as metric{label=\"value\"}", sel)
+	}
+	return vs, nil
 }
 
-var selectorRe = regexp.MustCompile(`^\s*([a-zA-Z_:][a-zA-Z0-9_:]*)?\s*(\{(.*)\})?\s*$`)
+// withMatchers is the selector vs with more label matchers, printed by the
+// parser (so values are quoted and escaped by it).
+func withMatchers(vs *parser.VectorSelector, more ...[]*labels.Matcher) string {
+	out := &parser.VectorSelector{Name: vs.Name, LabelMatchers: slices.Clone(vs.LabelMatchers)}
+	for _, ms := range more {
+		out.LabelMatchers = append(out.LabelMatchers, ms...)
+	}
+	return out.String()
+}
 
-// withMatchers adds label matchers to a plain series selector.
-func withMatchers(selector, matchers string) (string, error) {
-	m := selectorRe.FindStringSubmatch(selector)
-	if m == nil || (m[1] == "" && m[2] == "") {
-		return "", fmt.Errorf("%q is not a series selector such as metric{label=\"value\"}", selector)
+func matchersString(ms []*labels.Matcher) string {
+	parts := make([]string, len(ms))
+	for i, m := range ms {
+		parts[i] = m.String()
 	}
-	inner := strings.TrimSpace(m[3])
-	inner = strings.TrimSuffix(inner, ",")
-	if inner != "" {
-		inner += ","
-	}
-	return m[1] + "{" + inner + strings.TrimSpace(matchers) + "}", nil
+	slices.Sort(parts)
+	return strings.Join(parts, ",")
 }
 
 func (s JudgeSpec) requests() string { return cmp.Or(s.Requests, DefaultJudgeRequests) }
@@ -255,17 +292,29 @@ func (r JudgeResult) Analysis(revision string) decide.Analysis {
 	return out
 }
 
+// SampleQuerier reads raw scrapes: promql is a range selector such as
+// x{a="b"}[5m], evaluated at ts. PrometheusQuerier implements it.
+type SampleQuerier interface {
+	QuerySamples(ctx context.Context, promql string, ts time.Time) (model.Matrix, []string, error)
+}
+
 // EvaluateJudge counts every scope's requests since `since` (the moment the
 // canary of the revision being judged first got traffic) and judges them.
-// Four instant queries, whatever the number of members: requests and
-// histogram buckets, at since and now.
+// Four queries, whatever the number of members: every raw scrape of the
+// request counter and of the histogram buckets, for each version, from
+// Lookback before since to now.
 //
-// since must be a moment at which every counter's latest sample was taken
-// after the previous canary's last request: the caller opens the window
-// one scrape interval after the canary's first traffic (Window). Like
-// Evaluate it never fails: every problem is an Inconclusive verdict that
-// says what went wrong.
-func EvaluateJudge(ctx context.Context, q Querier, spec JudgeSpec, args map[string]string, members []Member, since, now time.Time) JudgeResult {
+// Counting is scrape by scrape (judge.Deltas), so a reset between two
+// scrapes loses nothing but the requests just before it. The window opens
+// at since's baseline scrape when no earlier canary was serving in the
+// lookback (its series did not grow): then everything the canary arm
+// counted in the range is this canary's, and the first verdict can come at
+// the first scrape after its first traffic. Otherwise only increments that
+// start at or after since count.
+//
+// Like Evaluate it never fails: every problem is an Inconclusive verdict
+// that says what went wrong.
+func EvaluateJudge(ctx context.Context, q SampleQuerier, spec JudgeSpec, args map[string]string, members []Member, since, now time.Time) JudgeResult {
 	res := JudgeResult{EvaluatedAt: now, Since: since, Members: make([]MemberJudgement, len(members))}
 	for i, m := range members {
 		res.Members[i].Name = m.Name
@@ -283,7 +332,7 @@ func EvaluateJudge(ctx context.Context, q Querier, spec JudgeSpec, args map[stri
 	if msg := membersProblem(members); msg != "" {
 		return inconclusive(string(ReasonInvalidMembers), msg)
 	}
-	queries, err := spec.expand(args)
+	queries, err := spec.expandFor(args, members)
 	if err != nil {
 		res.Problem = err.Error()
 		return inconclusive(string(ReasonInvalidMetric), err.Error())
@@ -293,54 +342,73 @@ func EvaluateJudge(ctx context.Context, q Querier, spec JudgeSpec, args map[stri
 		res.Problem = err.Error()
 		return inconclusive(string(ReasonInvalidMetric), err.Error())
 	}
+	if q == nil {
+		return inconclusive(string(ReasonQueryError), "the metrics backend cannot read raw samples")
+	}
 	if since.IsZero() {
 		return inconclusive(judge.ReasonNoCanaryRequests, "the canary of this revision has had no traffic yet")
 	}
 	if !now.After(since) {
-		return inconclusive(judge.ReasonNoCanaryRequests, "the evidence window opens at "+since.UTC().Format("15:04:05.000")+", one scrape after the canary's first traffic")
+		return inconclusive(judge.ReasonNoCanaryRequests, "the evidence window opens at "+since.UTC().Format("15:04:05.000")+", the canary's first traffic")
 	}
-	res.Queries = []string{queries.requests.query()}
+	w := window{since: since, rangeStart: since.Add(-spec.Lookback()), slice: spec.Slice()}
+	w.bornAfter = w.rangeStart.Add(spec.ScrapeInterval + time.Second)
+	span := now.Sub(w.rangeStart)
+	reqC, reqS := queries.requests.ranges(span)
+	res.Queries = []string{reqC, reqS}
+	var histC, histS string
 	if !queries.histogram.empty() {
-		res.Queries = append(res.Queries, queries.histogram.query())
+		histC, histS = queries.histogram.ranges(span)
+		res.Queries = append(res.Queries, histC, histS)
 	}
 
-	reqNow, reqStart, qerr := readings(ctx, q, queries.requests, since, now)
+	requests, qerr := rawSeries(ctx, q, reqC, reqS, now)
 	if qerr != "" {
 		return inconclusive(string(ReasonQueryError), "requests: "+qerr)
 	}
-	if len(reqNow) == 0 {
+	if len(requests) == 0 {
 		res.Problem = fmt.Sprintf("%s.requests: no series match %s in Thanos (does the counter exist?)", judgeField, spec.requests())
 		return inconclusive(string(ReasonEmptyResult), res.Problem)
 	}
-	var histNow, histStart []judge.Sample
-	if !queries.histogram.empty() {
-		histNow, histStart, qerr = readings(ctx, q, queries.histogram, since, now)
+	var buckets []armSeries
+	if histC != "" {
+		buckets, qerr = rawSeries(ctx, q, histC, histS, now)
 		switch {
 		case qerr != "":
 			return inconclusive(string(ReasonQueryError), "latency histogram: "+qerr)
-		case len(histNow) == 0:
+		case len(buckets) == 0:
 			res.Problem = fmt.Sprintf("%s.latency.histogram: no series match %s in Thanos", judgeField, spec.Histogram)
 			return inconclusive(string(ReasonEmptyResult), res.Problem)
-		case !slices.ContainsFunc(histNow, func(s judge.Sample) bool { _, ok := s.Labels["le"]; return ok }):
+		case !slices.ContainsFunc(buckets, func(s armSeries) bool { _, ok := s.Labels["le"]; return ok }):
 			res.Problem = fmt.Sprintf("%s.latency.histogram: %s has no le label: it has no buckets", judgeField, spec.Histogram)
 			return inconclusive(string(ReasonNotANumber), res.Problem)
 		}
 	}
 
-	t := newTally(spec, queries.failure, members)
-	incs, bad := judge.Increase(reqStart, reqNow)
-	for _, s := range incs {
-		t.addRequests(s)
+	t := newTally(spec, queries.failure, members, w)
+	reqDeltas, bad := judge.Deltas(plain(requests), nil, w.bornAfter.UnixMilli())
+	w.quiet = quietBefore(requests, reqDeltas, since)
+	t.w = w
+	if !w.quiet {
+		res.Since = since
+	} else {
+		res.Since = w.rangeStart
 	}
-	if histNow != nil {
-		hincs, hbad := judge.Increase(histStart, histNow)
+	for _, d := range reqDeltas {
+		t.addRequests(requests[d.Series], d)
+	}
+	if buckets != nil {
+		for _, b := range buckets {
+			t.seeBucket(b)
+		}
+		bDeltas, hbad := judge.Deltas(plain(buckets), judge.HistogramGroup, w.bornAfter.UnixMilli())
 		bad += hbad
-		for _, s := range hincs {
-			t.addBuckets(s)
+		for _, d := range bDeltas {
+			t.addBuckets(buckets[d.Series], d)
 		}
 	}
 	if bad > 0 {
-		return inconclusive(string(ReasonNotANumber), fmt.Sprintf("%d series had NaN, infinite or negative values", bad))
+		return inconclusive(string(ReasonNotANumber), fmt.Sprintf("%d scrapes had NaN, infinite or negative values", bad))
 	}
 
 	scope := func(e judge.Evidence) ScopeJudgement {
@@ -353,15 +421,19 @@ func EvaluateJudge(ctx context.Context, q Querier, spec JudgeSpec, args map[stri
 	for i, m := range members {
 		mj := &res.Members[i]
 		if t.reportingSeen[m.Reporting] {
-			mj.Reporting = scope(judge.Evidence{Canary: t.reporting[m.Reporting]["canary"], Stable: t.reporting[m.Reporting]["stable"]})
+			mj.Reporting = scope(t.evidence(t.reporting[m.Reporting], nil, nil))
 		} else {
 			missing = append(missing, m.Name)
 			msg := fmt.Sprintf("no series with %s=%q: its Prometheus is not in the answer", spec.reportingLabel(), m.Reporting)
 			mj.Reporting = ScopeJudgement{Verdict: decide.VerdictInconclusive, Reason: string(ReasonMemberMissing), Message: msg}
 		}
-		e := judge.Evidence{Canary: t.serving[m.Serving]["canary"], Stable: t.serving[m.Serving]["stable"]}
-		if histNow != nil {
-			e.CanaryLatency, e.StableLatency = t.histogram(m.Serving, "canary"), t.histogram(m.Serving, "stable")
+		e := t.evidence(t.serving[m.Serving], nil, nil)
+		if buckets != nil {
+			hist := t.buckets[m.Serving]
+			if hist == nil {
+				hist = map[string][]map[float64]int64{}
+			}
+			e = t.evidence(t.serving[m.Serving], hist, t.bucketSeen[m.Serving])
 		}
 		mj.Serving = scope(e)
 		mj.Verdict, mj.Reason, mj.Message = combineJudged(mj.Reporting, mj.Serving)
@@ -370,136 +442,250 @@ func EvaluateJudge(ctx context.Context, q Querier, spec JudgeSpec, args map[stri
 		res.Global = ScopeJudgement{Verdict: decide.VerdictInconclusive, Reason: string(ReasonMemberMissing),
 			Message: "no fleet verdict on partial data: no series from " + strings.Join(missing, ", ")}
 	} else {
-		res.Global = scope(judge.Evidence{Canary: t.global["canary"], Stable: t.global["stable"]})
+		res.Global = scope(t.evidence(t.global, nil, nil))
 	}
 	return res
 }
 
-// readings reads a series family at the window's start and now.
-func readings(ctx context.Context, q Querier, a armSelectors, since, now time.Time) (atNow, atStart []judge.Sample, problem string) {
-	n := runQuery(ctx, q, a.query(), now)
-	if p := vectorProblem(n); p != "" {
-		return nil, nil, p
-	}
-	s := runQuery(ctx, q, a.query(), since)
-	if p := vectorProblem(s); p != "" {
-		return nil, nil, p
-	}
-	return samples(n.vec), samples(s.vec), ""
+// window is where the judge's evidence comes from.
+type window struct {
+	since, rangeStart, bornAfter time.Time
+	slice                        time.Duration
+	// quiet: no earlier canary served in the lookback, so everything the
+	// canary arm counted in the range is this canary's.
+	quiet bool
 }
 
-func vectorProblem(r queryResult) string {
-	switch {
-	case r.err != nil:
-		return r.err.Error()
-	case len(r.warnings) > 0:
-		return "warnings: " + strings.Join(r.warnings, "; ")
+// counts reports whether an increment belongs to the evidence.
+func (w window) counts(d judge.Delta) bool {
+	if w.quiet {
+		return d.To > w.rangeStart.UnixMilli()
 	}
-	return ""
+	if d.Born {
+		return d.To > w.since.UnixMilli()
+	}
+	return d.From >= w.since.UnixMilli()
 }
 
-func samples(vec model.Vector) []judge.Sample {
-	out := make([]judge.Sample, 0, len(vec))
-	for _, s := range vec {
-		labels := make(map[string]string, len(s.Metric))
-		for k, v := range s.Metric {
-			// The name is the same for every series of a family.
-			if k != model.MetricNameLabel {
-				labels[string(k)] = string(v)
-			}
-		}
-		v := float64(s.Value)
-		if s.Histogram != nil {
-			v = math.NaN()
-		}
-		out = append(out, judge.Sample{Key: judge.Key(labels), Labels: labels, Value: v})
+// stratum is the slice an increment falls in, counted from the range's
+// start.
+func (w window) stratum(d judge.Delta) int {
+	return int((d.To - w.rangeStart.UnixMilli()) / w.slice.Milliseconds())
+}
+
+// armSeries is a raw series and the version it belongs to.
+type armSeries struct {
+	judge.Series
+	arm string
+}
+
+func plain(ss []armSeries) []judge.Series {
+	out := make([]judge.Series, len(ss))
+	for i, s := range ss {
+		out[i] = s.Series
 	}
 	return out
 }
 
-// tally sums increments per scope and version.
+// quietBefore reports whether no canary series that existed before the
+// range grew between the range's start and since: no earlier canary of
+// this Service was serving just before this one.
+func quietBefore(ss []armSeries, deltas []judge.Delta, since time.Time) bool {
+	for _, d := range deltas {
+		if ss[d.Series].arm == "canary" && !d.Born && d.To <= since.UnixMilli() {
+			return false
+		}
+	}
+	return true
+}
+
+// rawSeries reads both versions' raw scrapes.
+func rawSeries(ctx context.Context, q SampleQuerier, canary, stable string, now time.Time) ([]armSeries, string) {
+	var out []armSeries
+	for _, arm := range []struct{ name, query string }{{"canary", canary}, {"stable", stable}} {
+		m, warnings, err := q.QuerySamples(ctx, arm.query, now)
+		switch {
+		case err != nil:
+			return nil, err.Error()
+		case len(warnings) > 0:
+			return nil, "warnings: " + strings.Join(warnings, "; ")
+		}
+		for _, ss := range m {
+			labels := make(map[string]string, len(ss.Metric))
+			for k, v := range ss.Metric {
+				// The name is the same for every series of a family.
+				if k != model.MetricNameLabel {
+					labels[string(k)] = string(v)
+				}
+			}
+			s := armSeries{Series: judge.Series{Labels: labels}, arm: arm.name}
+			for _, p := range ss.Values {
+				s.Points = append(s.Points, judge.Point{T: int64(p.Timestamp), V: float64(p.Value)})
+			}
+			if len(ss.Histograms) > 0 {
+				// A native histogram is not a counter: count it as bad.
+				s.Points = append(s.Points, judge.Point{T: int64(ss.Histograms[0].Timestamp), V: math.NaN()})
+			}
+			out = append(out, s)
+		}
+	}
+	return out, ""
+}
+
+// strata are one scope's counts per slice and version.
+type strata map[string][]judge.Counts
+
+func (s strata) add(arm string, k int, c judge.Counts) {
+	for len(s[arm]) <= k {
+		s[arm] = append(s[arm], judge.Counts{})
+	}
+	s[arm][k] = s[arm][k].Add(c)
+}
+
+// tally sums increments per scope, slice and version.
 type tally struct {
 	spec          JudgeSpec
 	failure       *regexp.Regexp
-	global        map[string]judge.Counts
-	reporting     map[string]map[string]judge.Counts
-	serving       map[string]map[string]judge.Counts
+	w             window
+	global        strata
+	reporting     map[string]strata
+	serving       map[string]strata
 	reportingSeen map[string]bool
-	// buckets[serving][arm][le] are bucket increments.
-	buckets map[string]map[string]map[float64]int64
+	// buckets[serving][arm][slice][le] are bucket increments, and
+	// bucketSeen[serving][arm] the bounds each version reports.
+	buckets    map[string]map[string][]map[float64]int64
+	bucketSeen map[string]map[string]map[float64]bool
 }
 
-func newTally(spec JudgeSpec, failure *regexp.Regexp, members []Member) *tally {
-	t := &tally{spec: spec, failure: failure, global: map[string]judge.Counts{},
-		reporting: map[string]map[string]judge.Counts{}, serving: map[string]map[string]judge.Counts{},
-		reportingSeen: map[string]bool{}, buckets: map[string]map[string]map[float64]int64{}}
+func newTally(spec JudgeSpec, failure *regexp.Regexp, members []Member, w window) *tally {
+	t := &tally{spec: spec, failure: failure, w: w, global: strata{},
+		reporting: map[string]strata{}, serving: map[string]strata{},
+		reportingSeen: map[string]bool{}, buckets: map[string]map[string][]map[float64]int64{},
+		bucketSeen: map[string]map[string]map[float64]bool{}}
 	for _, m := range members {
-		t.reporting[m.Reporting] = map[string]judge.Counts{}
-		t.serving[m.Serving] = map[string]judge.Counts{}
+		t.reporting[m.Reporting] = strata{}
+		t.serving[m.Serving] = strata{}
 	}
 	return t
 }
 
-func (t *tally) addRequests(s judge.Sample) {
-	arm := s.Labels[armLabel]
+func (t *tally) addRequests(s armSeries, d judge.Delta) {
 	rep, srv := s.Labels[t.spec.reportingLabel()], s.Labels[t.spec.servingLabel()]
-	// A series present now was scraped from its cluster's Prometheus,
+	// A series in the answer was scraped from its cluster's Prometheus,
 	// whether or not it grew: the member is in the answer.
 	t.reportingSeen[rep] = true
-	c := judge.Counts{Requests: int64(s.Value)}
+	if !t.w.counts(d) {
+		return
+	}
+	c := judge.Counts{Requests: int64(d.V)}
 	if t.failure.MatchString(s.Labels[t.spec.failureLabel()]) {
 		c.Failures = c.Requests
 	}
-	t.global[arm] = t.global[arm].Add(c)
+	k := t.w.stratum(d)
+	// Only members' series are asked for; the check keeps a stray one
+	// out of the fleet's counts all the same.
 	if m, ok := t.reporting[rep]; ok {
-		m[arm] = m[arm].Add(c)
+		m.add(s.arm, k, c)
+		t.global.add(s.arm, k, c)
 	}
 	if m, ok := t.serving[srv]; ok {
-		m[arm] = m[arm].Add(c)
+		m.add(s.arm, k, c)
 	}
 }
 
-func (t *tally) addBuckets(s judge.Sample) {
+// seeBucket records that a version reports a bucket bound in a serving
+// cluster, whether or not the bucket grew.
+func (t *tally) seeBucket(s armSeries) {
 	le, err := strconv.ParseFloat(s.Labels["le"], 64)
 	if err != nil {
 		return
 	}
-	srv, arm := s.Labels[t.spec.servingLabel()], s.Labels[armLabel]
-	if t.buckets[srv] == nil {
-		t.buckets[srv] = map[string]map[float64]int64{}
+	srv := s.Labels[t.spec.servingLabel()]
+	if t.bucketSeen[srv] == nil {
+		t.bucketSeen[srv] = map[string]map[float64]bool{}
 	}
-	if t.buckets[srv][arm] == nil {
-		t.buckets[srv][arm] = map[float64]int64{}
+	if t.bucketSeen[srv][s.arm] == nil {
+		t.bucketSeen[srv][s.arm] = map[float64]bool{}
 	}
-	t.buckets[srv][arm][le] += int64(s.Value)
+	t.bucketSeen[srv][s.arm][le] = true
 }
 
-// histogram builds a cumulative histogram over the bounds both versions
-// report, so the two are comparable bucket by bucket.
-func (t *tally) histogram(serving, arm string) *judge.Histogram {
-	bounds := map[float64]bool{}
-	for _, a := range []string{"canary", "stable"} {
-		for le := range t.buckets[serving][a] {
-			bounds[le] = true
+func (t *tally) addBuckets(s armSeries, d judge.Delta) {
+	le, err := strconv.ParseFloat(s.Labels["le"], 64)
+	if err != nil || !t.w.counts(d) {
+		return
+	}
+	srv := s.Labels[t.spec.servingLabel()]
+	if t.buckets[srv] == nil {
+		t.buckets[srv] = map[string][]map[float64]int64{}
+	}
+	k := t.w.stratum(d)
+	for len(t.buckets[srv][s.arm]) <= k {
+		t.buckets[srv][s.arm] = append(t.buckets[srv][s.arm], map[float64]int64{})
+	}
+	t.buckets[srv][s.arm][k][le] += int64(d.V)
+}
+
+// evidence builds a scope's strata; with buckets, each stratum's
+// histograms too.
+func (t *tally) evidence(counts strata, buckets map[string][]map[float64]int64, seen map[string]map[float64]bool) judge.Evidence {
+	n := max(len(counts["canary"]), len(counts["stable"]))
+	if buckets != nil {
+		n = max(n, len(buckets["canary"]), len(buckets["stable"]))
+	}
+	at := func(arm string, k int) judge.Counts {
+		if k < len(counts[arm]) {
+			return counts[arm][k]
+		}
+		return judge.Counts{}
+	}
+	var bounds []float64
+	if buckets != nil {
+		bounds = sharedBounds(seen["canary"], seen["stable"])
+	}
+	e := judge.Evidence{Strata: make([]judge.Stratum, n)}
+	for k := range n {
+		st := judge.Stratum{Canary: at("canary", k), Stable: at("stable", k)}
+		if bounds != nil {
+			st.CanaryLatency, st.StableLatency = histogramAt(buckets["canary"], k, bounds), histogramAt(buckets["stable"], k, bounds)
+		}
+		e.Strata[k] = st
+	}
+	e.Canary, e.Stable = judge.Totals(e.Strata)
+	return e
+}
+
+// sharedBounds are the bucket bounds that both versions report somewhere
+// in the window, or nil if they share no +Inf bucket. A bucket only one
+// version reports says nothing about the other, so it is left out rather
+// than filled in.
+func sharedBounds(canary, stable map[float64]bool) []float64 {
+	var out []float64
+	for le := range canary {
+		if stable[le] {
+			out = append(out, le)
 		}
 	}
-	h := &judge.Histogram{}
-	for _, b := range slices.Sorted(func(yield func(float64) bool) {
-		for b := range bounds {
-			if !yield(b) {
-				return
-			}
-		}
-	}) {
-		h.Bounds = append(h.Bounds, b)
-		h.Cumulative = append(h.Cumulative, t.buckets[serving][arm][b])
+	slices.Sort(out)
+	if len(out) == 0 || !math.IsInf(out[len(out)-1], 1) {
+		return nil
 	}
-	if len(h.Bounds) == 0 || !math.IsInf(h.Bounds[len(h.Bounds)-1], 1) {
-		h.Bounds = append(h.Bounds, math.Inf(1))
-		h.Cumulative = append(h.Cumulative, 0)
+	return out
+}
+
+// histogramAt is one version's cumulative histogram in slice k over
+// bounds.
+func histogramAt(slices []map[float64]int64, k int, bounds []float64) *judge.Histogram {
+	h := &judge.Histogram{Bounds: bounds, Cumulative: make([]int64, len(bounds))}
+	if k >= len(slices) {
+		return h
 	}
-	// Bucket increments of separate series can break monotonicity by a
-	// count lost in a reset; keep the histogram cumulative.
+	for i, b := range bounds {
+		h.Cumulative[i] = slices[k][b]
+	}
+	// Buckets reset together (judge.Deltas), so increments stay
+	// cumulative; a scrape that caught buckets mid-update could still
+	// break it by a request, and the histogram must stay cumulative.
 	for i := 1; i < len(h.Cumulative); i++ {
 		h.Cumulative[i] = max(h.Cumulative[i], h.Cumulative[i-1])
 	}

@@ -3,26 +3,37 @@ package analysis
 import (
 	"context"
 	"fmt"
+	"math"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/prometheus/common/model"
+	"github.com/prometheus/prometheus/promql/parser"
 
 	"lockstep.dev/lockstep/internal/decide"
 	"lockstep.dev/lockstep/internal/judge"
 )
 
-// series is one raw counter: its labels and its value at the window's
-// start and now (-1: absent).
+// series is one raw counter: its value at the window's start (-1: born
+// after it) and now, and how much it grew in the lookback before the start
+// (an earlier canary still serving).
 type series struct {
-	labels     map[string]string
-	start, now float64
+	labels          map[string]string
+	start, now, pre float64
+	// fn, when set, is the value at d from the start (negative before
+	// it); NaN for no scrape.
+	fn func(d time.Duration) float64
 }
 
-// timeQuerier answers the judge's queries from series, by the instant
-// asked for, and counts the queries.
+// testArm is the label the tests' series carry to say which version's
+// query they answer; the judge never sees it in a selector.
+const testArm = "test_arm"
+
+// timeQuerier answers the judge's range queries with raw scrapes every
+// 5 s (one of them at start) of series that grow evenly, and counts the
+// queries.
 type timeQuerier struct {
 	mu            sync.Mutex
 	start         time.Time
@@ -31,9 +42,12 @@ type timeQuerier struct {
 	asked         int
 	err           error
 	histNoBuckets bool
+	// ignoreMatchers answers with every series, as a backend that ignored
+	// the reporting-cluster matcher would.
+	ignoreMatchers bool
 }
 
-func (q *timeQuerier) Query(_ context.Context, promql string, ts time.Time) (model.Vector, []string, error) {
+func (q *timeQuerier) QuerySamples(_ context.Context, promql string, ts time.Time) (model.Matrix, []string, error) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	q.asked++
@@ -44,32 +58,79 @@ func (q *timeQuerier) Query(_ context.Context, promql string, ts time.Time) (mod
 	if strings.Contains(promql, "_bucket") {
 		src = q.buckets
 	}
-	var vec model.Vector
+	arm := "stable"
+	if strings.Contains(promql, "canary") {
+		arm = "canary"
+	}
+	open := strings.LastIndex(promql, "[")
+	d, err := model.ParseDuration(strings.TrimSuffix(promql[open+1:], "]"))
+	if err != nil {
+		return nil, nil, err
+	}
+	from := ts.Add(-time.Duration(d))
+	lookback := judgeSpec.Lookback()
+	var out model.Matrix
 	for _, s := range src {
-		v := s.now
-		if ts.Equal(q.start) {
-			v = s.start
-		}
-		if v < 0 {
+		if s.labels[testArm] != arm {
 			continue
 		}
 		m := model.Metric{}
 		for k, val := range s.labels {
 			m[model.LabelName(k)] = model.LabelValue(val)
 		}
-		vec = append(vec, &model.Sample{Metric: m, Value: model.SampleValue(v)})
+		ss := &model.SampleStream{Metric: m}
+		if !q.ignoreMatchers && !q.members(promql, s.labels) {
+			continue
+		}
+		for at := ts; !at.Before(from); at = at.Add(-5 * time.Second) {
+			var v float64
+			switch {
+			case s.fn != nil:
+				if v = s.fn(at.Sub(q.start)); math.IsNaN(v) {
+					continue
+				}
+			case s.start < 0 && !at.After(q.start):
+				continue
+			case s.start < 0:
+				v = s.now * float64(at.Sub(q.start)) / float64(ts.Sub(q.start))
+			case !at.After(q.start):
+				v = max(s.start-s.pre*float64(q.start.Sub(at))/float64(lookback), 0)
+			default:
+				v = s.start + (s.now-s.start)*float64(at.Sub(q.start))/float64(ts.Sub(q.start))
+			}
+			ss.Values = append([]model.SamplePair{{Timestamp: model.TimeFromUnixNano(at.UnixNano()), Value: model.SampleValue(math.Round(v))}}, ss.Values...)
+		}
+		if len(ss.Values) > 0 {
+			out = append(out, ss)
+		}
 	}
-	return vec, nil, nil
+	return out, nil, nil
+}
+
+// members applies the query's matchers on the reporting label, as Thanos
+// would: the judge asks only for its members' clusters.
+func (q *timeQuerier) members(promql string, labels map[string]string) bool {
+	expr, err := promQLParser.ParseExpr(promql)
+	if err != nil {
+		return false
+	}
+	for _, m := range expr.(*parser.MatrixSelector).VectorSelector.(*parser.VectorSelector).LabelMatchers {
+		if m.Name == "cluster" && !m.Matches(labels["cluster"]) {
+			return false
+		}
+	}
+	return true
 }
 
 func req(rep, srv, arm, code string, start, now float64) series {
-	return series{labels: map[string]string{"__name__": "istio_requests_total", "cluster": rep, "destination_cluster": srv, armLabel: arm, "response_code": code}, start: start, now: now}
+	return series{labels: map[string]string{"__name__": "istio_requests_total", "cluster": rep, "destination_cluster": srv, testArm: arm, "response_code": code}, start: start, now: now}
 }
 
 var judgeSpec = JudgeSpec{
-	Canary: `destination_service="hw-canary.hw.svc.cluster.local"`,
-	Stable: `destination_service="hw.hw.svc.cluster.local"`,
-	Config: judge.DefaultConfig(),
+	Canary:         `destination_service="hw-canary.hw.svc.cluster.local"`,
+	Stable:         `destination_service="hw.hw.svc.cluster.local"`,
+	Config:         judge.DefaultConfig(),
+	ScrapeInterval: 5 * time.Second,
 }
 
 func healthyRequests() []series {
@@ -80,7 +141,7 @@ func healthyRequests() []series {
 			// none of it may count.
 			out = append(out,
 				req(rep, srv, "canary", "200", 500, 700),
-				req(rep, srv, "canary", "503", 400, 400),
+				series{labels: req(rep, srv, "canary", "503", 0, 0).labels, start: 400, now: 400, pre: 400},
 				req(rep, srv, "stable", "200", 5000, 7000))
 		}
 	}
@@ -109,6 +170,9 @@ func TestEvaluateJudgeCountsOnlyThisCanary(t *testing.T) {
 	}
 	if q.asked != 2 {
 		t.Errorf("%d queries, want 2 without latency", q.asked)
+	}
+	if !res.Since.Equal(start) {
+		t.Errorf("window opened at %s, want %s: an earlier canary failed in the lookback, so only increments after the start count", res.Since, start)
 	}
 	a := res.Analysis("rev")
 	if a.Global.Verdict != decide.VerdictPass || a.Members["west"].Requests != 400 || a.Members["west"].Revision != "rev" {
@@ -142,7 +206,7 @@ func TestEvaluateJudgeLatency(t *testing.T) {
 	start := evalTime.Add(-time.Minute)
 	var buckets []series
 	bucket := func(srv, arm, le string, now float64) series {
-		return series{labels: map[string]string{"cluster": "data-producer-1", "destination_cluster": srv, armLabel: arm, "le": le}, start: -1, now: now}
+		return series{labels: map[string]string{"cluster": "data-producer-1", "destination_cluster": srv, testArm: arm, "le": le}, start: -1, now: now}
 	}
 	for _, srv := range []string{"argo-rollout1", "argo-rollout2"} {
 		buckets = append(buckets, bucket(srv, "stable", "5", 900), bucket(srv, "stable", "250", 1000), bucket(srv, "stable", "+Inf", 1000))
@@ -155,7 +219,7 @@ func TestEvaluateJudgeLatency(t *testing.T) {
 	spec.Histogram = DefaultJudgeHistogram
 	res := EvaluateJudge(context.Background(), q, spec, nil, members, start, evalTime)
 	if east := res.Members[0]; east.Verdict != decide.VerdictFail || !strings.Contains(east.Reason, judge.ReasonSlowerThanStable) {
-		t.Errorf("east: %s %s (%s)", east.Verdict, east.Reason, east.Message)
+		t.Errorf("east: %s %s (%s); latency %+v", east.Verdict, east.Reason, east.Message, east.Serving.Finding.Latency)
 	}
 	if west := res.Members[1]; west.Verdict != decide.VerdictPass {
 		t.Errorf("west: %s (%s)", west.Verdict, west.Message)
@@ -216,7 +280,7 @@ func TestEvaluateJudgeIncompleteOrBadData(t *testing.T) {
 	t.Run("a member whose canary got no traffic is not passed", func(t *testing.T) {
 		var reqs []series
 		for _, s := range healthyRequests() {
-			if s.labels["destination_cluster"] == "argo-rollout2" && s.labels[armLabel] == "canary" {
+			if s.labels["destination_cluster"] == "argo-rollout2" && s.labels[testArm] == "canary" {
 				s.now = s.start
 			}
 			reqs = append(reqs, s)
@@ -229,19 +293,25 @@ func TestEvaluateJudgeIncompleteOrBadData(t *testing.T) {
 }
 
 func TestWithMatchers(t *testing.T) {
+	more, _ := promQLParser.ParseMetricSelector(`{a="b"}`)
 	for in, want := range map[string]string{
-		`istio_requests_total{reporter="source"}`:   `istio_requests_total{reporter="source",a="b"}`,
+		`istio_requests_total{reporter="source"}`:   `istio_requests_total{a="b",reporter="source"}`,
 		`istio_requests_total`:                      `istio_requests_total{a="b"}`,
 		`istio_requests_total{}`:                    `istio_requests_total{a="b"}`,
-		` istio_requests_total{reporter="source",}`: `istio_requests_total{reporter="source",a="b"}`,
+		` istio_requests_total{reporter="source",}`: `istio_requests_total{a="b",reporter="source"}`,
 	} {
-		got, err := withMatchers(in, `a="b"`)
-		if err != nil || got != want {
-			t.Errorf("withMatchers(%q) = %q, %v; want %q", in, got, err, want)
+		vs, err := seriesSelector(in)
+		if err != nil {
+			t.Fatalf("%q: %v", in, err)
+		}
+		if got := withMatchers(vs, more); got != want {
+			t.Errorf("withMatchers(%q) = %q; want %q", in, got, want)
 		}
 	}
-	for _, bad := range []string{`rate(x[1m])`, `sum(x)`, ``} {
-		if _, err := withMatchers(bad, `a="b"`); err == nil {
+	// A regular expression (the parser's own check) is one selector; two
+	// selectors joined by or, a function or an offset are not.
+	for _, bad := range []string{`rate(x[1m])`, `sum(x)`, ``, `x{a="b"} or y{}`, `x offset 5m`, `x[5m]`} {
+		if _, err := seriesSelector(bad); err == nil {
 			t.Errorf("%q accepted as a selector", bad)
 		}
 	}
@@ -264,10 +334,11 @@ func TestJudgeSpecValidate(t *testing.T) {
 		{name: "an argument that breaks a matcher", mutate: func(s *JudgeSpec) { s.Canary = `destination_service="{{args.svc}}"` }, args: map[string]string{"svc": `a"b`}, wantErr: "spec.analysis.judge.canary: label matchers"},
 		{name: "the same matchers for both versions", mutate: func(s *JudgeSpec) { s.Stable = " " + s.Canary }, wantErr: "spec.analysis.judge.stable: the same label matchers as canary"},
 		{name: "a line break in an unknown tag", mutate: func(s *JudgeSpec) { s.Canary = "a=\"{{args.\nx}}\"" }, wantErr: `spec.analysis.judge.canary: failed to resolve {{args.\nx}}`},
-		{name: "bad matcher in the counter selector", mutate: func(s *JudgeSpec) { s.Requests = `istio_requests_total{reporter=source}` }, wantErr: `spec.analysis.judge.requests: 1:`},
+		{name: "bad matcher in the counter selector", mutate: func(s *JudgeSpec) { s.Requests = `istio_requests_total{reporter=source}` }, wantErr: `spec.analysis.judge.requests: "istio_requests_total{reporter=source}": 1:31: parse error`},
+		{name: "two selectors joined by or", mutate: func(s *JudgeSpec) { s.Requests = `x{a="b"} or y{}` }, wantErr: "spec.analysis.judge.requests: \"x{a=\\\"b\\\"} or y{}\" is not a single series selector"},
 		{name: "histogram selector with an unknown operator", mutate: func(s *JudgeSpec) {
 			s.Histogram = `istio_request_duration_milliseconds_bucket{reporter=="source"}`
-		}, wantErr: `spec.analysis.judge.latency.histogram: 1:`},
+		}, wantErr: `spec.analysis.judge.latency.histogram: "istio_request_duration_milliseconds_bucket{reporter==\"source\"}": 1:53: parse error`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -302,8 +373,11 @@ func TestJudgeQueriesParse(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, a := range []armSelectors{q.requests, q.histogram} {
-		if err := CheckQuery(a.query()); err != nil {
-			t.Errorf("%s: %v", a.query(), err)
+		c, st := a.ranges(90 * time.Second)
+		for _, query := range []string{c, st} {
+			if err := CheckQuery(query); err != nil {
+				t.Errorf("%s: %v", query, err)
+			}
 		}
 	}
 }
@@ -323,8 +397,8 @@ func TestEvaluateJudgeQueriesDoNotGrowWithMembers(t *testing.T) {
 			reqs = append(reqs, req(rep, srv, "canary", "200", 0, 100), req(rep, srv, "stable", "200", 0, 900))
 			for _, le := range []string{"5", "+Inf"} {
 				buckets = append(buckets,
-					series{labels: map[string]string{"cluster": rep, "destination_cluster": srv, armLabel: "canary", "le": le}, start: 0, now: 100},
-					series{labels: map[string]string{"cluster": rep, "destination_cluster": srv, armLabel: "stable", "le": le}, start: 0, now: 900})
+					series{labels: map[string]string{"cluster": rep, "destination_cluster": srv, testArm: "canary", "le": le}, start: 0, now: 100},
+					series{labels: map[string]string{"cluster": rep, "destination_cluster": srv, testArm: "stable", "le": le}, start: 0, now: 900})
 			}
 		}
 		q := &timeQuerier{start: start, requests: reqs, buckets: buckets}
@@ -338,5 +412,119 @@ func TestEvaluateJudgeQueriesDoNotGrowWithMembers(t *testing.T) {
 	}
 	if asked[2] != asked[50] || asked[2] != 4 {
 		t.Errorf("queries per evaluation: %v, want 4 whatever the number of members", asked)
+	}
+}
+
+// TestEvaluateJudgeForeignClusterChangesNothing: a staging fleet reporting
+// the same service into the same Thanos, failing every request, changes no
+// verdict and no count: the queries ask only for the members' clusters,
+// and a stray series is kept out all the same.
+func TestEvaluateJudgeForeignClusterChangesNothing(t *testing.T) {
+	start := evalTime.Add(-time.Minute)
+	spec := judgeSpec
+	spec.Histogram = ""
+	base := EvaluateJudge(context.Background(), &timeQuerier{start: start, requests: healthyRequests()}, spec, nil, members, start, evalTime)
+	reqs := append(healthyRequests(), req("staging-1", "argo-rollout1", "canary", "503", -1, 900), req("staging-1", "staging-1", "canary", "503", -1, 900))
+	q := &timeQuerier{start: start, requests: reqs}
+	res := EvaluateJudge(context.Background(), q, spec, nil, members, start, evalTime)
+	if res.Global.Verdict != base.Global.Verdict || res.Global.Evidence.Canary != base.Global.Evidence.Canary {
+		t.Errorf("fleet with a foreign cluster: %s %+v, without: %s %+v", res.Global.Verdict, res.Global.Evidence.Canary, base.Global.Verdict, base.Global.Evidence.Canary)
+	}
+	for i := range res.Members {
+		if res.Members[i].Verdict != base.Members[i].Verdict {
+			t.Errorf("%s: %s with a foreign cluster, %s without", res.Members[i].Name, res.Members[i].Verdict, base.Members[i].Verdict)
+		}
+	}
+	if !strings.Contains(res.Queries[0], `cluster=~"data-producer-1|data-producer-2"`) {
+		t.Errorf("query %s is not restricted to the members", res.Queries[0])
+	}
+	// Even if the backend ignored the matcher, the tally keeps a
+	// non-member out of the fleet's counts.
+	q = &timeQuerier{start: start, requests: reqs, ignoreMatchers: true}
+	res = EvaluateJudge(context.Background(), q, spec, nil, members, start, evalTime)
+	if res.Global.Evidence.Canary != base.Global.Evidence.Canary {
+		t.Errorf("a stray series fed the fleet: %+v, want %+v", res.Global.Evidence.Canary, base.Global.Evidence.Canary)
+	}
+}
+
+// TestEvaluateJudgeFirstScrapeCounts: when no earlier canary served in the
+// lookback, the window opens at the scrape before the canary's first
+// traffic, so the first scrape after it already carries evidence: a canary
+// failing 20 of its first 20 requests fails at that scrape.
+func TestEvaluateJudgeFirstScrapeCounts(t *testing.T) {
+	start := evalTime.Add(-time.Minute)
+	spec := judgeSpec
+	spec.Histogram = ""
+	var reqs []series
+	for _, rep := range []string{"data-producer-1", "data-producer-2"} {
+		for _, srv := range []string{"argo-rollout1", "argo-rollout2"} {
+			// An old canary version's series that stopped growing long ago.
+			reqs = append(reqs, req(rep, srv, "canary", "200", 500, 500))
+			// The stable serves 18 requests a second, throughout.
+			st := req(rep, srv, "stable", "200", 0, 0)
+			st.fn = func(d time.Duration) float64 { return 5000 + 18*d.Seconds() }
+			reqs = append(reqs, st)
+			// The new canary's failures: they began a moment before the
+			// coordinator saw the weight (start), and are scraped at
+			// start and 5 s later.
+			s := req(rep, srv, "canary", "503", 0, 0)
+			s.fn = func(d time.Duration) float64 {
+				switch {
+				case d < -3*time.Second:
+					return math.NaN()
+				case d < 0:
+					return 4
+				}
+				return 10
+			}
+			reqs = append(reqs, s)
+		}
+	}
+	now := start.Add(5 * time.Second)
+	res := EvaluateJudge(context.Background(), &timeQuerier{start: start, requests: reqs}, spec, nil, members, start, now)
+	if !res.Since.Before(start) {
+		t.Errorf("window opened at %s, want before the start %s (no earlier canary in the lookback)", res.Since, start)
+	}
+	if c := res.Global.Evidence.Canary; c.Failures != 40 {
+		t.Errorf("fleet canary %+v, want all 40 failures of the first scrapes", c)
+	}
+	if res.Global.Verdict != decide.VerdictFail {
+		t.Errorf("fleet: %s (%s), want a failure at the first scrape", res.Global.Verdict, res.Global.Message)
+	}
+}
+
+// TestEvaluateJudgeCrashLoopingCanary: a canary pod that restarts between
+// scrapes, each time failing a few requests before the crash, is counted
+// at every scrape; two readings (start and now) would have seen 3
+// failures.
+func TestEvaluateJudgeCrashLoopingCanary(t *testing.T) {
+	start := evalTime.Add(-time.Minute)
+	spec := judgeSpec
+	spec.Histogram = ""
+	reqs := healthyRequests()
+	for _, rep := range []string{"data-producer-1", "data-producer-2"} {
+		s := req(rep, "argo-rollout1", "canary", "503", 0, 0)
+		// Restarted between scrapes, it reads 2, 3, 2, 3...: a reset
+		// wherever it went down.
+		s.fn = func(d time.Duration) float64 {
+			if d <= 0 {
+				return math.NaN()
+			}
+			if int(d/(5*time.Second))%2 == 0 {
+				return 2
+			}
+			return 3
+		}
+		reqs = append(reqs, s)
+	}
+	res := EvaluateJudge(context.Background(), &timeQuerier{start: start, requests: reqs}, spec, nil, members, start, evalTime)
+	east := res.Members[0]
+	// 12 scrapes after the start: 3 (born), then 2, 3, 2, ...: a reset at
+	// every 2 (counted 2) and growth of 1 at every 3.
+	if c := east.Serving.Evidence.Canary; c.Failures < 2*18 {
+		t.Errorf("crash-looping canary counted %+v failures from both reporters, want every scrape's (>= 36)", c)
+	}
+	if east.Verdict != decide.VerdictFail {
+		t.Errorf("east: %s (%s)", east.Verdict, east.Message)
 	}
 }

@@ -163,3 +163,20 @@ func isForm(contentType string) bool {
 	mt, _, err := mime.ParseMediaType(contentType)
 	return err == nil && mt == "application/x-www-form-urlencoded"
 }
+
+// QuerySamples implements SampleQuerier: promql must be a range selector,
+// whose answer is every raw scrape in the range (no extrapolation, no
+// resampling).
+func (p *PrometheusQuerier) QuerySamples(ctx context.Context, promql string, ts time.Time) (model.Matrix, []string, error) {
+	ctx, cancel := context.WithTimeout(ctx, p.timeout)
+	defer cancel()
+	val, warnings, _, err := p.api.Query(ctx, promql, ts, v1.WithTimeout(p.timeout))
+	if err != nil {
+		return nil, warnings, fmt.Errorf("query %q: %w", promql, err)
+	}
+	m, ok := val.(model.Matrix)
+	if !ok {
+		return nil, warnings, fmt.Errorf("query %q returned a %v, want raw samples (a matrix)", promql, val)
+	}
+	return m, warnings, nil
+}

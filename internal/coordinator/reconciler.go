@@ -621,7 +621,10 @@ func (r *Reconciler) judge(ctx context.Context, fr *v1alpha1.FleetRollout, plan 
 		}
 	}
 	spec := judgeMatchersFor(*plan.judge, fr.Spec.Rollout.Namespace, svc)
-	return analysis.EvaluateJudge(ctx, r.Querier, spec, plan.args, am, spec.Window(since), now)
+	// The Prometheus querier reads raw scrapes; a Querier that cannot gets
+	// an Inconclusive verdict that says so.
+	sq, _ := r.Querier.(analysis.SampleQuerier)
+	return analysis.EvaluateJudge(ctx, sq, spec, plan.args, am, since, now)
 }
 
 func analysisFromStatus(st *v1alpha1.FleetRolloutStatus) decide.Analysis {

@@ -293,4 +293,3 @@ func TestConfigValidate(t *testing.T) {
 		t.Fatal(err)
 	}
 }
-
