@@ -246,6 +246,18 @@ type Rate string
 // canary is at most falseAbortRate, the chance of passing a member whose
 // canary fails at maxFailureRate or more at most falsePromoteRate.
 type Judge struct {
+	// Zone says what a good and a bad canary are. Relative, the default,
+	// measures the canary against the stable version's own failure rate
+	// in the same stretch of time: it fails when shown failing more often
+	// than the stable, and passes when shown within the stable's rate
+	// plus minEffect, so a service's baseline error rate and an incident
+	// that hits both versions are nobody's fault. Absolute judges the
+	// canary's rate against maxFailureRate, as the guide's
+	// AnalysisTemplate does (and still fails a canary shown worse than
+	// the stable).
+	// +optional
+	// +kubebuilder:validation:Enum=Relative;Absolute
+	Zone string `json:"zone,omitempty"`
 	// Requests selects the request counter with the label matchers both
 	// versions share. Default: istio_requests_total{reporter="source"}.
 	// +optional
@@ -280,14 +292,15 @@ type Judge struct {
 	// +optional
 	// +kubebuilder:validation:MaxLength=256
 	FailureCodes string `json:"failureCodes,omitempty"`
-	// MaxFailureRate is the failure rate the canary must stay below: "0.10"
-	// is the guide's success rate above 90 %. Default 0.10.
+	// MaxFailureRate is the failure rate the canary must stay below in the
+	// absolute zone: "0.10" is the guide's success rate above 90 %.
+	// Default 0.10.
 	// +optional
 	MaxFailureRate Rate `json:"maxFailureRate,omitempty"`
-	// MinEffect is the indifference zone: a canary failing at most
-	// maxFailureRate-minEffect is good, and the canary fails against the
-	// stable version only when worse than it by more than minEffect.
-	// Default 0.05.
+	// MinEffect is the indifference zone: in the relative zone a canary
+	// passes once shown failing less than the stable's rate plus minEffect;
+	// in the absolute zone a canary failing at most
+	// maxFailureRate-minEffect is good. Default 0.05.
 	// +optional
 	MinEffect Rate `json:"minEffect,omitempty"`
 	// FalseAbortRate bounds the chance of aborting a good release, over
@@ -449,12 +462,21 @@ type Policy struct {
 	// +kubebuilder:validation:XValidation:rule="duration(self) > duration('0s')",message="must be a positive duration such as 2m"
 	UnreachableDeadline *metav1.Duration `json:"unreachableDeadline,omitempty"`
 	// InconclusiveLimit is how long analysis may stay short of passing at a
-	// barrier before the fleet aborts.
+	// barrier before onInconclusive applies.
 	// +optional
 	// +kubebuilder:default="5m"
 	// +kubebuilder:validation:Type=string
 	// +kubebuilder:validation:XValidation:rule="duration(self) > duration('0s')",message="must be a positive duration such as 5m"
 	InconclusiveLimit *metav1.Duration `json:"inconclusiveLimit,omitempty"`
+	// OnInconclusive is what happens when analysis stays short of passing
+	// past inconclusiveLimit. Pause, the default, holds the fleet at the
+	// barrier, at the weight it has, with condition Inconclusive and an
+	// Event, until a person promotes (lockstep promote) or aborts: as
+	// Argo Rollouts does with an Inconclusive analysis, a person, not a
+	// timer, decides what "not proven" means. Abort aborts the fleet.
+	// +optional
+	// +kubebuilder:validation:Enum=Pause;Abort
+	OnInconclusive string `json:"onInconclusive,omitempty"`
 	// OnNewRevision says what a new revision (a hotfix committed in the
 	// middle of a canary) does to the canary under way. Supersede, the
 	// default, replaces it in step, as Argo Rollouts does in one cluster:
@@ -560,6 +582,10 @@ type FleetState struct {
 	// InconclusiveSince is when analysis at the barrier first fell short.
 	// +optional
 	InconclusiveSince *metav1.MicroTime `json:"inconclusiveSince,omitempty"`
+	// InconclusivePaused is set when the barrier passed the inconclusive
+	// limit and paused for a person (policy.onInconclusive: Pause).
+	// +optional
+	InconclusivePaused bool `json:"inconclusivePaused,omitempty"`
 	// LastPromotedStep is the highest step promoted for Revision.
 	// +optional
 	LastPromotedStep *int32 `json:"lastPromotedStep,omitempty"`
@@ -784,6 +810,14 @@ const (
 	// configuration cannot work (a counter or histogram with no series, a
 	// histogram without buckets); the message names the field.
 	ConditionAnalysisValid = "AnalysisValid"
+	// ConditionInconclusive is True while the fleet is paused at a barrier
+	// whose analysis stayed short of passing past the inconclusive limit
+	// (policy.onInconclusive: Pause): a person promotes or aborts.
+	ConditionInconclusive = "Inconclusive"
+	// ConditionFalseAbortRateCovered is False when analysis that can abort
+	// the fleet lies outside the judge's falseAbortRate (threshold metrics
+	// abort on one failing look); the message names them.
+	ConditionFalseAbortRateCovered = "FalseAbortRateCovered"
 	// ConditionClusterSecretsValid is False while a member's cluster
 	// Secret is broken or duplicated; the fleet holds until it is fixed.
 	ConditionClusterSecretsValid = "ClusterSecretsValid"
@@ -806,6 +840,10 @@ const (
 	ReasonStatusWriteFailure  = "StatusWriteFailed"
 	ReasonAnalysisData        = "AnalysisDataFound"
 	ReasonAnalysisDataMissing = "AnalysisDataMissing"
+	ReasonNotPaused           = "NotPaused"
+	ReasonNoAnalysis          = "NoAnalysis"
+	ReasonJudgeOnly           = "JudgeOnly"
+	ReasonThresholdMetrics    = "ThresholdMetricsOutsideBudget"
 	// ReasonClusterSecretsValid, ReasonInvalidClusterSecret and
 	// ReasonDuplicateClusterSecret are the reasons of ClusterSecretsValid.
 	ReasonClusterSecretsValid    = "ClusterSecretsValid"

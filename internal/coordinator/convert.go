@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/prometheus/common/model"
@@ -46,6 +47,7 @@ func policyFromSpec(spec *v1alpha1.FleetRolloutSpec) decide.Policy {
 		DefaultHold:                    durationOr(spec.Hold.Default, defaultHold),
 		UnreachableDeadline:            durationOr(spec.Policy.UnreachableDeadline, defaultUnreachableDeadline),
 		InconclusiveLimit:              durationOr(spec.Policy.InconclusiveLimit, defaultInconclusiveLimit),
+		AbortOnInconclusive:            spec.Policy.OnInconclusive == "Abort",
 		AllowNewRevisionDuringProgress: supersedes(spec.Policy),
 		RevisionDeadline:               durationOr(spec.Policy.NewRevisionDeadline, defaultRevisionDeadline),
 	}
@@ -126,6 +128,7 @@ func judgeFromSpec(j *v1alpha1.Judge) (*analysis.JudgeSpec, error) {
 		*into = f
 	}
 	c := &spec.Config
+	c.Zone = judge.Zone(j.Zone)
 	parse("maxFailureRate", j.MaxFailureRate, def.MaxFailureRate, &c.MaxFailureRate)
 	parse("minEffect", j.MinEffect, def.MinEffect, &c.MinEffect)
 	parse("falseAbortRate", j.FalseAbortRate, def.FalseAbortRate, &c.FalseAbortRate)
@@ -260,7 +263,7 @@ func fleetFromStatus(s v1alpha1.FleetState) decide.FleetStatus {
 		Revision:          s.Revision,
 		BarrierStep:       int32Ptr(s.BarrierStep),
 		StepEnteredAt:     timeOf(s.StepEnteredAt),
-		InconclusiveSince: timeOf(s.InconclusiveSince),
+		InconclusiveSince: timeOf(s.InconclusiveSince), InconclusivePaused: s.InconclusivePaused,
 		LastPromotedStep:  int32Ptr(s.LastPromotedStep),
 		CanaryStartedAt:   timeOf(s.CanaryStartedAt),
 		Aborted:           s.Aborted,
@@ -285,7 +288,7 @@ func fleetToStatus(f decide.FleetStatus) v1alpha1.FleetState {
 		Revision:          f.Revision,
 		BarrierStep:       int32Ptr(f.BarrierStep),
 		StepEnteredAt:     microPtr(f.StepEnteredAt),
-		InconclusiveSince: microPtr(f.InconclusiveSince),
+		InconclusiveSince: microPtr(f.InconclusiveSince), InconclusivePaused: f.InconclusivePaused,
 		LastPromotedStep:  int32Ptr(f.LastPromotedStep),
 		CanaryStartedAt:   microPtr(f.CanaryStartedAt),
 		Aborted:           f.Aborted,
@@ -336,4 +339,42 @@ func verdictFromStatus(v *v1alpha1.Verdict) decide.AnalysisVerdict {
 		}
 	}
 	return out
+}
+
+// budgetCondition says whether the judge's falseAbortRate covers every
+// analysis that can abort the fleet. Threshold metrics do not: each one
+// aborts on a single failing look, with no correction for looking again
+// every interval, so with them configured the stated rate is only the
+// judge's share.
+func budgetCondition(spec *v1alpha1.FleetRolloutSpec, gen int64) metav1.Condition {
+	c := metav1.Condition{Type: v1alpha1.ConditionFalseAbortRateCovered, ObservedGeneration: gen}
+	a := spec.Analysis
+	if a == nil {
+		c.Status, c.Reason, c.Message = metav1.ConditionTrue, v1alpha1.ReasonNoAnalysis, "no analysis: nothing but a person or a member can abort the fleet"
+		return c
+	}
+	rateText := cmp.Or(func() string {
+		if a.Judge != nil {
+			return string(a.Judge.FalseAbortRate)
+		}
+		return ""
+	}(), strconv.FormatFloat(judge.DefaultConfig().FalseAbortRate, 'f', -1, 64))
+	if len(a.Metrics) == 0 {
+		c.Status, c.Reason = metav1.ConditionTrue, v1alpha1.ReasonJudgeOnly
+		c.Message = "the judge is the only analysis: a good release is aborted by it with probability at most falseAbortRate (" + rateText + ")"
+		return c
+	}
+	names := make([]string, len(a.Metrics))
+	for i, m := range a.Metrics {
+		names[i] = m.Name
+	}
+	c.Status, c.Reason = metav1.ConditionFalse, v1alpha1.ReasonThresholdMetrics
+	if a.Judge == nil {
+		c.Message = truncate("no judge runs and no false-abort rate holds: the threshold metrics "+strings.Join(names, ", ")+
+			" abort on a single failing look, with no correction for repeated looks", 1024)
+		return c
+	}
+	c.Message = truncate("falseAbortRate ("+rateText+") covers the judge only: the threshold metrics "+strings.Join(names, ", ")+
+		" abort on a single failing look, with no correction for repeated looks, and are outside it", 1024)
+	return c
 }

@@ -291,6 +291,9 @@ func (r *Reconciler) reconcile(ctx context.Context, log logr.Logger, fr *v1alpha
 	st.Reason, st.Message = string(dec.Reason), truncate(dec.Message, 1024)
 	st.CurrentStep = currentStep(obs, revision)
 	r.setConditions(fr, obs, dec)
+	if dec.Next.InconclusivePaused && !orig.Fleet.InconclusivePaused {
+		r.event(fr, "Warning", string(decide.ReasonInconclusivePaused), "Pause", "%s", truncate(dec.Message, 512))
+	}
 	addHistory(st, now, string(dec.Action), string(dec.Reason), dec.Step, revision, dec.Message)
 	st.ObservedGeneration = fr.Generation
 
@@ -746,6 +749,12 @@ func (r *Reconciler) setConditions(fr *v1alpha1.FleetRollout, obs []memberObserv
 		completed.Status, completed.Reason, completed.Message = metav1.ConditionTrue, string(decide.ReasonCompleted), "every member runs revision "+dec.Next.Revision+" as stable"
 	}
 	meta.SetStatusCondition(&st.Conditions, completed)
+	inconclusive := metav1.Condition{Type: v1alpha1.ConditionInconclusive, Status: metav1.ConditionFalse, Reason: v1alpha1.ReasonNotPaused, Message: "no barrier is paused on inconclusive analysis", ObservedGeneration: gen}
+	if dec.Next.InconclusivePaused {
+		inconclusive.Status, inconclusive.Reason, inconclusive.Message = metav1.ConditionTrue, string(decide.ReasonInconclusivePaused), truncate(dec.Message, 1024)
+	}
+	meta.SetStatusCondition(&st.Conditions, inconclusive)
+	meta.SetStatusCondition(&st.Conditions, budgetCondition(&fr.Spec, gen))
 	ready := metav1.Condition{Type: v1alpha1.ConditionReady, Status: metav1.ConditionTrue, Reason: string(dec.Reason), Message: truncate(dec.Message, 1024), ObservedGeneration: gen}
 	if dec.Action == decide.ActionRefuse || dec.Action == decide.ActionAbort || meta.IsStatusConditionFalse(st.Conditions, v1alpha1.ConditionMembersReachable) {
 		ready.Status = metav1.ConditionFalse

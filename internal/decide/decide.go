@@ -24,7 +24,8 @@ import (
 //  6. Otherwise the fleet waits until every member is reachable, runs the
 //     wanted revision and is paused at the same pause step; then it holds
 //     for the step's hold time and promotes once every verdict passes.
-//     Analysis that stays short of passing past the limit aborts.
+//     Analysis that stays short of passing past the limit pauses the fleet
+//     for a person (or aborts it, if the policy says so).
 func Decide(s Snapshot, now time.Time) Decision {
 	if len(s.Waves) > 0 {
 		return decideWaves(s, now)
@@ -530,6 +531,7 @@ func (d *decider) barrier(n int32) Decision {
 		d.next.BarrierStep = &n
 		d.next.StepEnteredAt = d.now
 		d.next.InconclusiveSince = time.Time{}
+		d.next.InconclusivePaused = false
 	}
 	holdEnd := d.next.StepEnteredAt.Add(s.Policy.HoldFor(n))
 
@@ -566,14 +568,22 @@ func (d *decider) barrier(n int32) Decision {
 		}
 	}
 
+	if d.next.InconclusivePaused {
+		return d.inconclusivePaused(n, short)
+	}
 	var inconclusiveLeft time.Duration
 	if len(short) > 0 {
 		if d.next.InconclusiveSince.IsZero() {
 			d.next.InconclusiveSince = d.now
 		}
 		if since := d.now.Sub(d.next.InconclusiveSince); since > s.Policy.InconclusiveLimit {
-			return d.abort(ReasonInconclusiveLimit, fmt.Sprintf("analysis at step %d short of passing for %s (limit %s): %s",
-				n, since.Round(time.Second), s.Policy.InconclusiveLimit, strings.Join(short, "; ")))
+			msg := fmt.Sprintf("analysis at step %d short of passing for %s (limit %s): %s",
+				n, since.Round(time.Second), s.Policy.InconclusiveLimit, strings.Join(short, "; "))
+			if s.Policy.AbortOnInconclusive {
+				return d.abort(ReasonInconclusiveLimit, msg)
+			}
+			d.next.InconclusivePaused = true
+			return d.inconclusivePaused(n, short)
 		}
 		inconclusiveLeft = d.next.InconclusiveSince.Add(s.Policy.InconclusiveLimit).Sub(d.now) + time.Second
 	} else {
@@ -608,6 +618,21 @@ func (d *decider) barrier(n int32) Decision {
 	dec := d.decision(ActionPromote, ReasonBarrierPassed, n, fmt.Sprintf("all members paused at step %d, held %s, analysis passed; promoting", n, s.Policy.HoldFor(n)))
 	dec.Patches = patches
 	return dec
+}
+
+// inconclusivePaused holds a barrier whose analysis stayed short of
+// passing past the limit: a person decides. A failing verdict still
+// aborts (failures come first), and members promoted by hand leave the
+// barrier, which clears the pause.
+func (d *decider) inconclusivePaused(n int32, short []string) Decision {
+	msg := fmt.Sprintf("paused at step %d: analysis stayed short of passing for longer than %s since %s; a person decides (lockstep promote, or lockstep abort)",
+		n, d.s.Policy.InconclusiveLimit, d.next.InconclusiveSince.UTC().Format(time.RFC3339))
+	if len(short) > 0 {
+		msg += ": " + strings.Join(short, "; ")
+	} else {
+		msg += "; analysis passes now"
+	}
+	return d.decision(ActionHold, ReasonInconclusivePaused, n, msg)
 }
 
 // weightAt is the canary weight in force at step n (step lists are

@@ -731,8 +731,69 @@ func TestDecide(t *testing.T) {
 			},
 		},
 		{
-			name: "inconclusive past the limit aborts",
+			name: "inconclusive past the limit pauses for a person",
 			snap: Snapshot{Revision: rev, Policy: policy(),
+				Fleet:    func() FleetStatus { f := atBarrier(); f.InconclusiveSince = at(time.Minute); return f }(),
+				Members:  []Member{paused("a", 3), paused("b", 3)},
+				Analysis: analysisAll(verdict(VerdictInconclusive, at(12*time.Minute)), "a", "b")},
+			now:        at(11*time.Minute + time.Second),
+			wantAction: ActionHold, wantReason: ReasonInconclusivePaused, wantStep: 3,
+			check: func(t *testing.T, d Decision) {
+				if !d.Next.InconclusivePaused || len(d.Patches) > 0 || !strings.Contains(d.Message, "a person decides") {
+					t.Errorf("paused %t, patches %v, message %q", d.Next.InconclusivePaused, d.Patches, d.Message)
+				}
+			},
+		},
+		{
+			name: "an inconclusive pause holds even when analysis passes later",
+			snap: Snapshot{Revision: rev, Policy: policy(),
+				Fleet: func() FleetStatus {
+					f := atBarrier()
+					f.InconclusiveSince, f.InconclusivePaused = at(time.Minute), true
+					return f
+				}(),
+				Members:  []Member{paused("a", 3), paused("b", 3)},
+				Analysis: pass(at(20 * time.Minute))},
+			now:        at(20 * time.Minute),
+			wantAction: ActionHold, wantReason: ReasonInconclusivePaused, wantStep: 3,
+		},
+		{
+			name: "a failing verdict aborts an inconclusive pause",
+			snap: Snapshot{Revision: rev, Policy: policy(),
+				Fleet: func() FleetStatus {
+					f := atBarrier()
+					f.InconclusiveSince, f.InconclusivePaused = at(time.Minute), true
+					return f
+				}(),
+				Members:  []Member{paused("a", 3), paused("b", 3)},
+				Analysis: analysisAll(verdict(VerdictFail, at(20*time.Minute)), "a", "b")},
+			now:         at(20 * time.Minute),
+			wantAction:  ActionAbort,
+			wantReason:  ReasonAnalysisFailed,
+			wantStep:    NoStep,
+			wantPatches: []string{"Abort:a", "Abort:b"},
+		},
+		{
+			name: "members promoted by a person leave the pause behind",
+			snap: Snapshot{Revision: rev, Policy: policy(),
+				Fleet: func() FleetStatus {
+					f := atBarrier()
+					f.InconclusiveSince, f.InconclusivePaused = at(time.Minute), true
+					return f
+				}(),
+				Members:  []Member{paused("a", 5), paused("b", 5)},
+				Analysis: pass(at(20 * time.Minute))},
+			now:        at(20 * time.Minute),
+			wantAction: ActionHold, wantReason: ReasonHolding, wantStep: 5,
+			check: func(t *testing.T, d Decision) {
+				if d.Next.InconclusivePaused {
+					t.Error("the pause of step 3 carried over to step 5")
+				}
+			},
+		},
+		{
+			name: "inconclusive past the limit aborts when the policy says so",
+			snap: Snapshot{Revision: rev, Policy: func() Policy { p := policy(); p.AbortOnInconclusive = true; return p }(),
 				Fleet:    func() FleetStatus { f := atBarrier(); f.InconclusiveSince = at(time.Minute); return f }(),
 				Members:  []Member{paused("a", 3), paused("b", 3)},
 				Analysis: analysisAll(verdict(VerdictInconclusive, at(12*time.Minute)), "a", "b")},

@@ -96,8 +96,13 @@ const (
 	// ReasonAwaitingFreshAnalysis: verdicts pass, but none was taken after the
 	// hold ended yet.
 	ReasonAwaitingFreshAnalysis Reason = "AwaitingFreshAnalysis"
-	// ReasonInconclusiveLimit: analysis stayed inconclusive past the limit.
+	// ReasonInconclusiveLimit: analysis stayed inconclusive past the limit
+	// and the policy aborts then.
 	ReasonInconclusiveLimit Reason = "InconclusiveLimitExceeded"
+	// ReasonInconclusivePaused: analysis stayed inconclusive past the limit
+	// and the fleet holds at its barrier until a person promotes or
+	// aborts.
+	ReasonInconclusivePaused Reason = "Inconclusive"
 	// ReasonAnalysisFailed: a member or the global analysis failed.
 	ReasonAnalysisFailed Reason = "AnalysisFailed"
 	// ReasonMemberAborted: a member's Rollout aborted on its own.
@@ -226,8 +231,12 @@ type Policy struct {
 	// the fleet aborts.
 	UnreachableDeadline time.Duration
 	// InconclusiveLimit is how long analysis may stay short of passing at a
-	// barrier before the fleet aborts.
+	// barrier before AbortOnInconclusive applies.
 	InconclusiveLimit time.Duration
+	// AbortOnInconclusive aborts the fleet at the inconclusive limit. When
+	// false (the default), the fleet pauses at its barrier until a person
+	// promotes or aborts it.
+	AbortOnInconclusive bool
 	// MinRequests, when positive, demotes a Pass whose request count is
 	// unknown or lower to inconclusive. Package analysis applies its own
 	// minimum too; this is a second guard because verdicts are input.
@@ -288,6 +297,11 @@ type FleetStatus struct {
 	// InconclusiveSince is when analysis at the current barrier first fell
 	// short of passing; zero while it passes.
 	InconclusiveSince time.Time
+	// InconclusivePaused is set when the current barrier passed the
+	// inconclusive limit and paused for a person: it stays paused, even if
+	// the analysis passes later, until the members leave the barrier (a
+	// person promoted) or the fleet aborts.
+	InconclusivePaused bool
 	// LastPromotedStep is the highest step promoted for Revision. A step at
 	// or below it is never promoted from scratch again.
 	LastPromotedStep *int32
