@@ -742,10 +742,21 @@ type Evidence struct {
 	// Canary and Stable are the counts.
 	Canary RequestCounts `json:"canary"`
 	Stable RequestCounts `json:"stable"`
-	// LogLikelihoodRatio is the threshold test's statistic; the canary
-	// fails at AbortAt and passes at PassAt.
+	// Zone is the indifference zone judged in: Relative or Absolute.
+	// +optional
+	Zone string `json:"zone,omitempty"`
+	// LogLikelihoodRatio is the pass test's statistic (in the absolute
+	// zone also the threshold test that fails at AbortAt); the canary
+	// passes at PassAt.
 	// +optional
 	LogLikelihoodRatio string `json:"logLikelihoodRatio,omitempty"`
+	// LogEValue is the stratified comparison with the stable version: the
+	// log of its e-value, which fails the canary at AbortAt. Strata counts
+	// the slices of the window that carried information.
+	// +optional
+	LogEValue string `json:"logEValue,omitempty"`
+	// +optional
+	Strata int32 `json:"strata,omitempty"`
 	// +optional
 	AbortAt string `json:"abortAt,omitempty"`
 	// +optional
@@ -773,6 +784,12 @@ type LatencyEvidence struct {
 	// (as failures).
 	CanarySlow RequestCounts `json:"canarySlow"`
 	StableSlow RequestCounts `json:"stableSlow"`
+	// LogEValue is the stratified comparison of slow shares; the canary
+	// is slower at AbortAt.
+	// +optional
+	LogEValue string `json:"logEValue,omitempty"`
+	// +optional
+	AbortAt string `json:"abortAt,omitempty"`
 }
 
 // HistoryEntry is one decision a person may want to read later.

@@ -36,7 +36,9 @@ func scopeEvidence(since time.Time, s analysis.ScopeJudgement) *v1alpha1.Evidenc
 	e := &v1alpha1.Evidence{
 		Canary:             counts(s.Evidence.Canary),
 		Stable:             counts(s.Evidence.Stable),
+		Zone:               string(f.Zone),
 		LogLikelihoodRatio: num(f.LogLR), AbortAt: num(f.AbortAt), PassAt: num(f.PassAt),
+		LogEValue: num(f.LogE), Strata: int32(f.Strata),
 		CanaryFailureRate: interval(f.CanaryInterval), StableFailureRate: interval(f.StableInterval),
 		Decision: f.Reason,
 	}
@@ -45,7 +47,8 @@ func scopeEvidence(since time.Time, s analysis.ScopeJudgement) *v1alpha1.Evidenc
 		e.Since = &t
 	}
 	if l := f.Latency; l != nil && l.Applicable {
-		e.Latency = &v1alpha1.LatencyEvidence{Bound: num(l.Bound), CanarySlow: counts(l.CanarySlow), StableSlow: counts(l.StableSlow)}
+		e.Latency = &v1alpha1.LatencyEvidence{Bound: num(l.Bound), CanarySlow: counts(l.CanarySlow), StableSlow: counts(l.StableSlow),
+			LogEValue: num(l.LogE), AbortAt: num(l.AbortAt)}
 	}
 	return e
 }

@@ -250,17 +250,27 @@ func verdictCell(v *Verdict) string {
 	return v.Verdict
 }
 
-// EvidenceCell shows the judge's counts and statistic: canary failed/
-// requests, stable failed/requests, and the log-likelihood ratio against
-// the bound at which it fails, e.g. "canary 3/120 stable 0/1100 LLR -1.2<6.9".
+// EvidenceCell shows the judge's counts and statistics: canary failed/
+// requests, stable failed/requests, then in the relative zone the
+// comparison with the stable (log e-value, failing at its bound) and the
+// pass test (log-likelihood ratio, passing at its bound), e.g.
+// "canary 3/120 stable 30/1100 vs-stable -1.2 (fail 6.2) LLR -4 (pass -3.7)".
 func EvidenceCell(v *Verdict) string {
 	if v == nil || v.Evidence == nil {
 		return "-"
 	}
 	e := v.Evidence
 	s := fmt.Sprintf("canary %d/%d stable %d/%d", e.Canary.Failures, e.Canary.Requests, e.Stable.Failures, e.Stable.Requests)
-	if e.LogLikelihoodRatio != "" {
+	switch {
+	case e.LogEValue != "" && e.Zone != "Absolute":
+		// Relative zone: the comparison with the stable fails, the pass
+		// test passes.
+		s += fmt.Sprintf(" vs-stable %s (fail %s) LLR %s (pass %s)", trimNum(e.LogEValue), trimNum(e.AbortAt), trimNum(e.LogLikelihoodRatio), trimNum(e.PassAt))
+	case e.LogLikelihoodRatio != "":
 		s += fmt.Sprintf(" LLR %s (fail %s, pass %s)", trimNum(e.LogLikelihoodRatio), trimNum(e.AbortAt), trimNum(e.PassAt))
+		if e.LogEValue != "" {
+			s += fmt.Sprintf(" vs-stable %s", trimNum(e.LogEValue))
+		}
 	}
 	if l := e.Latency; l != nil {
 		s += fmt.Sprintf(" slow>%s %d/%d vs %d/%d", trimNum(l.Bound), l.CanarySlow.Failures, l.CanarySlow.Requests, l.StableSlow.Failures, l.StableSlow.Requests)

@@ -286,3 +286,19 @@ func TestCurrentAnalysisRun(t *testing.T) {
 		t.Errorf("CurrentAnalysisRun(nil) = %q", n)
 	}
 }
+
+// TestEvidenceCellZones: the relative zone shows the comparison that can
+// fail a canary and the pass test; the absolute zone its threshold test.
+func TestEvidenceCellZones(t *testing.T) {
+	t.Parallel()
+	rel := &Verdict{Evidence: &v1alpha1.Evidence{Zone: "Relative", Canary: v1alpha1.RequestCounts{Requests: 120, Failures: 3}, Stable: v1alpha1.RequestCounts{Requests: 1100, Failures: 30},
+		LogEValue: "-1.200", AbortAt: "6.215", LogLikelihoodRatio: "-4.000", PassAt: "-3.689"}}
+	if got, want := EvidenceCell(rel), "canary 3/120 stable 30/1100 vs-stable -1.2 (fail 6.215) LLR -4 (pass -3.689)"; got != want {
+		t.Errorf("relative: %q, want %q", got, want)
+	}
+	abs := &Verdict{Evidence: &v1alpha1.Evidence{Zone: "Absolute", Canary: v1alpha1.RequestCounts{Requests: 120, Failures: 3}, Stable: v1alpha1.RequestCounts{Requests: 1100},
+		LogEValue: "0.500", AbortAt: "6.908", LogLikelihoodRatio: "-1.000", PassAt: "-2.996"}}
+	if got, want := EvidenceCell(abs), "canary 3/120 stable 0/1100 LLR -1 (fail 6.908, pass -2.996) vs-stable 0.5"; got != want {
+		t.Errorf("absolute: %q, want %q", got, want)
+	}
+}
