@@ -79,6 +79,11 @@ type KubeTopology struct {
 	vsFactory  dynamicinformer.DynamicSharedInformerFactory
 	vsInformer cache.SharedIndexInformer
 
+	// The local cluster's Istio mesh config (istio-system/istio), for
+	// the hosts it keeps cluster-local.
+	meshFactory  informers.SharedInformerFactory
+	meshInformer cache.SharedIndexInformer
+
 	started atomic.Bool
 	mu      sync.Mutex
 	changed chan struct{}
@@ -157,7 +162,40 @@ func NewKubeTopology(cfg KubeTopologyConfig) (*KubeTopology, error) {
 	}); err != nil {
 		return nil, fmt.Errorf("kube topology: %w", err)
 	}
+	t.meshFactory = informers.NewSharedInformerFactoryWithOptions(cfg.Local, 0,
+		informers.WithNamespace(MeshConfigNamespace),
+		informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.FieldSelector = "metadata.name=" + MeshConfigName }))
+	t.meshInformer = t.meshFactory.Core().V1().ConfigMaps().Informer()
+	if err := t.meshInformer.SetWatchErrorHandlerWithContext(t.watchErrorHandler(cfg.Cluster, "configmaps")); err != nil {
+		return nil, fmt.Errorf("kube topology: %w", err)
+	}
+	if _, err := t.meshInformer.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(any) { t.notify() },
+		UpdateFunc: func(_, _ any) { t.notify() },
+		DeleteFunc: func(any) { t.notify() },
+	}); err != nil {
+		return nil, fmt.Errorf("kube topology: %w", err)
+	}
 	return t, nil
+}
+
+// meshConfig is the local cluster's mesh config; a missing or broken one is
+// the default (every host mesh-wide), as istiod would start without one.
+func (t *KubeTopology) meshConfig() MeshConfig {
+	obj, ok, _ := t.meshInformer.GetIndexer().GetByKey(MeshConfigNamespace + "/" + MeshConfigName)
+	if !ok {
+		return MeshConfig{}
+	}
+	cm, ok := obj.(*corev1.ConfigMap)
+	if !ok {
+		return MeshConfig{}
+	}
+	mc, err := ParseMeshConfig(cm.Data[MeshConfigKey])
+	if err != nil {
+		t.log.Warn("mesh config unreadable; every host is mesh-wide", "cluster", t.cluster, "error", err)
+		return MeshConfig{}
+	}
+	return mc
 }
 
 func (t *KubeTopology) newCluster(name string, client kubernetes.Interface) (*kubeCluster, error) {
@@ -277,7 +315,7 @@ func (t *KubeTopology) Changed() <-chan struct{} {
 // HasSynced reports whether the local cluster's caches are filled. Peers
 // are left out on purpose: they may be unreachable.
 func (t *KubeTopology) HasSynced() bool {
-	return t.local.podInf.HasSynced() && t.local.sliceInf.HasSynced() && t.vsInformer.HasSynced()
+	return t.local.podInf.HasSynced() && t.local.sliceInf.HasSynced() && t.vsInformer.HasSynced() && t.meshInformer.HasSynced()
 }
 
 // Run starts the informers and blocks until ctx is done, then stops them.
@@ -289,6 +327,7 @@ func (t *KubeTopology) Run(ctx context.Context) error {
 		c.factory.Start(ctx.Done())
 	}
 	t.vsFactory.Start(ctx.Done())
+	t.meshFactory.Start(ctx.Done())
 	var wg sync.WaitGroup
 	for _, c := range t.clusters {
 		wg.Go(func() {
@@ -315,6 +354,7 @@ func (t *KubeTopology) Run(ctx context.Context) error {
 		c.factory.Shutdown()
 	}
 	t.vsFactory.Shutdown()
+	t.meshFactory.Shutdown()
 	return nil
 }
 
@@ -340,8 +380,13 @@ func (t *KubeTopology) Endpoints(svc ServiceKey) []Endpoint {
 		return nil
 	}
 	selector := labels.SelectorFromSet(labels.Set{discoveryv1.LabelServiceName: svc.Name})
+	clusters := t.clusters
+	if t.meshConfig().ClusterLocal(svc.FQDN()) {
+		// Istio's clusterLocal: only this cluster's endpoints.
+		clusters = []*kubeCluster{t.local}
+	}
 	var all []Endpoint
-	for _, c := range t.clusters {
+	for _, c := range clusters {
 		endpointSlices, err := c.slices.EndpointSlices(svc.Namespace).List(selector)
 		if err != nil {
 			continue

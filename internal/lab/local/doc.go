@@ -5,7 +5,7 @@
 // ~/.cache/lockstep), the PKI and kubeconfig of the fleet, the process
 // supervisor with its state file, and the ordered start-up plan. It may import
 // the standard library, client-go, apimachinery, lockstep's generated
-// manifests (config), internal/access (the coordinator's identity),
+// manifests (config), the GitOps tree (gitops), internal/access (the coordinator's identity),
 // internal/fleet (the cluster Secret's layout), internal/kube and
 // internal/render; it must not import
 // internal/cli.

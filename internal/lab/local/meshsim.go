@@ -4,8 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"lockstep.dev/lockstep/gitops"
+	"lockstep.dev/lockstep/internal/kube"
 )
 
 // IngressURLKey is the state URL key of a workload's ingress gateway.
@@ -17,6 +23,9 @@ func IngressURLKey(cluster string) string { return "ingress-" + cluster }
 func (f *fleet) startMeshsim(ctx context.Context) error {
 	self, err := f.self()
 	if err != nil {
+		return err
+	}
+	if err := f.applyMeshConfig(ctx); err != nil {
 		return err
 	}
 	var specs []ProcSpec
@@ -46,6 +55,44 @@ func (f *fleet) startMeshsim(ctx context.Context) error {
 			st.URLs[IngressURLKey(w)] = "http://" + addr(f.p.meshIngress[w])
 		}
 	})
+}
+
+// MeshConfigPath is the GitOps tree's Istio mesh config: the canary host
+// is cluster-local.
+const MeshConfigPath = "istio-resources/mesh/meshconfig.yaml"
+
+// MeshConfigMap is Istio's mesh config object (istio-system/istio, key
+// mesh) holding text, as the istiod chart renders it; meshsim reads it.
+func MeshConfigMap(text string) *unstructured.Unstructured {
+	return &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "v1", "kind": "ConfigMap",
+		"metadata": map[string]any{"namespace": "istio-system", "name": "istio"},
+		"data":     map[string]any{"mesh": text},
+	}}
+}
+
+// applyMeshConfig gives every workload cluster the GitOps tree's mesh
+// config, where istiod's chart would have put it.
+func (f *fleet) applyMeshConfig(ctx context.Context) error {
+	text, err := fs.ReadFile(gitops.Tree, MeshConfigPath)
+	if err != nil {
+		return err
+	}
+	ns := &unstructured.Unstructured{Object: map[string]any{"apiVersion": "v1", "kind": "Namespace", "metadata": map[string]any{"name": "istio-system"}}}
+	for _, w := range f.workloads {
+		cfg, err := f.restConfig(w)
+		if err != nil {
+			return err
+		}
+		a, err := kube.NewApplier(cfg)
+		if err != nil {
+			return err
+		}
+		if err := a.Apply(ctx, ns, MeshConfigMap(string(text))); err != nil {
+			return fmt.Errorf("%s: mesh config: %w", w, err)
+		}
+	}
+	return nil
 }
 
 // writeTargets drops a Prometheus file_sd target file (written whole, then

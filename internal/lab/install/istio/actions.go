@@ -2,9 +2,13 @@ package istio
 
 import (
 	"fmt"
+	"io/fs"
+
+	"sigs.k8s.io/yaml"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
+	"lockstep.dev/lockstep/gitops"
 	"lockstep.dev/lockstep/internal/lab/install"
 	"lockstep.dev/lockstep/internal/lab/provider"
 	"lockstep.dev/lockstep/internal/lab/sources"
@@ -85,8 +89,25 @@ func istiodRelease(s install.Settings, cluster, net string) release {
 			"network":      net,
 			"hub":          s.IstioHub,
 			"tag":          s.IstioTag,
-		}}}
+		}, "meshConfig": meshConfig}}
 }
+
+// meshConfig is the GitOps tree's mesh config (the canary host is
+// cluster-local, so a wave's canary traffic stays on that wave's canary
+// pods), as the istiod chart's meshConfig values. The embedded file is
+// part of the binary: a broken one is a build defect, caught by the
+// render tests.
+var meshConfig = func() map[string]any {
+	text, err := fs.ReadFile(gitops.Tree, "istio-resources/mesh/meshconfig.yaml")
+	if err != nil {
+		panic(err)
+	}
+	var out map[string]any
+	if err := yaml.Unmarshal(text, &out); err != nil {
+		panic(fmt.Sprintf("gitops mesh config: %v", err))
+	}
+	return out
+}()
 
 // ingressRelease is the north-south gateway. Its labels are the ones the
 // lab's Gateway (gitops/istio-resources) selects, istio: ingressgateway,

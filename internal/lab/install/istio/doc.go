@@ -17,7 +17,7 @@
 // shells out to helm, istioctl or kubectl.
 //
 // This package may import client-go, apimachinery, Helm's chart loader and
-// template engine, internal/kube, internal/lab/install and
-// internal/lab/sources; nothing imports it but the CLI and the pipeline's
+// template engine, the GitOps tree (gitops, for the mesh config),
+// internal/kube, internal/lab/install and internal/lab/sources; nothing imports it but the CLI and the pipeline's
 // assembly.
 package istio

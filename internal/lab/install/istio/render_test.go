@@ -13,6 +13,7 @@ import (
 
 	"lockstep.dev/lockstep/internal/lab/install"
 	"lockstep.dev/lockstep/internal/lab/sources"
+	"lockstep.dev/lockstep/internal/meshsim"
 )
 
 // renderTest renders a release from the pinned istio module, as the
@@ -134,6 +135,16 @@ func TestRenderControlPlane(t *testing.T) {
 			mesh := mustFind(t, objs, "ConfigMap", "istio")
 			if m, _, _ := unstructured.NestedString(mesh.Object, "data", "mesh"); !strings.Contains(m, "meshId: "+labSettings.MeshID+"\n") {
 				t.Errorf("mesh config has no meshId %s:\n%s", labSettings.MeshID, m)
+			}
+			// The canary host is cluster-local, read the way the local
+			// fleet's meshsim reads the same object.
+			m, _, _ := unstructured.NestedString(mesh.Object, "data", "mesh")
+			mc, err := meshsim.ParseMeshConfig(m)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !mc.ClusterLocal("helloworld-canary.helloworld.svc.cluster.local") || mc.ClusterLocal("helloworld.helloworld.svc.cluster.local") {
+				t.Errorf("mesh config: the canary host must be cluster-local and the stable host mesh-wide:\n%s", m)
 			}
 
 			mustFind(t, objs, "ServiceAccount", readerServiceAccount)
