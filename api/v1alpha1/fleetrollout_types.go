@@ -593,6 +593,11 @@ type FleetState struct {
 	// the canary traffic; verdicts count from InitialDelay after it.
 	// +optional
 	CanaryStartedAt *metav1.MicroTime `json:"canaryStartedAt,omitempty"`
+	// QuietSince is when every member was first seen on the revision at
+	// canary weight 0, before its canary got traffic: no earlier canary
+	// was served after it.
+	// +optional
+	QuietSince *metav1.MicroTime `json:"quietSince,omitempty"`
 	// Aborted is sticky until the revision changes or a retry is handled.
 	// +optional
 	Aborted bool `json:"aborted,omitempty"`

@@ -292,6 +292,10 @@ func (in *FleetState) DeepCopyInto(out *FleetState) {
 		in, out := &in.CanaryStartedAt, &out.CanaryStartedAt
 		*out = (*in).DeepCopy()
 	}
+	if in.QuietSince != nil {
+		in, out := &in.QuietSince, &out.QuietSince
+		*out = (*in).DeepCopy()
+	}
 	if in.AbortedAt != nil {
 		in, out := &in.AbortedAt, &out.AbortedAt
 		*out = (*in).DeepCopy()

@@ -305,16 +305,16 @@ type SampleQuerier interface {
 // Lookback before since to now.
 //
 // Counting is scrape by scrape (judge.Deltas), so a reset between two
-// scrapes loses nothing but the requests just before it. The window opens
-// at since's baseline scrape when no earlier canary was serving in the
-// lookback (its series did not grow): then everything the canary arm
-// counted in the range is this canary's, and the first verdict can come at
-// the first scrape after its first traffic. Otherwise only increments that
-// start at or after since count.
+// scrapes loses nothing but the requests just before it. Which increments
+// count is the window's call (see window): from the canary's first
+// traffic, or, when the fleet was quiet long enough before it, from the
+// scrape before it, so the first verdict can come at the first scrape
+// after the canary's first traffic.
 //
 // Like Evaluate it never fails: every problem is an Inconclusive verdict
 // that says what went wrong.
-func EvaluateJudge(ctx context.Context, q SampleQuerier, spec JudgeSpec, args map[string]string, members []Member, since, now time.Time) JudgeResult {
+func EvaluateJudge(ctx context.Context, q SampleQuerier, spec JudgeSpec, args map[string]string, members []Member, win JudgeWindow, now time.Time) JudgeResult {
+	since := win.Since
 	res := JudgeResult{EvaluatedAt: now, Since: since, Members: make([]MemberJudgement, len(members))}
 	for i, m := range members {
 		res.Members[i].Name = m.Name
@@ -351,8 +351,7 @@ func EvaluateJudge(ctx context.Context, q SampleQuerier, spec JudgeSpec, args ma
 	if !now.After(since) {
 		return inconclusive(judge.ReasonNoCanaryRequests, "the evidence window opens at "+since.UTC().Format("15:04:05.000")+", the canary's first traffic")
 	}
-	w := window{since: since, rangeStart: since.Add(-spec.Lookback()), slice: spec.Slice()}
-	w.bornAfter = w.rangeStart.Add(spec.ScrapeInterval + time.Second)
+	w := newWindow(spec, since, win.QuietSince)
 	span := now.Sub(w.rangeStart)
 	reqC, reqS := queries.requests.ranges(span)
 	res.Queries = []string{reqC, reqS}
@@ -385,15 +384,12 @@ func EvaluateJudge(ctx context.Context, q SampleQuerier, spec JudgeSpec, args ma
 		}
 	}
 
+	// Every series first scraped after the range's first scrape is
+	// marked born; the window decides which births count.
+	firstScrape := w.rangeStart.Add(spec.ScrapeInterval + time.Second).UnixMilli()
+	reqDeltas, bad := judge.Deltas(plain(requests), nil, firstScrape)
+	res.Since = w.anchor
 	t := newTally(spec, queries.failure, members, w)
-	reqDeltas, bad := judge.Deltas(plain(requests), nil, w.bornAfter.UnixMilli())
-	w.quiet = quietBefore(requests, reqDeltas, since)
-	t.w = w
-	if !w.quiet {
-		res.Since = since
-	} else {
-		res.Since = w.rangeStart
-	}
 	for _, d := range reqDeltas {
 		t.addRequests(requests[d.Series], d)
 	}
@@ -401,7 +397,7 @@ func EvaluateJudge(ctx context.Context, q SampleQuerier, spec JudgeSpec, args ma
 		for _, b := range buckets {
 			t.seeBucket(b)
 		}
-		bDeltas, hbad := judge.Deltas(plain(buckets), judge.HistogramGroup, w.bornAfter.UnixMilli())
+		bDeltas, hbad := judge.Deltas(plain(buckets), judge.HistogramGroup, firstScrape)
 		bad += hbad
 		for _, d := range bDeltas {
 			t.addBuckets(buckets[d.Series], d)
@@ -447,24 +443,50 @@ func EvaluateJudge(ctx context.Context, q SampleQuerier, spec JudgeSpec, args ma
 	return res
 }
 
+// JudgeWindow is when the canary being judged got traffic: Since is its
+// first traffic (FleetStatus.CanaryStartedAt) and QuietSince, if known,
+// the moment from which no canary of the Service was served before it
+// (FleetStatus.QuietSince: every member on the revision at weight 0).
+type JudgeWindow struct {
+	Since, QuietSince time.Time
+}
+
 // window is where the judge's evidence comes from.
+//
+// A scrape of a counter reflects every request before it, so an increment
+// between two scrapes taken at or after a moment holds only requests
+// after it, and a series first seen a whole scrape interval after a moment
+// was born after it. The anchor is that moment: the canary's first
+// traffic, or, when the fleet was quiet (no canary served) for at least a
+// scrape interval before it, the start of that quiet stretch. Then the
+// increments across the canary's first traffic count too, and the first
+// scrape after it carries evidence: nothing else was served in between.
 type window struct {
-	since, rangeStart, bornAfter time.Time
-	slice                        time.Duration
-	// quiet: no earlier canary served in the lookback, so everything the
-	// canary arm counted in the range is this canary's.
-	quiet bool
+	since, rangeStart, anchor, bornAfter time.Time
+	slice                                time.Duration
+	quiet                                bool
+}
+
+func newWindow(spec JudgeSpec, since, quietSince time.Time) window {
+	w := window{since: since, rangeStart: since.Add(-spec.Lookback()), slice: spec.Slice(), anchor: since}
+	gap := spec.ScrapeInterval + time.Second
+	if !quietSince.IsZero() && since.Sub(quietSince) >= gap {
+		w.quiet = true
+		w.anchor = quietSince
+		if w.anchor.Before(w.rangeStart) {
+			w.anchor = w.rangeStart
+		}
+	}
+	w.bornAfter = w.anchor.Add(gap)
+	return w
 }
 
 // counts reports whether an increment belongs to the evidence.
 func (w window) counts(d judge.Delta) bool {
-	if w.quiet {
-		return d.To > w.rangeStart.UnixMilli()
-	}
 	if d.Born {
-		return d.To > w.since.UnixMilli()
+		return d.To > w.bornAfter.UnixMilli()
 	}
-	return d.From >= w.since.UnixMilli()
+	return d.From >= w.anchor.UnixMilli()
 }
 
 // stratum is the slice an increment falls in, counted from the range's
@@ -485,18 +507,6 @@ func plain(ss []armSeries) []judge.Series {
 		out[i] = s.Series
 	}
 	return out
-}
-
-// quietBefore reports whether no canary series that existed before the
-// range grew between the range's start and since: no earlier canary of
-// this Service was serving just before this one.
-func quietBefore(ss []armSeries, deltas []judge.Delta, since time.Time) bool {
-	for _, d := range deltas {
-		if ss[d.Series].arm == "canary" && !d.Born && d.To <= since.UnixMilli() {
-			return false
-		}
-	}
-	return true
 }
 
 // rawSeries reads both versions' raw scrapes.

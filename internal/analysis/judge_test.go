@@ -153,7 +153,7 @@ func TestEvaluateJudgeCountsOnlyThisCanary(t *testing.T) {
 	q := &timeQuerier{start: start, requests: healthyRequests()}
 	spec := judgeSpec
 	spec.Histogram = ""
-	res := EvaluateJudge(context.Background(), q, spec, nil, members, start, evalTime)
+	res := EvaluateJudge(context.Background(), q, spec, nil, members, JudgeWindow{Since: start}, evalTime)
 	if res.Problem != "" {
 		t.Fatal(res.Problem)
 	}
@@ -185,11 +185,11 @@ func TestEvaluateJudgeNamesTheBadCluster(t *testing.T) {
 	reqs := healthyRequests()
 	// argo-rollout2's canary pods fail 40 of 100 requests, from either
 	// cluster's clients.
-	reqs = append(reqs, req("data-producer-1", "argo-rollout2", "canary", "500", -1, 40), req("data-producer-2", "argo-rollout2", "canary", "500", -1, 40))
+	reqs = append(reqs, req("data-producer-1", "argo-rollout2", "canary", "500", 0, 40), req("data-producer-2", "argo-rollout2", "canary", "500", 0, 40))
 	q := &timeQuerier{start: start, requests: reqs}
 	spec := judgeSpec
 	spec.Histogram = ""
-	res := EvaluateJudge(context.Background(), q, spec, nil, members, start, evalTime)
+	res := EvaluateJudge(context.Background(), q, spec, nil, members, JudgeWindow{Since: start}, evalTime)
 	east, west := res.Members[0], res.Members[1]
 	if west.Verdict != decide.VerdictFail || !strings.HasPrefix(west.Reason, string(ReasonServingFailed)) {
 		t.Errorf("west: %s %s (%s)", west.Verdict, west.Reason, west.Message)
@@ -206,7 +206,7 @@ func TestEvaluateJudgeLatency(t *testing.T) {
 	start := evalTime.Add(-time.Minute)
 	var buckets []series
 	bucket := func(srv, arm, le string, now float64) series {
-		return series{labels: map[string]string{"cluster": "data-producer-1", "destination_cluster": srv, testArm: arm, "le": le}, start: -1, now: now}
+		return series{labels: map[string]string{"cluster": "data-producer-1", "destination_cluster": srv, testArm: arm, "le": le}, start: 0, now: now}
 	}
 	for _, srv := range []string{"argo-rollout1", "argo-rollout2"} {
 		buckets = append(buckets, bucket(srv, "stable", "5", 900), bucket(srv, "stable", "250", 1000), bucket(srv, "stable", "+Inf", 1000))
@@ -217,7 +217,7 @@ func TestEvaluateJudgeLatency(t *testing.T) {
 	q := &timeQuerier{start: start, requests: healthyRequests(), buckets: buckets}
 	spec := judgeSpec
 	spec.Histogram = DefaultJudgeHistogram
-	res := EvaluateJudge(context.Background(), q, spec, nil, members, start, evalTime)
+	res := EvaluateJudge(context.Background(), q, spec, nil, members, JudgeWindow{Since: start}, evalTime)
 	if east := res.Members[0]; east.Verdict != decide.VerdictFail || !strings.Contains(east.Reason, judge.ReasonSlowerThanStable) {
 		t.Errorf("east: %s %s (%s); latency %+v", east.Verdict, east.Reason, east.Message, east.Serving.Finding.Latency)
 	}
@@ -240,7 +240,7 @@ func TestEvaluateJudgeIncompleteOrBadData(t *testing.T) {
 				reqs = append(reqs, s)
 			}
 		}
-		res := EvaluateJudge(context.Background(), &timeQuerier{start: start, requests: reqs}, spec, nil, members, start, evalTime)
+		res := EvaluateJudge(context.Background(), &timeQuerier{start: start, requests: reqs}, spec, nil, members, JudgeWindow{Since: start}, evalTime)
 		if res.Global.Verdict != decide.VerdictInconclusive || res.Global.Reason != string(ReasonMemberMissing) {
 			t.Errorf("fleet on partial data: %s %s (%s)", res.Global.Verdict, res.Global.Reason, res.Global.Message)
 		}
@@ -249,7 +249,7 @@ func TestEvaluateJudgeIncompleteOrBadData(t *testing.T) {
 		}
 	})
 	t.Run("no series at all names the field", func(t *testing.T) {
-		res := EvaluateJudge(context.Background(), &timeQuerier{start: start}, spec, nil, members, start, evalTime)
+		res := EvaluateJudge(context.Background(), &timeQuerier{start: start}, spec, nil, members, JudgeWindow{Since: start}, evalTime)
 		if !strings.Contains(res.Problem, "spec.analysis.judge.requests") || res.Global.Verdict != decide.VerdictInconclusive {
 			t.Errorf("problem %q verdict %s", res.Problem, res.Global.Verdict)
 		}
@@ -258,21 +258,21 @@ func TestEvaluateJudgeIncompleteOrBadData(t *testing.T) {
 		s := spec
 		s.Histogram = "istio_request_duration_milliseconds_bucket"
 		q := &timeQuerier{start: start, requests: healthyRequests(), buckets: []series{{labels: map[string]string{"cluster": "x"}, now: 3}}}
-		res := EvaluateJudge(context.Background(), q, s, nil, members, start, evalTime)
+		res := EvaluateJudge(context.Background(), q, s, nil, members, JudgeWindow{Since: start}, evalTime)
 		if !strings.Contains(res.Problem, "spec.analysis.judge.latency.histogram") || res.Global.Verdict != decide.VerdictInconclusive {
 			t.Errorf("problem %q verdict %s", res.Problem, res.Global.Verdict)
 		}
 	})
 	t.Run("no canary traffic yet", func(t *testing.T) {
 		q := &timeQuerier{start: start, requests: healthyRequests()}
-		res := EvaluateJudge(context.Background(), q, spec, nil, members, time.Time{}, evalTime)
+		res := EvaluateJudge(context.Background(), q, spec, nil, members, JudgeWindow{}, evalTime)
 		if res.Global.Reason != judge.ReasonNoCanaryRequests || q.asked != 0 {
 			t.Errorf("%s after %d queries", res.Global.Reason, q.asked)
 		}
 	})
 	t.Run("a query error is never a verdict", func(t *testing.T) {
 		q := &timeQuerier{start: start, requests: healthyRequests(), err: context.DeadlineExceeded}
-		res := EvaluateJudge(context.Background(), q, spec, nil, members, start, evalTime)
+		res := EvaluateJudge(context.Background(), q, spec, nil, members, JudgeWindow{Since: start}, evalTime)
 		if res.Global.Verdict != decide.VerdictInconclusive || res.Members[0].Verdict != decide.VerdictInconclusive {
 			t.Errorf("%s / %s", res.Global.Verdict, res.Members[0].Verdict)
 		}
@@ -285,7 +285,7 @@ func TestEvaluateJudgeIncompleteOrBadData(t *testing.T) {
 			}
 			reqs = append(reqs, s)
 		}
-		res := EvaluateJudge(context.Background(), &timeQuerier{start: start, requests: reqs}, spec, nil, members, start, evalTime)
+		res := EvaluateJudge(context.Background(), &timeQuerier{start: start, requests: reqs}, spec, nil, members, JudgeWindow{Since: start}, evalTime)
 		if w := res.Members[1]; w.Verdict == decide.VerdictPass {
 			t.Errorf("west passed with no canary requests: %s", w.Message)
 		}
@@ -404,7 +404,7 @@ func TestEvaluateJudgeQueriesDoNotGrowWithMembers(t *testing.T) {
 		q := &timeQuerier{start: start, requests: reqs, buckets: buckets}
 		spec := judgeSpec
 		spec.Histogram = DefaultJudgeHistogram
-		res := EvaluateJudge(context.Background(), q, spec, nil, ms, start, evalTime)
+		res := EvaluateJudge(context.Background(), q, spec, nil, ms, JudgeWindow{Since: start}, evalTime)
 		if res.Problem != "" || len(res.Members) != n {
 			t.Fatalf("%d members: problem %q, %d member results", n, res.Problem, len(res.Members))
 		}
@@ -423,10 +423,10 @@ func TestEvaluateJudgeForeignClusterChangesNothing(t *testing.T) {
 	start := evalTime.Add(-time.Minute)
 	spec := judgeSpec
 	spec.Histogram = ""
-	base := EvaluateJudge(context.Background(), &timeQuerier{start: start, requests: healthyRequests()}, spec, nil, members, start, evalTime)
+	base := EvaluateJudge(context.Background(), &timeQuerier{start: start, requests: healthyRequests()}, spec, nil, members, JudgeWindow{Since: start}, evalTime)
 	reqs := append(healthyRequests(), req("staging-1", "argo-rollout1", "canary", "503", -1, 900), req("staging-1", "staging-1", "canary", "503", -1, 900))
 	q := &timeQuerier{start: start, requests: reqs}
-	res := EvaluateJudge(context.Background(), q, spec, nil, members, start, evalTime)
+	res := EvaluateJudge(context.Background(), q, spec, nil, members, JudgeWindow{Since: start}, evalTime)
 	if res.Global.Verdict != base.Global.Verdict || res.Global.Evidence.Canary != base.Global.Evidence.Canary {
 		t.Errorf("fleet with a foreign cluster: %s %+v, without: %s %+v", res.Global.Verdict, res.Global.Evidence.Canary, base.Global.Verdict, base.Global.Evidence.Canary)
 	}
@@ -441,7 +441,7 @@ func TestEvaluateJudgeForeignClusterChangesNothing(t *testing.T) {
 	// Even if the backend ignored the matcher, the tally keeps a
 	// non-member out of the fleet's counts.
 	q = &timeQuerier{start: start, requests: reqs, ignoreMatchers: true}
-	res = EvaluateJudge(context.Background(), q, spec, nil, members, start, evalTime)
+	res = EvaluateJudge(context.Background(), q, spec, nil, members, JudgeWindow{Since: start}, evalTime)
 	if res.Global.Evidence.Canary != base.Global.Evidence.Canary {
 		t.Errorf("a stray series fed the fleet: %+v, want %+v", res.Global.Evidence.Canary, base.Global.Evidence.Canary)
 	}
@@ -472,7 +472,7 @@ func TestEvaluateJudgeFirstScrapeCounts(t *testing.T) {
 				switch {
 				case d < -3*time.Second:
 					return math.NaN()
-				case d < 0:
+				case d <= 0:
 					return 4
 				}
 				return 10
@@ -481,7 +481,9 @@ func TestEvaluateJudgeFirstScrapeCounts(t *testing.T) {
 		}
 	}
 	now := start.Add(5 * time.Second)
-	res := EvaluateJudge(context.Background(), &timeQuerier{start: start, requests: reqs}, spec, nil, members, start, now)
+	// The fleet sat at the leading pause (weight 0) for 30 s before.
+	win := JudgeWindow{Since: start, QuietSince: start.Add(-30 * time.Second)}
+	res := EvaluateJudge(context.Background(), &timeQuerier{start: start, requests: reqs}, spec, nil, members, win, now)
 	if !res.Since.Before(start) {
 		t.Errorf("window opened at %s, want before the start %s (no earlier canary in the lookback)", res.Since, start)
 	}
@@ -490,6 +492,46 @@ func TestEvaluateJudgeFirstScrapeCounts(t *testing.T) {
 	}
 	if res.Global.Verdict != decide.VerdictFail {
 		t.Errorf("fleet: %s (%s), want a failure at the first scrape", res.Global.Verdict, res.Global.Message)
+	}
+	// Without the quiet stretch, an earlier canary may have served just
+	// before: a series born in the first scrape interval is no evidence,
+	// and only increments from the start count.
+	res = EvaluateJudge(context.Background(), &timeQuerier{start: start, requests: reqs}, spec, nil, members, JudgeWindow{Since: start}, now)
+	if c := res.Global.Evidence.Canary; c.Failures != 24 {
+		t.Errorf("not quiet: fleet canary %+v, want only the 24 failures after the start", c)
+	}
+}
+
+// TestEvaluateJudgeEarlierCanaryNotCounted is the fleet test's case: a bad
+// release aborted a moment before the next one started had failures whose
+// series were first scraped after the new canary's first traffic. They
+// are not the new canary's: unless the fleet was quiet for a scrape
+// interval before, a series born that early is a baseline, not evidence.
+func TestEvaluateJudgeEarlierCanaryNotCounted(t *testing.T) {
+	start := evalTime.Add(-time.Minute)
+	spec := judgeSpec
+	spec.Histogram = ""
+	reqs := healthyRequests()
+	for _, rep := range []string{"data-producer-1", "data-producer-2"} {
+		old := req(rep, "argo-rollout1", "canary", "503", 0, 0)
+		// Failed 20 requests just before the start, then nothing; first
+		// scraped at the start.
+		old.fn = func(d time.Duration) float64 {
+			if d < 0 {
+				return math.NaN()
+			}
+			return 20
+		}
+		reqs = append(reqs, old)
+	}
+	for _, win := range []JudgeWindow{{Since: start}, {Since: start, QuietSince: start.Add(-2 * time.Second)}} {
+		res := EvaluateJudge(context.Background(), &timeQuerier{start: start, requests: reqs}, spec, nil, members, win, evalTime)
+		if c := res.Global.Evidence.Canary; c.Failures != 0 {
+			t.Errorf("%+v: the earlier canary's failures counted: %+v", win, c)
+		}
+		if res.Global.Verdict == decide.VerdictFail {
+			t.Errorf("%+v: the good canary failed on the earlier one's evidence: %s", win, res.Global.Message)
+		}
 	}
 }
 
@@ -517,7 +559,7 @@ func TestEvaluateJudgeCrashLoopingCanary(t *testing.T) {
 		}
 		reqs = append(reqs, s)
 	}
-	res := EvaluateJudge(context.Background(), &timeQuerier{start: start, requests: reqs}, spec, nil, members, start, evalTime)
+	res := EvaluateJudge(context.Background(), &timeQuerier{start: start, requests: reqs}, spec, nil, members, JudgeWindow{Since: start}, evalTime)
 	east := res.Members[0]
 	// 12 scrapes after the start: 3 (born), then 2, 3, 2, ...: a reset at
 	// every 2 (counted 2) and growth of 1 at every 3.

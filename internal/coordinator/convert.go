@@ -57,9 +57,18 @@ func policyFromSpec(spec *v1alpha1.FleetRolloutSpec) decide.Policy {
 			p.StepHold[s.Step] = s.Duration.Duration
 		}
 	}
-	if spec.Analysis != nil {
-		p.MinRequests = float64(spec.Analysis.MinRequests)
-		p.AnalysisWarmup = analysisWarmup(spec.Analysis)
+	if a := spec.Analysis; a != nil {
+		p.MinRequests = float64(a.MinRequests)
+		p.AnalysisWarmup = analysisWarmup(a)
+		if a.Judge != nil || len(a.Metrics) == 0 {
+			// The judge runs: hold the leading barrier a scrape, so it
+			// counts the canary's first scrape (see decide.Policy).
+			var scrape *metav1.Duration
+			if a.Judge != nil {
+				scrape = a.Judge.ScrapeInterval
+			}
+			p.QuietHold = durationOr(scrape, analysis.DefaultScrapeInterval) + 2*time.Second
+		}
 	}
 	return p
 }
@@ -264,8 +273,8 @@ func fleetFromStatus(s v1alpha1.FleetState) decide.FleetStatus {
 		BarrierStep:       int32Ptr(s.BarrierStep),
 		StepEnteredAt:     timeOf(s.StepEnteredAt),
 		InconclusiveSince: timeOf(s.InconclusiveSince), InconclusivePaused: s.InconclusivePaused,
-		LastPromotedStep:  int32Ptr(s.LastPromotedStep),
-		CanaryStartedAt:   timeOf(s.CanaryStartedAt),
+		LastPromotedStep: int32Ptr(s.LastPromotedStep),
+		CanaryStartedAt:  timeOf(s.CanaryStartedAt), QuietSince: timeOf(s.QuietSince),
 		Aborted:           s.Aborted,
 		AbortReason:       decide.Reason(s.AbortReason),
 		AbortMessage:      s.AbortMessage,
@@ -289,8 +298,8 @@ func fleetToStatus(f decide.FleetStatus) v1alpha1.FleetState {
 		BarrierStep:       int32Ptr(f.BarrierStep),
 		StepEnteredAt:     microPtr(f.StepEnteredAt),
 		InconclusiveSince: microPtr(f.InconclusiveSince), InconclusivePaused: f.InconclusivePaused,
-		LastPromotedStep:  int32Ptr(f.LastPromotedStep),
-		CanaryStartedAt:   microPtr(f.CanaryStartedAt),
+		LastPromotedStep: int32Ptr(f.LastPromotedStep),
+		CanaryStartedAt:  microPtr(f.CanaryStartedAt), QuietSince: microPtr(f.QuietSince),
 		Aborted:           f.Aborted,
 		AbortReason:       string(f.AbortReason),
 		AbortMessage:      truncate(f.AbortMessage, 1024),

@@ -22,7 +22,7 @@ func TestFleetStatusRoundTrip(t *testing.T) {
 		Revision: "abc", BarrierStep: &three, StepEnteredAt: at, InconclusiveSince: at.Add(time.Second),
 		LastPromotedStep: &two, Aborted: true, AbortReason: decide.ReasonAnalysisFailed, AbortMessage: "bad",
 		AbortedAt: at.Add(2 * time.Second), HandledRetryToken: "t1", RetriedAt: at.Add(-time.Hour),
-		RetryPending: []string{"argo-rollout2"}, RevisionSeenAt: at.Add(-time.Minute),
+		RetryPending: []string{"argo-rollout2"}, RevisionSeenAt: at.Add(-time.Minute), QuietSince: at.Add(-30 * time.Second),
 		Wave: 2, WaveStartedAt: at.Add(3 * time.Second), WaveCompletedAt: at.Add(4 * time.Second), Failed: []string{"argo-rollout3"},
 	}
 	out := fleetFromStatus(fleetToStatus(in))

@@ -612,9 +612,12 @@ func (r *Reconciler) analysis(ctx context.Context, log logr.Logger, fr *v1alpha1
 // judge runs the sequential judge over the window that opened when the
 // revision's canary first got traffic (recorded in status by decide).
 func (r *Reconciler) judge(ctx context.Context, fr *v1alpha1.FleetRollout, plan *analysisPlan, obs []memberObservation, am []analysis.Member, revision string, now time.Time) analysis.JudgeResult {
-	var since time.Time
+	var win analysis.JudgeWindow
 	if f := fr.Status.Fleet; f.Revision == revision && f.CanaryStartedAt != nil {
-		since = f.CanaryStartedAt.Time
+		win.Since = f.CanaryStartedAt.Time
+		if f.QuietSince != nil {
+			win.QuietSince = f.QuietSince.Time
+		}
 	}
 	var svc rollouts.Services
 	for _, o := range obs {
@@ -627,7 +630,7 @@ func (r *Reconciler) judge(ctx context.Context, fr *v1alpha1.FleetRollout, plan 
 	// The Prometheus querier reads raw scrapes; a Querier that cannot gets
 	// an Inconclusive verdict that says so.
 	sq, _ := r.Querier.(analysis.SampleQuerier)
-	return analysis.EvaluateJudge(ctx, sq, spec, plan.args, am, since, now)
+	return analysis.EvaluateJudge(ctx, sq, spec, plan.args, am, win, now)
 }
 
 func analysisFromStatus(st *v1alpha1.FleetRolloutStatus) decide.Analysis {

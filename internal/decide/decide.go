@@ -178,20 +178,26 @@ func (d *decider) warm(t time.Time) bool {
 }
 
 // markCanaryStart records when a member of the wanted revision first
-// sends the canary traffic.
+// sends the canary traffic, and before that, when every member was first
+// seen on the wanted revision at canary weight 0 (QuietSince).
 func (d *decider) markCanaryStart() {
 	if !d.next.CanaryStartedAt.IsZero() {
 		return
 	}
+	quiet := true
 	for _, m := range d.s.Members {
 		ro := m.Rollout
-		if !m.Reachable || ro == nil || ro.Revision != d.s.Revision || ro.CurrentStepIndex == nil {
+		if !m.Reachable || ro == nil || ro.Revision != d.s.Revision || ro.CurrentStepIndex == nil || ro.Aborted {
+			quiet = false
 			continue
 		}
 		if weightBefore(ro.Steps, *ro.CurrentStepIndex) > 0 {
 			d.next.CanaryStartedAt = d.now
 			return
 		}
+	}
+	if quiet && d.next.QuietSince.IsZero() {
+		d.next.QuietSince = d.now
 	}
 }
 
@@ -533,7 +539,7 @@ func (d *decider) barrier(n int32) Decision {
 		d.next.InconclusiveSince = time.Time{}
 		d.next.InconclusivePaused = false
 	}
-	holdEnd := d.next.StepEnteredAt.Add(s.Policy.HoldFor(n))
+	holdEnd := d.next.StepEnteredAt.Add(d.holdFor(n))
 
 	var short, early []string
 	check := func(label string, v *AnalysisVerdict) {
@@ -615,7 +621,7 @@ func (d *decider) barrier(n int32) Decision {
 		patches = append(patches, PromotePatch(m.Name, s.Revision, n))
 	}
 	d.next.LastPromotedStep = &n
-	dec := d.decision(ActionPromote, ReasonBarrierPassed, n, fmt.Sprintf("all members paused at step %d, held %s, analysis passed; promoting", n, s.Policy.HoldFor(n)))
+	dec := d.decision(ActionPromote, ReasonBarrierPassed, n, fmt.Sprintf("all members paused at step %d, held %s, analysis passed; promoting", n, d.holdFor(n)))
 	dec.Patches = patches
 	return dec
 }
@@ -633,6 +639,17 @@ func (d *decider) inconclusivePaused(n int32, short []string) Decision {
 		msg += "; analysis passes now"
 	}
 	return d.decision(ActionHold, ReasonInconclusivePaused, n, msg)
+}
+
+// holdFor is the hold at barrier n: the policy's, and at a barrier before
+// any canary traffic at least QuietHold, so the canary's first traffic
+// comes after a quiet stretch the judge can count from.
+func (d *decider) holdFor(n int32) time.Duration {
+	h := d.s.Policy.HoldFor(n)
+	if d.weightAt(n) == 0 {
+		h = max(h, d.s.Policy.QuietHold)
+	}
+	return h
 }
 
 // weightAt is the canary weight in force at step n (step lists are

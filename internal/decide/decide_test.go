@@ -658,6 +658,45 @@ func TestDecide(t *testing.T) {
 			wantPatches: []string{"Promote:a", "Promote:b"},
 		},
 		{
+			name: "a leading pause holds at least the quiet hold, and records the quiet stretch",
+			snap: Snapshot{Revision: rev, Policy: func() Policy { p := policy(); p.DefaultHold, p.QuietHold = time.Second, 7*time.Second; return p }(),
+				Fleet: func() FleetStatus {
+					f := atBarrier()
+					f.BarrierStep, f.LastPromotedStep, f.CanaryStartedAt = step(0), nil, time.Time{}
+					return f
+				}(),
+				Members: []Member{
+					with(paused("a", 0), func(r *RolloutState) { r.Steps = append([]Step{Pause()}, guideSteps...) }),
+					with(paused("b", 0), func(r *RolloutState) { r.Steps = append([]Step{Pause()}, guideSteps...) }),
+				}},
+			now:        at(5 * time.Second),
+			wantAction: ActionHold, wantReason: ReasonHolding, wantStep: 0,
+			check: func(t *testing.T, d Decision) {
+				if !d.Next.QuietSince.Equal(at(5*time.Second)) || !d.Next.CanaryStartedAt.IsZero() {
+					t.Errorf("quiet since %s, canary started %s; want quiet from now, no canary yet", d.Next.QuietSince, d.Next.CanaryStartedAt)
+				}
+				if d.RequeueAfter != 2*time.Second {
+					t.Errorf("requeue after %s, want the 7 s quiet hold's end", d.RequeueAfter)
+				}
+			},
+		},
+		{
+			name: "the quiet stretch is not started while a member still runs another revision",
+			snap: Snapshot{Revision: rev, Policy: policy(),
+				Fleet: FleetStatus{Revision: rev, RevisionSeenAt: at(0)},
+				Members: []Member{
+					with(paused("a", 0), func(r *RolloutState) { r.Steps = append([]Step{Pause()}, guideSteps...) }),
+					with(paused("b", 3), func(r *RolloutState) { r.Revision = oldRev }),
+				}},
+			now:        at(5 * time.Second),
+			wantAction: ActionWait, wantReason: ReasonRevisionPending, wantStep: NoStep,
+			check: func(t *testing.T, d Decision) {
+				if !d.Next.QuietSince.IsZero() {
+					t.Errorf("quiet since %s while b may still serve the old canary", d.Next.QuietSince)
+				}
+			},
+		},
+		{
 			name: "after the first weight the same barrier without verdicts holds",
 			snap: Snapshot{Revision: rev, Policy: policy(), Fleet: func() FleetStatus { f := atBarrier(); f.BarrierStep = step(2); return f }(),
 				Members: []Member{

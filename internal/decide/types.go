@@ -227,6 +227,11 @@ type Policy struct {
 	DefaultHold time.Duration
 	// StepHold overrides DefaultHold per step index.
 	StepHold map[int32]time.Duration
+	// QuietHold is the least hold at a barrier before any canary traffic
+	// (a leading pause): one scrape interval and a bit when the judge
+	// runs, so that FleetStatus.QuietSince lies a whole scrape before the
+	// canary's first traffic and its first scrape counts as evidence.
+	QuietHold time.Duration
 	// UnreachableDeadline is how long a member may stay unreachable before
 	// the fleet aborts.
 	UnreachableDeadline time.Duration
@@ -320,6 +325,12 @@ type FleetStatus struct {
 	// that still holds earlier traffic (a previous release's canary) and do
 	// not count.
 	CanaryStartedAt time.Time
+	// QuietSince is when every member was first seen running this
+	// revision at canary weight 0, before its canary got traffic: from
+	// then on no earlier canary (an aborted or superseded revision's) was
+	// served. The judge opens its window at the canary's first traffic
+	// when that was long enough ago for a scrape to have passed.
+	QuietSince time.Time
 	// RetriedAt is when the last retry was handled. Verdicts taken before it
 	// are ignored, or the failure that caused the abort would cause it again.
 	RetriedAt time.Time

@@ -11,12 +11,14 @@ import (
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1alpha1 "lockstep.dev/lockstep/api/v1alpha1"
 	"lockstep.dev/lockstep/internal/analysis"
+	"lockstep.dev/lockstep/internal/cli"
 	"lockstep.dev/lockstep/internal/decide"
 	"lockstep.dev/lockstep/internal/judge"
 	"lockstep.dev/lockstep/internal/lab/local"
@@ -235,7 +237,10 @@ func TestJudgeIsRevisionScoped(t *testing.T) {
 // TestJudgeNeverPassesWithoutTraffic sends load through argo-rollout1's
 // gateway only: argo-rollout2's clients never see the canary, so nothing
 // is known of the canary there. The fleet must hold at its first barrier
-// and abort at the inconclusive limit, never promote.
+// and, at the inconclusive limit, pause for a person (the default
+// policy.onInconclusive: Pause) with condition Inconclusive and an Event
+// that name the reason, never promote or abort on its own. A person then
+// promotes through `lockstep promote`, and the fleet moves on in step.
 func TestJudgeNeverPassesWithoutTraffic(t *testing.T) {
 	const limit = 25 * time.Second
 	a, fr, v1rev, _ := judgedFleet(t, "judge-no-traffic", []string{"argo-rollout1"}, func(fr *v1alpha1.FleetRollout) {
@@ -249,24 +254,70 @@ func TestJudgeNeverPassesWithoutTraffic(t *testing.T) {
 		t.Fatal("aborted at once")
 	}
 	var got *v1alpha1.FleetRollout
-	fleettest.Eventually(t, limit+60*time.Second, "aborted at the inconclusive limit", func() error {
+	fleettest.Eventually(t, limit+60*time.Second, "paused at the inconclusive limit", func() error {
 		got = getFleetRollout(t, fr.Name)
-		if !got.Status.Fleet.Aborted {
+		if got.Status.Fleet.Aborted {
+			t.Fatalf("aborted on a timer: %s: %s", got.Status.Fleet.AbortReason, got.Status.Fleet.AbortMessage)
+		}
+		if !got.Status.Fleet.InconclusivePaused {
 			return fmt.Errorf("phase %s (%s: %s)", got.Status.Phase, got.Status.Reason, got.Status.Message)
 		}
 		return nil
 	})
-	if got.Status.Fleet.AbortReason != string(decide.ReasonInconclusiveLimit) {
-		t.Errorf("abort %s: %s; want InconclusiveLimitExceeded", got.Status.Fleet.AbortReason, got.Status.Fleet.AbortMessage)
+	c := meta.FindStatusCondition(got.Status.Conditions, v1alpha1.ConditionInconclusive)
+	if c == nil || c.Status != metav1.ConditionTrue || got.Status.Reason != string(decide.ReasonInconclusivePaused) {
+		t.Fatalf("condition %+v, reason %s; want Inconclusive True", c, got.Status.Reason)
 	}
-	if !strings.Contains(got.Status.Fleet.AbortMessage, "argo-rollout2") || !strings.Contains(got.Status.Fleet.AbortMessage, judge.ReasonNoCanaryRequests) {
-		t.Errorf("abort message does not say argo-rollout2's canary had no requests: %s", got.Status.Fleet.AbortMessage)
+	if !strings.Contains(c.Message, "argo-rollout2") || !strings.Contains(c.Message, judge.ReasonNoCanaryRequests) || !strings.Contains(c.Message, "lockstep promote") {
+		t.Errorf("the pause does not say argo-rollout2's canary had no requests and what a person can do: %s", c.Message)
 	}
+	fleettest.Eventually(t, 10*time.Second, "an Inconclusive Event", func() error {
+		evs, err := fleettest.Clientset(t, local.HubName).CoreV1().Events(fr.Namespace).List(context.Background(), metav1.ListOptions{
+			FieldSelector: "involvedObject.name=" + fr.Name + ",reason=" + string(decide.ReasonInconclusivePaused)})
+		if err != nil || len(evs.Items) == 0 {
+			return fmt.Errorf("no Event (%v)", err)
+		}
+		return nil
+	})
+	// It stays paused: nobody but a person moves it.
+	time.Sleep(5 * time.Second)
 	for _, s := range rec.snapshot() {
 		if s.revision == v2rev && s.step > 1 {
 			t.Fatalf("%s promoted to step %d although argo-rollout2 never saw the canary", s.cluster, s.step)
 		}
 	}
+	if got := getFleetRollout(t, fr.Name); got.Status.Fleet.Aborted || !got.Status.Fleet.InconclusivePaused {
+		t.Fatalf("left the pause on its own: aborted %t, paused %t", got.Status.Fleet.Aborted, got.Status.Fleet.InconclusivePaused)
+	}
+
+	// A person promotes, through the CLI.
+	var out, errOut strings.Builder
+	if code := cli.Run([]string{"promote", fr.Name, "-n", fr.Namespace, "--kubeconfig", fleettest.F.State.Kubeconfig, "--context", local.HubName}, nil, &out, &errOut); code != 0 {
+		t.Fatalf("lockstep promote: exit %d: %s%s", code, out.String(), errOut.String())
+	}
+	t.Logf("lockstep promote: %s", strings.TrimSpace(out.String()))
+	fleettest.Eventually(t, 60*time.Second, "both members past step 1, in step", func() error {
+		for _, c := range workloads {
+			st, err := rolloutsStateOf(t, c, a)
+			if err != nil {
+				return err
+			}
+			if st.CurrentStepIndex == nil || *st.CurrentStepIndex <= 1 {
+				return fmt.Errorf("%s at %v", c, st.CurrentStepIndex)
+			}
+		}
+		return nil
+	})
+	fleettest.Eventually(t, 30*time.Second, "the pause of step 1 cleared", func() error {
+		got := getFleetRollout(t, fr.Name)
+		if got.Status.Fleet.Aborted {
+			t.Fatalf("aborted after the promote: %s", got.Status.Fleet.AbortMessage)
+		}
+		if got.Status.Fleet.BarrierStep != nil && *got.Status.Fleet.BarrierStep == 1 {
+			return fmt.Errorf("still at barrier 1: %s", got.Status.Message)
+		}
+		return nil
+	})
 }
 
 // TestStrictStores stops argo-rollout2's Thanos sidecar. Thanos Query's
@@ -322,7 +373,7 @@ func TestStrictStores(t *testing.T) {
 	}
 	spec := analysis.JudgeSpec{Canary: `destination_service="helloworld-canary.helloworld.svc.cluster.local"`,
 		Stable: `destination_service="helloworld.helloworld.svc.cluster.local"`, Config: judge.DefaultConfig()}
-	res := analysis.EvaluateJudge(context.Background(), q, spec, nil, members, time.Now().Add(-time.Minute), time.Now())
+	res := analysis.EvaluateJudge(context.Background(), q, spec, nil, members, analysis.JudgeWindow{Since: time.Now().Add(-time.Minute)}, time.Now())
 	if res.Global.Verdict != decide.VerdictInconclusive {
 		t.Errorf("fleet verdict %s with a store down: %s", res.Global.Verdict, res.Global.Message)
 	}

@@ -50,7 +50,9 @@ with --full it skips all remaining steps.
 With a coordinator (a FleetRollout names the Rollout) the coordinator
 promotes by itself once a step's hold time and analysis have passed; a manual
 promote skips what is left of the hold and the analysis at the current step,
-in every member together. It refuses --cluster then, because promoting one
+in every member together. That is how a person goes on from a barrier the
+coordinator paused as Inconclusive (analysis short of passing past
+policy.inconclusiveLimit). It refuses --cluster then, because promoting one
 member would put it a step ahead of the others.`,
 		`  # Next step everywhere
   lockstep promote --context argo-hub
