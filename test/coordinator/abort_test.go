@@ -9,7 +9,6 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 
 	v1alpha1 "lockstep.dev/lockstep/api/v1alpha1"
 	"lockstep.dev/lockstep/internal/decide"
@@ -47,29 +46,7 @@ func successRate() *v1alpha1.Analysis {
 
 // load sends requests to every workload's ingress until ctx ends.
 func load(ctx context.Context, t testing.TB) *sync.WaitGroup {
-	return loadOn(ctx, t, workloads...)
-}
-
-// injectFault makes every pod of revision in cluster fail all requests,
-// through meshsim's fault annotation, until ctx ends. Annotating pods
-// rather than the template keeps the pod-template hash, hence the
-// revision, identical in both clusters.
-func injectFault(ctx context.Context, t testing.TB, cluster, ns, revision string) {
-	cs := fleettest.Clientset(t, cluster)
-	patch := []byte(`{"metadata":{"annotations":{"meshsim.lockstep.dev/error-rate":"1"}}}`)
-	go func() {
-		for ctx.Err() == nil {
-			pods, err := cs.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "rollouts-pod-template-hash=" + revision})
-			if err == nil {
-				for _, p := range pods.Items {
-					if p.Annotations["meshsim.lockstep.dev/error-rate"] != "1" {
-						_, _ = cs.CoreV1().Pods(ns).Patch(ctx, p.Name, types.MergePatchType, patch, metav1.PatchOptions{})
-					}
-				}
-			}
-			time.Sleep(200 * time.Millisecond)
-		}
-	}()
+	return fleettest.Load(ctx, t, workloads...)
 }
 
 // TestFailureInOneClusterAbortsBoth injects a fault into the canary pods of
@@ -112,7 +89,7 @@ func TestFailureInOneClusterAbortsBoth(t *testing.T) {
 		v2rev = got.Status.Fleet.Revision
 		return nil
 	})
-	injectFault(ctx, t, "argo-rollout2", a.ns, v2rev)
+	fleettest.InjectFault(ctx, t, "argo-rollout2", a.ns, v2rev)
 
 	var got *v1alpha1.FleetRollout
 	fleettest.Eventually(t, 90*time.Second, "fleet aborted", func() error {

@@ -3,9 +3,7 @@ package coordinator_test
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -40,40 +38,11 @@ func judgeAnalysis() *v1alpha1.Analysis {
 	}
 }
 
-// loadOn sends requests to the ingress gateways of the given clusters only.
-func loadOn(ctx context.Context, t testing.TB, clusters ...string) *sync.WaitGroup {
-	var wg sync.WaitGroup
-	hc := &http.Client{Timeout: 2 * time.Second}
-	for _, c := range clusters {
-		url := fleettest.F.State.URLs[local.IngressURLKey(c)]
-		if url == "" {
-			t.Fatalf("no ingress URL for %s", c)
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			tick := time.NewTicker(20 * time.Millisecond)
-			defer tick.Stop()
-			for {
-				select {
-				case <-ctx.Done():
-					return
-				case <-tick.C:
-				}
-				if resp, err := hc.Get(url + "/hello"); err == nil {
-					resp.Body.Close()
-				}
-			}
-		}()
-	}
-	return &wg
-}
-
 // faultAll makes every pod of revision fail all its requests, in every
 // workload cluster, until ctx ends.
 func faultAll(ctx context.Context, t testing.TB, ns, revision string) {
 	for _, c := range workloads {
-		injectFault(ctx, t, c, ns, revision)
+		fleettest.InjectFault(ctx, t, c, ns, revision)
 	}
 }
 
@@ -144,7 +113,7 @@ func judgedFleet(t *testing.T, name string, gateways []string, edit func(*v1alph
 	waitHealthy(t, a, imageV1, 90*time.Second, workloads...)
 	v1rev := getRolloutState(t, workloads[0], a).Revision
 	ctx, cancel := context.WithCancel(context.Background())
-	wg := loadOn(ctx, t, gateways...)
+	wg := fleettest.Load(ctx, t, gateways...)
 	t.Cleanup(func() { cancel(); wg.Wait() })
 	fr := newFleetRollout(name, a)
 	fr.Spec.Analysis = judgeAnalysis()

@@ -18,12 +18,14 @@ import (
 // TestThanosOutage freezes Thanos Query (SIGSTOP) during a hold. The fleet
 // must not promote while the analysis cannot be read; Thanos coming back
 // before the inconclusive limit lets the canary finish; a second release
-// whose Thanos outage outlasts the limit is aborted everywhere.
+// whose Thanos outage outlasts the limit is aborted everywhere, as
+// policy.onInconclusive: Abort asks (the default pauses for a person:
+// TestJudgeNeverPassesWithoutTraffic).
 func TestThanosOutage(t *testing.T) {
 	setup(t)
 	stopLogs(t)
 	a := meshApp()
-	cleanupApp(t, a)
+	freshApp(t, a)
 	deploy(t, a, imageV1, workloads...)
 	waitHealthy(t, a, imageV1, 90*time.Second, workloads...)
 
@@ -35,6 +37,7 @@ func TestThanosOutage(t *testing.T) {
 	fr := newFleetRollout("thanos", a)
 	fr.Spec.Hold.Default = &metav1.Duration{Duration: 3 * time.Second}
 	fr.Spec.Policy.InconclusiveLimit = &metav1.Duration{Duration: limit}
+	fr.Spec.Policy.OnInconclusive = "Abort"
 	fr.Spec.Analysis = successRate()
 	fr.Spec.Analysis.Interval = &metav1.Duration{Duration: time.Second}
 	createFleetRollout(t, fr)

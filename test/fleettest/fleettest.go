@@ -190,12 +190,28 @@ func FirstLine(s string) string {
 	return l
 }
 
+// AppNames name a test application's objects in one namespace: the
+// Rollout and its stable Service share Stable.
+type AppNames struct {
+	Namespace, Stable, Canary, VirtualService, Route string
+}
+
+// MeshNames are the names meshsim's gateways route by default (the guide's
+// helloworld), for an application that gets traffic.
+var MeshNames = AppNames{Namespace: "helloworld", Stable: "helloworld", Canary: "helloworld-canary",
+	VirtualService: "helloworld-crosscluster-gateways", Route: "helloworld"}
+
 // LeadingPauseApp is a test application for waves: a Rollout (replicas
 // pods of image, container "helloworld") whose first step is the pause at
 // which later waves wait, then 20 % and 60 % each followed by a pause; its
 // stable and canary Services; and the VirtualService whose route
 // "primary" the canary shifts. Everything is in namespace.
 func LeadingPauseApp(namespace, image string, replicas int) string {
+	return LeadingPauseAppNamed(AppNames{Namespace: namespace, Stable: "hw", Canary: "hw-canary", VirtualService: "hw-vs", Route: "primary"}, image, replicas)
+}
+
+// LeadingPauseAppNamed is LeadingPauseApp with the names n.
+func LeadingPauseAppNamed(n AppNames, image string, replicas int) string {
 	return fmt.Sprintf(`
 apiVersion: v1
 kind: Namespace
@@ -203,34 +219,34 @@ metadata: {name: %[1]s}
 ---
 apiVersion: v1
 kind: Service
-metadata: {name: hw, namespace: %[1]s}
-spec: {selector: {app: hw}, ports: [{name: http, port: 5000, targetPort: 5000}]}
+metadata: {name: %[4]s, namespace: %[1]s}
+spec: {selector: {app: %[4]s}, ports: [{name: http, port: 5000, targetPort: 5000}]}
 ---
 apiVersion: v1
 kind: Service
-metadata: {name: hw-canary, namespace: %[1]s}
-spec: {selector: {app: hw}, ports: [{name: http, port: 5000, targetPort: 5000}]}
+metadata: {name: %[5]s, namespace: %[1]s}
+spec: {selector: {app: %[4]s}, ports: [{name: http, port: 5000, targetPort: 5000}]}
 ---
 apiVersion: networking.istio.io/v1
 kind: VirtualService
-metadata: {name: hw-vs, namespace: %[1]s}
+metadata: {name: %[6]s, namespace: %[1]s}
 spec:
   hosts: ["*"]
   http:
-  - name: primary
+  - name: %[7]s
     route:
-    - {destination: {host: hw, port: {number: 5000}}, weight: 100}
-    - {destination: {host: hw-canary, port: {number: 5000}}, weight: 0}
+    - {destination: {host: %[4]s, port: {number: 5000}}, weight: 100}
+    - {destination: {host: %[5]s, port: {number: 5000}}, weight: 0}
 ---
 apiVersion: argoproj.io/v1alpha1
 kind: Rollout
-metadata: {name: hw, namespace: %[1]s}
+metadata: {name: %[4]s, namespace: %[1]s}
 spec:
   replicas: %[3]d
   revisionHistoryLimit: 2
-  selector: {matchLabels: {app: hw}}
+  selector: {matchLabels: {app: %[4]s}}
   template:
-    metadata: {labels: {app: hw}}
+    metadata: {labels: {app: %[4]s}}
     spec:
       containers:
       - name: helloworld
@@ -238,17 +254,19 @@ spec:
         ports: [{name: http, containerPort: 5000, protocol: TCP}]
   strategy:
     canary:
-      canaryService: hw-canary
-      stableService: hw
+      canaryService: %[5]s
+      stableService: %[4]s
+      scaleDownDelaySeconds: 2
+      abortScaleDownDelaySeconds: 2
       trafficRouting:
-        istio: {virtualService: {name: hw-vs, routes: [primary]}}
+        istio: {virtualService: {name: %[6]s, routes: [%[7]s]}}
       steps:
       - pause: {}
       - setWeight: 20
       - pause: {}
       - setWeight: 60
       - pause: {}
-`, namespace, image, replicas)
+`, n.Namespace, image, replicas, n.Stable, n.Canary, n.VirtualService, n.Route)
 }
 
 // LoopbackOnly fails t for every socket of pids that listens on anything
