@@ -79,6 +79,12 @@ type Options struct {
 	// every cluster fail that share of requests: a good release on a fleet
 	// that is never perfect, on which false aborts can be counted.
 	BaselineErrorRate float64
+	// IncidentErrorRate, for IncidentFor, is added to every helloworld
+	// pod's failures, stable and canary, in every cluster, from the moment
+	// a cluster's canary first reaches 50 %: a shared incident (a
+	// dependency failing for everyone) that is no fault of the release.
+	IncidentErrorRate float64
+	IncidentFor       time.Duration
 	Rate              float64 // requests per second per gateway
 	Timeout           time.Duration
 	Progress          io.Writer
@@ -140,6 +146,8 @@ type runner struct {
 	hubApply *kube.Applier // server-side apply to the hub; its Dynamic is hub
 	clusters []string
 	repo     string
+	// incidentFrom is when the shared incident began (zero: not yet).
+	incidentFrom time.Time
 }
 
 // Run runs the demo on a Ready fleet.
@@ -153,7 +161,7 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 	if o.ErrorRate <= 0 && o.Latency <= 0 {
 		o.ErrorRate = 0.3
 	}
-	if o.ErrorRate < 0 || o.BaselineErrorRate < 0 || o.BaselineErrorRate > 1 {
+	if o.ErrorRate < 0 || o.BaselineErrorRate < 0 || o.BaselineErrorRate > 1 || o.IncidentErrorRate < 0 || o.BaselineErrorRate+o.IncidentErrorRate > 1 {
 		return nil, fmt.Errorf("error rates must be between 0 and 1")
 	}
 	if o.ErrorRate > 1 {
@@ -339,6 +347,10 @@ func (r *runner) run(ctx context.Context) (*Summary, error) {
 			}
 			if v.Aborted && v.Image == wantImage && firstAbort.IsZero() {
 				firstAbort = time.Now()
+			}
+			if r.o.IncidentFor > 0 && r.incidentFrom.IsZero() && v.Image == wantImage && !v.Aborted && v.CanaryWeight >= 50 {
+				r.incidentFrom = time.Now()
+				r.say("%-14s shared incident: every pod, stable and canary, fails %g more for %s", "fleet", r.o.IncidentErrorRate, r.o.IncidentFor)
 			}
 			if _, ok := zeroAt[c]; !ok && v.Aborted && v.Image == wantImage && v.CanaryWeight == 0 {
 				zeroAt[c] = time.Now()
@@ -823,8 +835,12 @@ func (r *runner) fleetAbort(ctx context.Context) (time.Time, string, int64, bool
 // requests (bad release) and are Latency slower; every other helloworld pod
 // fails BaselineErrorRate. meshsim reads the annotations live.
 func (r *runner) injectFaults(ctx context.Context, image string) error {
-	if r.o.BaselineErrorRate == 0 && (r.o.FaultCluster == "" || !r.o.BadRelease) {
+	if r.o.BaselineErrorRate == 0 && r.o.IncidentFor == 0 && (r.o.FaultCluster == "" || !r.o.BadRelease) {
 		return nil
+	}
+	base := r.o.BaselineErrorRate
+	if !r.incidentFrom.IsZero() && time.Since(r.incidentFrom) < r.o.IncidentFor {
+		base += r.o.IncidentErrorRate
 	}
 	for _, c := range r.clusters {
 		pods, err := r.dyn[c].Resource(podGVR).Namespace(Namespace).List(ctx, metav1.ListOptions{LabelSelector: "app=helloworld"})
@@ -838,8 +854,9 @@ func (r *runner) injectFaults(ctx context.Context, image string) error {
 			}
 			img, _ := containers[0].(map[string]any)["image"].(string)
 			want := map[string]string{}
-			if r.o.BaselineErrorRate > 0 {
-				want[ErrorRateAnnot] = strconv.FormatFloat(r.o.BaselineErrorRate, 'g', -1, 64)
+			if base > 0 || !r.incidentFrom.IsZero() {
+				// After an incident, back to the baseline (0 included).
+				want[ErrorRateAnnot] = strconv.FormatFloat(base, 'g', -1, 64)
 			}
 			fault := r.o.BadRelease && c == r.o.FaultCluster && img == image
 			if fault && r.o.ErrorRate > 0 {

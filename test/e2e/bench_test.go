@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"math"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -56,8 +57,10 @@ func BenchmarkLabUp(b *testing.B) {
 // Scenarios: (a) 50 % failures everywhere, (b) 15 % failures in
 // argo-rollout2's pods only (the global rate stays above 90 %), (c) +200 ms
 // latency in argo-rollout1's pods only, (d) good releases on a fleet whose
-// every pod fails 3 % (LOCKSTEP_BENCH_GOOD of them in lockstep mode,
-// default 20; at most 3 in each seed-style mode, which take minutes each).
+// every pod fails 3 % and (e) good releases through a shared incident
+// (every pod, stable and canary, fails 20 % more for 30 s from the 50 %
+// step) (LOCKSTEP_BENCH_GOOD of them in lockstep mode, default 20; at
+// most 3 in each seed-style mode, which take minutes each).
 // Figures: time from the canary's first request to the verdict, verdict ->
 // every cluster at weight 0, failed requests, canary requests before the
 // verdict (and, lockstep, in the judge's evidence), false aborts.
@@ -79,18 +82,33 @@ func BenchmarkVerdicts(b *testing.B) {
 		{"short", []string{"--pause", "5s", "--analysis-delay", "12s", "--analysis-interval", "5s"}},
 		{"lockstep", []string{"--pause", "5s", "--analysis-delay", "12s", "--analysis-interval", "5s", "--lockstep"}},
 	}
+	// p0 and p1 are the rates an oracle that knew them would tell apart
+	// (stable's and the bad canary's failure, or slow, share).
 	scenarios := []struct {
-		name string
-		args []string
-		good bool
+		name   string
+		args   []string
+		good   bool
+		p0, p1 float64
 	}{
-		{"(a) 50% everywhere", []string{"--bad-release", "--error-rate", "0.5"}, false},
-		{"(b) 15% in argo-rollout2", []string{"--bad-release", "--error-rate", "0.15", "--fault-cluster", "argo-rollout2"}, false},
-		{"(c) +200ms in argo-rollout1", []string{"--bad-release", "--latency", "200ms", "--fault-cluster", "argo-rollout1"}, false},
-		{"(d) good, 3% baseline", []string{"--baseline-error-rate", "0.03"}, true},
+		{"(a) 50% everywhere", []string{"--bad-release", "--error-rate", "0.5"}, false, 0.001, 0.5},
+		{"(b) 15% in argo-rollout2", []string{"--bad-release", "--error-rate", "0.15", "--fault-cluster", "argo-rollout2"}, false, 0.001, 0.15},
+		{"(c) +200ms in argo-rollout1", []string{"--bad-release", "--latency", "200ms", "--fault-cluster", "argo-rollout1"}, false, 0.1, 1},
+		{"(d) good, 3% baseline", []string{"--baseline-error-rate", "0.03"}, true, 0, 0},
+		{"(e) good, shared incident", []string{"--incident-error-rate", "0.2", "--incident-for", "30s"}, true, 0, 0},
+	}
+	// oracle is Wald's approximation of the canary requests a test that
+	// knew both rates needs at one test's share of the judge's budget on
+	// the local fleet (falseAbortRate 0.01 over 7 tests).
+	oracle := func(p0, p1 float64) string {
+		if p1 == 0 {
+			return "-"
+		}
+		p1 = math.Min(p1, 0.999)
+		kl := p1*math.Log(p1/p0) + (1-p1)*math.Log((1-p1)/(1-p0))
+		return strconv.FormatFloat(math.Log(7/0.01)/kl, 'f', 1, 64)
 	}
 	type row struct {
-		scenario, mode                     string
+		scenario, mode, oracle             string
 		runs, aborted, errors              int
 		failed, canaryReqs, judgeReqs      int
 		toVerdict, toZero, commitToVerdict []time.Duration
@@ -120,7 +138,7 @@ func BenchmarkVerdicts(b *testing.B) {
 				if !picked("LOCKSTEP_BENCH_MODES", m.name) {
 					continue
 				}
-				r := &row{scenario: sc.name, mode: m.name}
+				r := &row{scenario: sc.name, mode: m.name, oracle: oracle(sc.p0, sc.p1)}
 				rows = append(rows, r)
 				n := 1
 				if sc.good {
@@ -188,7 +206,7 @@ func BenchmarkVerdicts(b *testing.B) {
 		}
 		return (sum / time.Duration(len(ds))).Round(100 * time.Millisecond).String()
 	}
-	b.Logf("\n| scenario | mode | runs (errors) | aborted | first canary request -> verdict | verdict -> all at weight 0 | failed requests | canary requests before verdict | judge's evidence |\n|---|---|---|---|---|---|---|---|---|")
+	b.Logf("\n| scenario | mode | runs (errors) | aborted | first canary request -> verdict | verdict -> all at weight 0 | failed requests | canary requests before verdict | judge's evidence | oracle |\n|---|---|---|---|---|---|---|---|---|---|")
 	for _, r := range rows {
 		per := func(n int) string {
 			if r.aborted == 0 {
@@ -200,7 +218,7 @@ func BenchmarkVerdicts(b *testing.B) {
 		if r.mode == "lockstep" {
 			judgeReqs = per(r.judgeReqs)
 		}
-		b.Logf("| %s | %s | %d (%d) | %d | %s | %s | %d | %s | %s |", r.scenario, r.mode, r.runs, r.errors, r.aborted, mean(r.toVerdict), mean(r.toZero), r.failed, per(r.canaryReqs), judgeReqs)
+		b.Logf("| %s | %s | %d (%d) | %d | %s | %s | %d | %s | %s | %s |", r.scenario, r.mode, r.runs, r.errors, r.aborted, mean(r.toVerdict), mean(r.toZero), r.failed, per(r.canaryReqs), judgeReqs, r.oracle)
 	}
 	for _, r := range rows {
 		for _, reason := range r.reasons {

@@ -57,17 +57,19 @@ func DemoParams() render.Params {
 // NewDemoCommand returns `lockstep demo`.
 func NewDemoCommand(s streams.IO) *cobra.Command {
 	var (
-		dir, output string
-		bad, lock   bool
-		errorRate   float64
-		faultIn     string
-		latency     time.Duration
-		baseline    float64
-		rate        float64
-		timeout     time.Duration
-		workloads   int
-		t           timings
-		dash        dashFlags
+		dir, output  string
+		bad, lock    bool
+		errorRate    float64
+		faultIn      string
+		latency      time.Duration
+		baseline     float64
+		incidentRate float64
+		incidentFor  time.Duration
+		rate         float64
+		timeout      time.Duration
+		workloads    int
+		t            timings
+		dash         dashFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "demo",
@@ -95,6 +97,7 @@ when either fails. Without it, the guide's independent Rollouts run.`,
   lockstep demo --lockstep --bad-release --error-rate 0.15 --fault-cluster argo-rollout2
   lockstep demo --lockstep --bad-release --latency 200ms --fault-cluster argo-rollout1
   lockstep demo --lockstep --baseline-error-rate 0.03   # a good release; stable and canary fail 3 %
+  lockstep demo --lockstep --incident-error-rate 0.2 --incident-for 30s   # a good release through a shared incident
   lockstep demo --pause 20s --analysis-delay 60s --analysis-interval 20s   # the guide's timings`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -113,6 +116,10 @@ when either fails. Without it, the guide's independent Rollouts run.`,
 				return fmt.Errorf("--latency needs --bad-release --fault-cluster")
 			case baseline < 0 || baseline >= 1:
 				return fmt.Errorf("--baseline-error-rate %.2f must be in [0, 1)", baseline)
+			case incidentRate < 0 || baseline+incidentRate > 1:
+				return fmt.Errorf("--incident-error-rate %.2f must be in [0, 1 - --baseline-error-rate]", incidentRate)
+			case incidentFor < 0 || (incidentFor > 0) != (incidentRate > 0):
+				return fmt.Errorf("--incident-for %s and --incident-error-rate %.2f go together, both positive", incidentFor, incidentRate)
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
@@ -146,7 +153,8 @@ when either fails. Without it, the guide's independent Rollouts run.`,
 				return err
 			}
 			sum, err := demo.Run(ctx, demo.Options{State: st, Params: params, BadRelease: bad, ErrorRate: errorRate, FaultCluster: faultIn,
-				Latency: latency, BaselineErrorRate: baseline, Rate: rate, Timeout: timeout, Progress: progress})
+				Latency: latency, BaselineErrorRate: baseline, IncidentErrorRate: incidentRate, IncidentFor: incidentFor,
+				Rate: rate, Timeout: timeout, Progress: progress})
 			if err != nil {
 				return err
 			}
@@ -166,6 +174,8 @@ when either fails. Without it, the guide's independent Rollouts run.`,
 	cmd.Flags().StringVar(&faultIn, "fault-cluster", "", "with --bad-release: the release fails only in this cluster (its pods get the fault, git does not)")
 	cmd.Flags().DurationVar(&latency, "latency", 0, "with --bad-release --fault-cluster: the new version's pods there answer this much slower (alone: a release that only got slow)")
 	cmd.Flags().Float64Var(&baseline, "baseline-error-rate", 0, "every helloworld pod, stable and canary, fails this share of requests (a good release on an imperfect fleet)")
+	cmd.Flags().Float64Var(&incidentRate, "incident-error-rate", 0, "with --incident-for: a shared incident; every helloworld pod, stable and canary, fails this share more, from when the canary first reaches 50 %")
+	cmd.Flags().DurationVar(&incidentFor, "incident-for", 0, "how long the shared incident lasts")
 	cmd.Flags().Float64Var(&rate, "rate", 20, "requests per second on each ingress gateway")
 	cmd.Flags().DurationVar(&timeout, "timeout", 10*time.Minute, "give up after this long")
 	cmd.Flags().IntVar(&workloads, "workloads", 2, "workload clusters of the fleet the demo starts (argo-rollout1..N); a running fleet must have as many when given")
