@@ -23,6 +23,13 @@ func at(d time.Duration) time.Time { return t0.Add(d) }
 
 func step(i int32) *int32 { return &i }
 
+// inconclusivePaused is a fleet paused for a person at barrier 3.
+func inconclusivePaused() FleetStatus {
+	f := atBarrier()
+	f.InconclusiveSince, f.InconclusivePaused = at(time.Minute), true
+	return f
+}
+
 func policy() Policy {
 	return Policy{
 		DefaultHold:         5 * time.Minute,
@@ -786,11 +793,7 @@ func TestDecide(t *testing.T) {
 		{
 			name: "an inconclusive pause holds even when analysis passes later",
 			snap: Snapshot{Revision: rev, Policy: policy(),
-				Fleet: func() FleetStatus {
-					f := atBarrier()
-					f.InconclusiveSince, f.InconclusivePaused = at(time.Minute), true
-					return f
-				}(),
+				Fleet:    inconclusivePaused(),
 				Members:  []Member{paused("a", 3), paused("b", 3)},
 				Analysis: pass(at(20 * time.Minute))},
 			now:        at(20 * time.Minute),
@@ -799,11 +802,7 @@ func TestDecide(t *testing.T) {
 		{
 			name: "a failing verdict aborts an inconclusive pause",
 			snap: Snapshot{Revision: rev, Policy: policy(),
-				Fleet: func() FleetStatus {
-					f := atBarrier()
-					f.InconclusiveSince, f.InconclusivePaused = at(time.Minute), true
-					return f
-				}(),
+				Fleet:    inconclusivePaused(),
 				Members:  []Member{paused("a", 3), paused("b", 3)},
 				Analysis: analysisAll(verdict(VerdictFail, at(20*time.Minute)), "a", "b")},
 			now:         at(20 * time.Minute),
@@ -815,11 +814,7 @@ func TestDecide(t *testing.T) {
 		{
 			name: "members promoted by a person leave the pause behind",
 			snap: Snapshot{Revision: rev, Policy: policy(),
-				Fleet: func() FleetStatus {
-					f := atBarrier()
-					f.InconclusiveSince, f.InconclusivePaused = at(time.Minute), true
-					return f
-				}(),
+				Fleet:    inconclusivePaused(),
 				Members:  []Member{paused("a", 5), paused("b", 5)},
 				Analysis: pass(at(20 * time.Minute))},
 			now:        at(20 * time.Minute),

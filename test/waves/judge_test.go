@@ -17,7 +17,6 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	v1alpha1 "lockstep.dev/lockstep/api/v1alpha1"
-	"lockstep.dev/lockstep/config"
 	"lockstep.dev/lockstep/internal/analysis"
 	"lockstep.dev/lockstep/internal/coordinator"
 	"lockstep.dev/lockstep/internal/decide"
@@ -48,11 +47,7 @@ func meshFleet(t *testing.T) {
 	t.Helper()
 	fleettest.Need(t)
 	ctx := context.Background()
-	crd, err := config.CRDs.ReadFile(config.FleetRolloutCRD)
-	if err != nil {
-		t.Fatal(err)
-	}
-	apply(t, local.HubName, string(crd))
+	installCRD(t)
 	for _, c := range all {
 		_ = fleettest.Clientset(t, c).CoreV1().Namespaces().Delete(ctx, mesh.Namespace, metav1.DeleteOptions{})
 	}
@@ -139,23 +134,7 @@ func runJudged(t *testing.T, fr *v1alpha1.FleetRollout) string {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = hub(t).Delete(context.Background(), fr) })
-	hubCfg, err := local.RESTConfig(local.CoordinatorKubeconfig(fleettest.F.Dir), local.HubName)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cctx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() {
-		done <- coordinator.Run(cctx, coordinator.Config{Hub: hubCfg, MetricsAddr: "0", ThanosURL: fleettest.F.State.URLs["thanos-query"],
-			Logger:  logr.FromSlogHandler(slog.NewTextHandler(io.Discard, nil)),
-			Cluster: fleet.CacheOptions{HealthInterval: 500 * time.Millisecond, RequestTimeout: 2 * time.Second}})
-	}()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("coordinator: %v", err)
-		}
-	})
+	startCoordinator(t, fleettest.F.State.URLs["thanos-query"])
 	var rev string
 	fleettest.Eventually(t, 90*time.Second, fr.Name+" completed at v1", func() error {
 		got := getNamed(t, fr.Name)
@@ -166,6 +145,30 @@ func runJudged(t *testing.T, fr *v1alpha1.FleetRollout) string {
 		return nil
 	})
 	return rev
+}
+
+// startCoordinator runs the coordinator in-process with its own
+// credentials (the kubeconfig lab up writes for it) until the test ends;
+// thanosURL "" runs it without analysis.
+func startCoordinator(t *testing.T, thanosURL string) {
+	t.Helper()
+	hubCfg, err := local.RESTConfig(local.CoordinatorKubeconfig(fleettest.F.Dir), local.HubName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- coordinator.Run(ctx, coordinator.Config{Hub: hubCfg, MetricsAddr: "0", ThanosURL: thanosURL,
+			Logger:  logr.FromSlogHandler(slog.NewTextHandler(io.Discard, nil)),
+			Cluster: fleet.CacheOptions{HealthInterval: 500 * time.Millisecond, RequestTimeout: 2 * time.Second}})
+	}()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("coordinator: %v", err)
+		}
+	})
 }
 
 func getNamed(t *testing.T, name string) *v1alpha1.FleetRollout {

@@ -15,14 +15,11 @@ package waves_test
 import (
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"os"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/go-logr/logr"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
@@ -32,7 +29,6 @@ import (
 	"lockstep.dev/lockstep/config"
 	"lockstep.dev/lockstep/internal/coordinator"
 	"lockstep.dev/lockstep/internal/decide"
-	"lockstep.dev/lockstep/internal/fleet"
 	"lockstep.dev/lockstep/internal/lab/local"
 	"lockstep.dev/lockstep/internal/rollouts"
 	"lockstep.dev/lockstep/test/fleettest"
@@ -107,14 +103,20 @@ func waveStates(fr *v1alpha1.FleetRollout) string {
 	return strings.Join(parts, " ")
 }
 
-func TestWavesReleaseInOrderAndStopWhereTheyFail(t *testing.T) {
-	fleettest.Need(t)
-	ctx := context.Background()
+// installCRD puts the FleetRollout CRD on the hub.
+func installCRD(t *testing.T) {
+	t.Helper()
 	crd, err := config.CRDs.ReadFile(config.FleetRolloutCRD)
 	if err != nil {
 		t.Fatal(err)
 	}
 	apply(t, local.HubName, string(crd))
+}
+
+func TestWavesReleaseInOrderAndStopWhereTheyFail(t *testing.T) {
+	fleettest.Need(t)
+	ctx := context.Background()
+	installCRD(t)
 	for _, c := range clusters {
 		apply(t, c, manifests("docker.io/istio/examples-helloworld-v1"))
 	}
@@ -144,23 +146,7 @@ func TestWavesReleaseInOrderAndStopWhereTheyFail(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = hub(t).Delete(context.Background(), fr) })
 
-	hubCfg, err := local.RESTConfig(local.CoordinatorKubeconfig(fleettest.F.Dir), local.HubName)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cctx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() {
-		done <- coordinator.Run(cctx, coordinator.Config{Hub: hubCfg, MetricsAddr: "0",
-			Logger:  logr.FromSlogHandler(slog.NewTextHandler(io.Discard, nil)),
-			Cluster: fleet.CacheOptions{HealthInterval: 500 * time.Millisecond, RequestTimeout: 2 * time.Second}})
-	}()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("coordinator: %v", err)
-		}
-	})
+	startCoordinator(t, "")
 	var v1rev string
 	fleettest.Eventually(t, 60*time.Second, "v1 completed", func() error {
 		got := getFR(t)

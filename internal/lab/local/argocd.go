@@ -32,11 +32,7 @@ func RepoDir(fleetDir string) string { return filepath.Join(fleetDir, "data", "g
 func obj(m map[string]any) *unstructured.Unstructured { return &unstructured.Unstructured{Object: m} }
 
 func (f *fleet) argocdConfig(ctx context.Context) error {
-	cfg, err := f.restConfig(HubName)
-	if err != nil {
-		return err
-	}
-	a, err := kube.NewApplier(cfg)
+	a, err := f.applier(HubName)
 	if err != nil {
 		return err
 	}

@@ -93,12 +93,18 @@ func HubCRDs(c Cache) ([]*unstructured.Unstructured, error) {
 	return append(objs, fr...), nil
 }
 
-func (f *fleet) applyCRDs(ctx context.Context, cluster string, crds []*unstructured.Unstructured) error {
+// applier is a server-side applier to one of the fleet's clusters, as
+// admin.
+func (f *fleet) applier(cluster string) (*kube.Applier, error) {
 	cfg, err := f.restConfig(cluster)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	a, err := kube.NewApplier(cfg)
+	return kube.NewApplier(cfg)
+}
+
+func (f *fleet) applyCRDs(ctx context.Context, cluster string, crds []*unstructured.Unstructured) error {
+	a, err := f.applier(cluster)
 	if err != nil {
 		return err
 	}

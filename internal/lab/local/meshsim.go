@@ -11,7 +11,6 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"lockstep.dev/lockstep/gitops"
-	"lockstep.dev/lockstep/internal/kube"
 )
 
 // IngressURLKey is the state URL key of a workload's ingress gateway.
@@ -64,11 +63,11 @@ const MeshConfigPath = "istio-resources/mesh/meshconfig.yaml"
 // MeshConfigMap is Istio's mesh config object (istio-system/istio, key
 // mesh) holding text, as the istiod chart renders it; meshsim reads it.
 func MeshConfigMap(text string) *unstructured.Unstructured {
-	return &unstructured.Unstructured{Object: map[string]any{
+	return obj(map[string]any{
 		"apiVersion": "v1", "kind": "ConfigMap",
 		"metadata": map[string]any{"namespace": "istio-system", "name": "istio"},
 		"data":     map[string]any{"mesh": text},
-	}}
+	})
 }
 
 // applyMeshConfig gives every workload cluster the GitOps tree's mesh
@@ -78,13 +77,9 @@ func (f *fleet) applyMeshConfig(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	ns := &unstructured.Unstructured{Object: map[string]any{"apiVersion": "v1", "kind": "Namespace", "metadata": map[string]any{"name": "istio-system"}}}
+	ns := obj(map[string]any{"apiVersion": "v1", "kind": "Namespace", "metadata": map[string]any{"name": "istio-system"}})
 	for _, w := range f.workloads {
-		cfg, err := f.restConfig(w)
-		if err != nil {
-			return err
-		}
-		a, err := kube.NewApplier(cfg)
+		a, err := f.applier(w)
 		if err != nil {
 			return err
 		}
