@@ -303,8 +303,8 @@ func (j *Judge) Evaluate(e Evidence) Finding {
 		f.Message = fmt.Sprintf("failure rate above %s: %s; log LR %s >= %s", pct(j.cfg.MaxFailureRate), counts, num(f.LogLR), num(j.sprt.UpperBound()))
 	case worse:
 		f.Verdict, f.Reason = Fail, ReasonWorseThanStable
-		f.Message = fmt.Sprintf("canary fails more often than stable: %s; log e-value %s >= %s over %d strata (canary's share of each stratum's failures against its share of requests)",
-			counts, num(f.LogE), num(f.AbortAt), f.Strata)
+		f.Message = fmt.Sprintf("canary fails more often than stable: %s; log e-value %s >= %s over %s (the canary's share of the failures against its share of the requests, slice by slice)",
+			counts, num(f.LogE), num(f.AbortAt), sliceCount(f.Strata))
 	case f.Latency != nil && f.Latency.Slower:
 		l := f.Latency
 		f.Verdict, f.Reason = Fail, ReasonSlowerThanStable
@@ -402,6 +402,14 @@ func addHistogram(a, b *Histogram) *Histogram {
 		a.Cumulative[i] += b.Cumulative[i]
 	}
 	return a
+}
+
+// sliceCount says how many time slices carried the evidence.
+func sliceCount(n int) string {
+	if n == 1 {
+		return "1 time slice"
+	}
+	return strconv.Itoa(n) + " time slices"
 }
 
 func pct(f float64) string {
