@@ -13,10 +13,11 @@
 //   - Evaluate, which runs those queries and judges every value as Pass,
 //     Fail or Inconclusive;
 //   - JudgeSpec and EvaluateJudge, the sequential judge's side of the
-//     wire: raw counters and histogram buckets of the canary and the stable
-//     version, read at the moment the canary got traffic and now (four
-//     queries whatever the fleet's size), turned into per-scope counts and
-//     judged by package judge.
+//     wire: every raw scrape of the canary's and the stable version's
+//     request counters and histogram buckets since just before the canary
+//     got traffic (four range queries, matching only the members'
+//     clusters, whatever the fleet's size), counted scrape by scrape into
+//     per-scope time slices and judged by package judge.
 //
 // Query results are untrusted input. An error, a warning, an empty or
 // ambiguous result, a NaN or infinite value, a member missing from a
