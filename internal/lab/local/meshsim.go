@@ -11,6 +11,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"lockstep.dev/lockstep/gitops"
+	"lockstep.dev/lockstep/internal/kube"
 )
 
 // IngressURLKey is the state URL key of a workload's ingress gateway.
@@ -56,19 +57,10 @@ func (f *fleet) startMeshsim(ctx context.Context) error {
 	})
 }
 
-// MeshConfigPath is the GitOps tree's Istio mesh config: the canary host
+// MeshConfigPath is the GitOps tree's Istio mesh config, the ConfigMap
+// istio-system/istio as istiod's chart would render it: the canary host
 // is cluster-local.
-const MeshConfigPath = "istio-resources/mesh/meshconfig.yaml"
-
-// MeshConfigMap is Istio's mesh config object (istio-system/istio, key
-// mesh) holding text, as the istiod chart renders it; meshsim reads it.
-func MeshConfigMap(text string) *unstructured.Unstructured {
-	return obj(map[string]any{
-		"apiVersion": "v1", "kind": "ConfigMap",
-		"metadata": map[string]any{"namespace": "istio-system", "name": "istio"},
-		"data":     map[string]any{"mesh": text},
-	})
-}
+const MeshConfigPath = "istio-resources/mesh/istio-configmap.yaml"
 
 // applyMeshConfig gives every workload cluster the GitOps tree's mesh
 // config, where istiod's chart would have put it.
@@ -77,13 +69,17 @@ func (f *fleet) applyMeshConfig(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	objs, err := kube.DecodeYAML(text)
+	if err != nil {
+		return fmt.Errorf("%s: %w", MeshConfigPath, err)
+	}
 	ns := obj(map[string]any{"apiVersion": "v1", "kind": "Namespace", "metadata": map[string]any{"name": "istio-system"}})
 	for _, w := range f.workloads {
 		a, err := f.applier(w)
 		if err != nil {
 			return err
 		}
-		if err := a.Apply(ctx, ns, MeshConfigMap(string(text))); err != nil {
+		if err := a.Apply(ctx, append([]*unstructured.Unstructured{ns}, objs...)...); err != nil {
 			return fmt.Errorf("%s: mesh config: %w", w, err)
 		}
 	}

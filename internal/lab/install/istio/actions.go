@@ -94,17 +94,25 @@ func istiodRelease(s install.Settings, cluster, net string) release {
 
 // meshConfig is the GitOps tree's mesh config (the canary host is
 // cluster-local, so a wave's canary traffic stays on that wave's canary
-// pods), as the istiod chart's meshConfig values. The embedded file is
-// part of the binary: a broken one is a build defect, caught by the
-// render tests.
+// pods), the data.mesh of its istio ConfigMap, as the istiod chart's
+// meshConfig values. The embedded file is part of the binary: a broken one
+// is a build defect, caught by the render tests.
 var meshConfig = func() map[string]any {
-	text, err := fs.ReadFile(gitops.Tree, "istio-resources/mesh/meshconfig.yaml")
+	text, err := fs.ReadFile(gitops.Tree, "istio-resources/mesh/istio-configmap.yaml")
 	if err != nil {
 		panic(err)
 	}
+	var cm struct {
+		Data struct {
+			Mesh string `json:"mesh"`
+		} `json:"data"`
+	}
 	var out map[string]any
-	if err := yaml.Unmarshal(text, &out); err != nil {
+	if err := yaml.Unmarshal(text, &cm); err != nil {
 		panic(fmt.Sprintf("gitops mesh config: %v", err))
+	}
+	if err := yaml.Unmarshal([]byte(cm.Data.Mesh), &out); err != nil || len(out) == 0 {
+		panic(fmt.Sprintf("gitops mesh config: data.mesh: %v", err))
 	}
 	return out
 }()
