@@ -190,6 +190,15 @@ type Analysis struct {
 	// +listMapKey=name
 	// +kubebuilder:validation:MaxItems=32
 	Args []Arg `json:"args,omitempty"`
+	// Mode is Active (the default: verdicts promote and abort) or Shadow:
+	// the analysis runs and status.shadow records what Lockstep would have
+	// decided and when, but the coordinator sends no member anything and
+	// refuses no strategy; the members' own Rollouts and AnalysisRuns, or
+	// a person, keep deciding. How a team tries the judge beside its
+	// current analysis before letting it act.
+	// +optional
+	// +kubebuilder:validation:Enum=Active;Shadow
+	Mode string `json:"mode,omitempty"`
 	// Judge is the sequential judge: it counts the requests the canary of
 	// the revision being judged served since it first got traffic, and the
 	// stable version's beside them, per member (serving and reporting side)
@@ -531,6 +540,10 @@ type FleetRolloutStatus struct {
 	// Analysis holds the latest verdicts.
 	// +optional
 	Analysis *AnalysisStatus `json:"analysis,omitempty"`
+	// Shadow is what the analysis would have decided, with
+	// spec.analysis.mode: Shadow.
+	// +optional
+	Shadow *ShadowStatus `json:"shadow,omitempty"`
 	// Members is the last observation of each member.
 	// +optional
 	// +listType=map
@@ -563,6 +576,8 @@ const (
 	PhaseAborted   Phase = "Aborted"
 	PhaseCompleted Phase = "Completed"
 	PhaseRefused   Phase = "Refused"
+	// PhaseShadow: the analysis runs in shadow mode; the members decide.
+	PhaseShadow Phase = "Shadow"
 )
 
 // FleetState mirrors the decision state (decide.FleetStatus) field by field.
@@ -694,6 +709,32 @@ type MemberStatus struct {
 type Weights struct {
 	Stable int32 `json:"stable"`
 	Canary int32 `json:"canary"`
+}
+
+// ShadowStatus is the record of shadow mode for one revision: the latest
+// verdict, and the first moments the analysis would have aborted the
+// fleet, or would have let it pass a barrier, with the evidence then.
+type ShadowStatus struct {
+	// Revision is the revision judged.
+	Revision string `json:"revision"`
+	// Verdict is the latest fleet verdict: Pass, Inconclusive or Fail.
+	// +optional
+	Verdict string `json:"verdict,omitempty"`
+	// WouldAbortAt is when the analysis first failed this revision: an
+	// active coordinator would have aborted every member then.
+	// +optional
+	WouldAbortAt *metav1.MicroTime `json:"wouldAbortAt,omitempty"`
+	// WouldAbort is why, with the evidence.
+	// +optional
+	// +kubebuilder:validation:MaxLength=2048
+	WouldAbort string `json:"wouldAbort,omitempty"`
+	// WouldPassAt is when every verdict first passed: an active
+	// coordinator could have promoted a barrier then.
+	// +optional
+	WouldPassAt *metav1.MicroTime `json:"wouldPassAt,omitempty"`
+	// Evidence is the fleet's evidence at WouldAbortAt (else the latest).
+	// +optional
+	Evidence *Evidence `json:"evidence,omitempty"`
 }
 
 // AnalysisStatus holds the latest evaluation.

@@ -214,6 +214,9 @@ func (r *Reconciler) reconcile(ctx context.Context, log logr.Logger, fr *v1alpha
 	}
 
 	obs := r.observe(ctx, log, fr, members, now)
+	if shadowMode(fr) {
+		return r.shadow(ctx, log, fr, orig, plan, obs, members, now)
+	}
 	var stepProblems []string
 	for _, o := range obs {
 		if o.stepsErr != nil {
@@ -260,32 +263,7 @@ func (r *Reconciler) reconcile(ctx context.Context, log logr.Logger, fr *v1alpha
 			st.Members[i].Wave, st.Members[i].WaveState = names[st.Members[i].Name], states[st.Members[i].Name]
 		}
 	}
-	if plan != nil {
-		var evidence map[string]*v1alpha1.Evidence
-		if judged != nil {
-			evidence = evidenceOf(judged)
-		} else {
-			evidence = evidenceFromStatus(orig)
-		}
-		for i := range st.Members {
-			if v, ok := analysisIn.Members[st.Members[i].Name]; ok && !v.EvaluatedAt.IsZero() {
-				st.Members[i].Verdict = verdictToStatus(v)
-				st.Members[i].Verdict.Evidence = evidence[st.Members[i].Name]
-			}
-		}
-		if evaluated && analysisIn.Global != nil {
-			st.Analysis = &v1alpha1.AnalysisStatus{
-				EvaluatedAt: metav1.NewMicroTime(analysisIn.Global.EvaluatedAt), Revision: revision,
-				Global: *verdictToStatus(*analysisIn.Global),
-			}
-			st.Analysis.Global.Evidence = evidence[""]
-		}
-		if judged != nil && (judged.Problem != "" || len(judged.Queries) > 0) {
-			setAnalysisCondition(fr, judged.Problem)
-		}
-	} else {
-		st.Analysis = nil
-	}
+	recordAnalysis(fr, orig, plan, analysisIn, judged, evaluated, revision)
 	st.Fleet = fleetToStatus(dec.Next)
 	st.Phase = phaseOf(dec.Action)
 	st.Reason, st.Message = string(dec.Reason), truncate(dec.Message, 1024)
@@ -319,6 +297,39 @@ func (r *Reconciler) reconcile(ctx context.Context, log logr.Logger, fr *v1alpha
 	}
 	after = minPositive(after, r.resync())
 	return ctrl.Result{RequeueAfter: after}, applyErr
+}
+
+// recordAnalysis puts the verdicts and the judge's evidence in status
+// (members' and the fleet's), keeping the last evidence when this
+// reconcile did not evaluate.
+func recordAnalysis(fr *v1alpha1.FleetRollout, orig *v1alpha1.FleetRolloutStatus, plan *analysisPlan, in decide.Analysis, judged *analysis.JudgeResult, evaluated bool, revision string) {
+	st := &fr.Status
+	if plan == nil {
+		st.Analysis = nil
+		return
+	}
+	var evidence map[string]*v1alpha1.Evidence
+	if judged != nil {
+		evidence = evidenceOf(judged)
+	} else {
+		evidence = evidenceFromStatus(orig)
+	}
+	for i := range st.Members {
+		if v, ok := in.Members[st.Members[i].Name]; ok && !v.EvaluatedAt.IsZero() {
+			st.Members[i].Verdict = verdictToStatus(v)
+			st.Members[i].Verdict.Evidence = evidence[st.Members[i].Name]
+		}
+	}
+	if evaluated && in.Global != nil {
+		st.Analysis = &v1alpha1.AnalysisStatus{
+			EvaluatedAt: metav1.NewMicroTime(in.Global.EvaluatedAt), Revision: revision,
+			Global: *verdictToStatus(*in.Global),
+		}
+		st.Analysis.Global.Evidence = evidence[""]
+	}
+	if judged != nil && (judged.Problem != "" || len(judged.Queries) > 0) {
+		setAnalysisCondition(fr, judged.Problem)
+	}
 }
 
 // holdOnSecrets records that a member Secret is broken or duplicated and

@@ -85,6 +85,13 @@ func printTable(w io.Writer, f Fleet, wide bool) error {
 			}
 		}
 		b.WriteString("\n")
+		if c.Shadow != "" {
+			b.WriteString("  SHADOW " + c.Shadow)
+			if e := EvidenceCell(&Verdict{Evidence: c.ShadowEvidence}); e != "-" {
+				b.WriteString("  EVIDENCE " + e)
+			}
+			b.WriteString("\n")
+		}
 		if c.Message != "" {
 			b.WriteString("  " + c.Message + "\n")
 		}

@@ -42,6 +42,11 @@ type Coordinator struct {
 	Waves   []string `json:"waves,omitempty"`
 	Soaking string   `json:"soaking,omitempty"`
 	Global  *Verdict `json:"global,omitempty"`
+	// Shadow is what the analysis would have decided, in shadow mode
+	// ("would have aborted at 14:02:11"), beside what the clusters did
+	// (their rows); ShadowEvidence is the evidence then.
+	Shadow         string             `json:"shadow,omitempty"`
+	ShadowEvidence *v1alpha1.Evidence `json:"shadowEvidence,omitempty"`
 	// Events are the coordinator's latest decisions, newest last.
 	Events []Event `json:"events,omitempty"`
 }
@@ -241,6 +246,9 @@ func coordinator(fr *v1alpha1.FleetRollout) *Coordinator {
 			c.Global.EvaluatedAt = &t
 		}
 	}
+	if sh := st.Shadow; sh != nil {
+		c.Shadow, c.ShadowEvidence = shadowCell(sh), sh.Evidence
+	}
 	// The last few decisions are enough to say what just happened; the
 	// full history stays on the object.
 	const maxEvents = 5
@@ -252,6 +260,17 @@ func coordinator(fr *v1alpha1.FleetRollout) *Coordinator {
 		c.Events = append(c.Events, Event{Time: e.Time.UTC(), Action: e.Action, Reason: e.Reason, Step: e.Step, Message: e.Message})
 	}
 	return c
+}
+
+// shadowCell says what shadow mode would have done with a revision.
+func shadowCell(sh *v1alpha1.ShadowStatus) string {
+	switch {
+	case sh.WouldAbortAt != nil:
+		return "would have aborted at " + sh.WouldAbortAt.UTC().Format("15:04:05") + ": " + sh.WouldAbort
+	case sh.WouldPassAt != nil:
+		return "would have passed a barrier at " + sh.WouldPassAt.UTC().Format("15:04:05") + "; now " + dash(sh.Verdict)
+	}
+	return "no verdict yet: " + dash(sh.Verdict)
 }
 
 func verdict(v *v1alpha1.Verdict) *Verdict {

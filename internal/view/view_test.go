@@ -302,3 +302,25 @@ func TestEvidenceCellZones(t *testing.T) {
 		t.Errorf("absolute: %q, want %q", got, want)
 	}
 }
+
+// TestShadowBesideWhatHappened: in shadow mode the header says what the
+// analysis would have done, with its evidence, above the clusters' rows
+// that say what they did.
+func TestShadowBesideWhatHappened(t *testing.T) {
+	t.Parallel()
+	fr := fleetRollout()
+	fr.Status.Phase = v1alpha1.PhaseShadow
+	at := time.Date(2026, 5, 1, 14, 2, 11, 0, time.UTC)
+	fr.Status.Shadow = &v1alpha1.ShadowStatus{Revision: "6d4f", Verdict: "Fail", WouldAbortAt: micro(at),
+		WouldAbort: "would abort every member: argo-rollout2: Fail (ServingFailed/CanaryWorseThanStable)",
+		Evidence:   &v1alpha1.Evidence{Canary: v1alpha1.RequestCounts{Requests: 20, Failures: 9}, Stable: v1alpha1.RequestCounts{Requests: 180}}}
+	f := Build("helloworld/helloworld", fr, nil)
+	var b strings.Builder
+	if err := Print(&b, "table", f); err != nil {
+		t.Fatal(err)
+	}
+	want := "  SHADOW would have aborted at 14:02:11: would abort every member: argo-rollout2: Fail (ServingFailed/CanaryWorseThanStable)  EVIDENCE canary 9/20 stable 0/180\n"
+	if !strings.Contains(b.String(), want) {
+		t.Errorf("table:\n%s\nwant a line\n%s", b.String(), want)
+	}
+}
