@@ -117,6 +117,12 @@ type Wave struct {
 	// +optional
 	// +kubebuilder:validation:Minimum=0
 	MaxFailures int32 `json:"maxFailures,omitempty"`
+	// Approval Required holds the wave before it starts until a person
+	// approves it for the revision (a FleetApproval, made by `lockstep
+	// approve`); the approver is recorded in status.fleet.approvals.
+	// +optional
+	// +kubebuilder:validation:Enum=None;Required
+	Approval string `json:"approval,omitempty"`
 }
 
 // RolloutReference names an Argo Rollout in every member cluster.
@@ -613,6 +619,13 @@ type FleetState struct {
 	// was served after it.
 	// +optional
 	QuietSince *metav1.MicroTime `json:"quietSince,omitempty"`
+	// Approvals are the waves of this revision that a person approved:
+	// who, and when the coordinator saw it.
+	// +optional
+	// +listType=map
+	// +listMapKey=wave
+	// +kubebuilder:validation:MaxItems=64
+	Approvals []WaveApproval `json:"approvals,omitempty"`
 	// Aborted is sticky until the revision changes or a retry is handled.
 	// +optional
 	Aborted bool `json:"aborted,omitempty"`
@@ -709,6 +722,15 @@ type MemberStatus struct {
 type Weights struct {
 	Stable int32 `json:"stable"`
 	Canary int32 `json:"canary"`
+}
+
+// WaveApproval records a wave's approval.
+type WaveApproval struct {
+	Wave     string           `json:"wave"`
+	Approver string           `json:"approver"`
+	At       metav1.MicroTime `json:"at"`
+	// Approval names the FleetApproval.
+	Approval string `json:"approval"`
 }
 
 // ShadowStatus is the record of shadow mode for one revision: the latest

@@ -22,7 +22,7 @@ var (
 )
 
 func addKnownTypes(s *runtime.Scheme) error {
-	s.AddKnownTypes(GroupVersion, &FleetRollout{}, &FleetRolloutList{})
+	s.AddKnownTypes(GroupVersion, &FleetRollout{}, &FleetRolloutList{}, &FleetApproval{}, &FleetApprovalList{})
 	metav1.AddToGroupVersion(s, GroupVersion)
 	return nil
 }

@@ -1,6 +1,7 @@
 // Command chartgen copies the generated manifests that the Helm chart
-// charts/lockstep needs into its files/ directory: the CRDs of config/crd
-// and the coordinator's hub roles of config/rbac/hub, byte for byte.
+// charts/lockstep needs into its files/ directory: the CRDs of config/crd,
+// the coordinator's hub roles of config/rbac/hub and the FleetApproval
+// admission policy of config/approval, byte for byte.
 // hack/generate.sh runs it after controller-gen (make generate), and
 // TestChartUpToDate fails when the committed copies differ.
 //
@@ -28,6 +29,7 @@ import (
 var copies = []struct{ from, to string }{
 	{"crd", "files/crd"},
 	{"rbac/hub", "files/rbac/hub"},
+	{"approval", "files/approval"},
 }
 
 // handWritten are YAML files in those directories that are not generated:

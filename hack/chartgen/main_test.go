@@ -41,6 +41,8 @@ func TestSync(t *testing.T) {
 	write(t, cfg, "crd/kustomization.yaml", "hand-written\n")
 	write(t, cfg, "rbac/hub/role.yaml", "role v2\n")
 	write(t, cfg, "rbac/workload/role.yaml", "not for the hub\n")
+	write(t, cfg, "approval/policy.yaml", "policy\n")
+	write(t, chart, "files/approval/policy.yaml", "policy\n")
 	write(t, chart, "files/rbac/hub/role.yaml", "role v1\n")
 	write(t, chart, "files/crd/gone.yaml", "a CRD that is no longer generated\n")
 	write(t, chart, "templates/x.yaml", "the chart's own\n")

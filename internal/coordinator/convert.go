@@ -288,7 +288,24 @@ func fleetFromStatus(s v1alpha1.FleetState) decide.FleetStatus {
 		WaveStartedAt:     timeOf(s.WaveStartedAt),
 		WaveCompletedAt:   timeOf(s.WaveCompletedAt),
 		Failed:            append([]string(nil), s.Failed...),
+		Approvals:         approvalsFromStatus(s.Approvals),
 	}
+}
+
+func approvalsFromStatus(in []v1alpha1.WaveApproval) []decide.ApprovalRecord {
+	var out []decide.ApprovalRecord
+	for _, a := range in {
+		out = append(out, decide.ApprovalRecord{Wave: a.Wave, Approver: a.Approver, Name: a.Approval, At: a.At.Time})
+	}
+	return out
+}
+
+func approvalsToStatus(in []decide.ApprovalRecord) []v1alpha1.WaveApproval {
+	var out []v1alpha1.WaveApproval
+	for _, a := range in {
+		out = append(out, v1alpha1.WaveApproval{Wave: a.Wave, Approver: a.Approver, Approval: a.Name, At: metav1.NewMicroTime(a.At)})
+	}
+	return out
 }
 
 // fleetToStatus writes decide's memory into the status.
@@ -313,6 +330,7 @@ func fleetToStatus(f decide.FleetStatus) v1alpha1.FleetState {
 		WaveStartedAt:     microPtr(f.WaveStartedAt),
 		WaveCompletedAt:   microPtr(f.WaveCompletedAt),
 		Failed:            append([]string(nil), f.Failed...),
+		Approvals:         approvalsToStatus(f.Approvals),
 	}
 }
 

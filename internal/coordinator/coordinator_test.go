@@ -23,9 +23,13 @@ func TestFleetStatusRoundTrip(t *testing.T) {
 		LastPromotedStep: &two, Aborted: true, AbortReason: decide.ReasonAnalysisFailed, AbortMessage: "bad",
 		AbortedAt: at.Add(2 * time.Second), HandledRetryToken: "t1", RetriedAt: at.Add(-time.Hour),
 		RetryPending: []string{"argo-rollout2"}, RevisionSeenAt: at.Add(-time.Minute), QuietSince: at.Add(-30 * time.Second),
-		Wave: 2, WaveStartedAt: at.Add(3 * time.Second), WaveCompletedAt: at.Add(4 * time.Second), Failed: []string{"argo-rollout3"},
+		Approvals: []decide.ApprovalRecord{{Wave: "rest", Approver: "alice", Name: "go", At: at.Add(time.Minute)}},
+		Wave:      2, WaveStartedAt: at.Add(3 * time.Second), WaveCompletedAt: at.Add(4 * time.Second), Failed: []string{"argo-rollout3"},
 	}
 	out := fleetFromStatus(fleetToStatus(in))
+	for i := range out.Approvals {
+		out.Approvals[i].At = out.Approvals[i].At.UTC()
+	}
 	for _, p := range []*time.Time{&out.StepEnteredAt, &out.InconclusiveSince, &out.AbortedAt, &out.RetriedAt, &out.RevisionSeenAt, &out.WaveStartedAt, &out.WaveCompletedAt} {
 		*p = p.UTC()
 	}

@@ -10,6 +10,7 @@ package coordinator
 //
 // +kubebuilder:rbac:groups=lockstep.dev,resources=fleetrollouts,verbs=get;list;watch
 // +kubebuilder:rbac:groups=lockstep.dev,resources=fleetrollouts/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=lockstep.dev,resources=fleetapprovals,verbs=get;list;watch
 // +kubebuilder:rbac:groups="",resources=events,verbs=create;patch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 // +kubebuilder:rbac:groups="",namespace=lockstep-system,resources=secrets,verbs=get;list;watch

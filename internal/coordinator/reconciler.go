@@ -96,6 +96,8 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 		// once; the manager's cache holds only the labelled Secrets of the
 		// coordinator's namespace.
 		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.everyFleetRollout)).
+		// A person's approval lets a waiting wave go at once.
+		Watches(&v1alpha1.FleetApproval{}, handler.EnqueueRequestsFromMapFunc(approvedFleetRollout)).
 		WithOptions(controller.Options{MaxConcurrentReconciles: 4}).
 		Complete(r)
 }
@@ -242,6 +244,10 @@ func (r *Reconciler) reconcile(ctx context.Context, log logr.Logger, fr *v1alpha
 
 	analysisIn, judged, evaluated := r.analysis(ctx, log, fr, plan, obs, members, revision, now)
 
+	approvals, err := r.approvals(ctx, fr)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
 	snap := decide.Snapshot{
 		Revision:   revision,
 		Members:    make([]decide.Member, len(obs)),
@@ -250,6 +256,7 @@ func (r *Reconciler) reconcile(ctx context.Context, log logr.Logger, fr *v1alpha
 		Policy:     policy,
 		RetryToken: fr.Spec.RetryToken,
 		Waves:      waves,
+		Approvals:  approvals,
 	}
 	for i, o := range obs {
 		snap.Members[i] = o.member
@@ -269,6 +276,7 @@ func (r *Reconciler) reconcile(ctx context.Context, log logr.Logger, fr *v1alpha
 	st.Reason, st.Message = string(dec.Reason), truncate(dec.Message, 1024)
 	st.CurrentStep = currentStep(obs, revision)
 	r.setConditions(fr, obs, dec)
+	r.approvalEvents(fr, orig, dec.Next)
 	if dec.Next.InconclusivePaused && !orig.Fleet.InconclusivePaused {
 		r.event(fr, "Warning", string(decide.ReasonInconclusivePaused), "Pause", "%s", truncate(dec.Message, 512))
 	}

@@ -98,7 +98,7 @@ func wavesFromSpec(spec []v1alpha1.Wave, members []fleet.Member) ([]decide.Wave,
 			return nil, fmt.Errorf("%s.maxParallel: %w", field, err)
 		}
 		slices.Sort(g)
-		dw := decide.Wave{Name: w.Name, MaxFailures: int(w.MaxFailures)}
+		dw := decide.Wave{Name: w.Name, MaxFailures: int(w.MaxFailures), ApprovalRequired: w.Approval == "Required"}
 		if w.Soak != nil {
 			dw.Soak = w.Soak.Duration
 		}

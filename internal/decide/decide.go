@@ -596,6 +596,9 @@ func (d *decider) barrier(n int32) Decision {
 		d.next.InconclusiveSince = time.Time{}
 	}
 
+	if msg := s.Policy.AwaitApproval; msg != "" && d.weightAt(n) == 0 {
+		return d.decision(ActionHold, ReasonAwaitingApproval, n, fmt.Sprintf("all members paused at step %d; %s", n, msg))
+	}
 	if d.now.Before(holdEnd) {
 		dec := d.decision(ActionHold, ReasonHolding, n, fmt.Sprintf("all members paused at step %d; holding until %s", n, holdEnd.UTC().Format(time.RFC3339)))
 		if len(short) > 0 {

@@ -99,6 +99,9 @@ const (
 	// ReasonInconclusiveLimit: analysis stayed inconclusive past the limit
 	// and the policy aborts then.
 	ReasonInconclusiveLimit Reason = "InconclusiveLimitExceeded"
+	// ReasonAwaitingApproval: a wave waits at its leading pause for a
+	// person's approval.
+	ReasonAwaitingApproval Reason = "AwaitingApproval"
 	// ReasonInconclusivePaused: analysis stayed inconclusive past the limit
 	// and the fleet holds at its barrier until a person promotes or
 	// aborts.
@@ -161,6 +164,9 @@ type Snapshot struct {
 	// Waves, when set, release the members group after group (see Wave);
 	// empty means one wave of every member.
 	Waves []Wave
+	// Approvals are the wave approvals people gave (of any revision: only
+	// the wanted revision's count).
+	Approvals []Approval
 	// RetryToken asks for a retry of an aborted fleet. It is a token rather
 	// than a boolean so that a request is acted on exactly once: Decide
 	// records the token in FleetStatus.HandledRetryToken, and a stale token
@@ -227,6 +233,10 @@ type Policy struct {
 	DefaultHold time.Duration
 	// StepHold overrides DefaultHold per step index.
 	StepHold map[int32]time.Duration
+	// AwaitApproval, when set, holds a barrier before any canary traffic
+	// (the leading pause) until it is cleared, saying why: a wave that
+	// waits for a person's approval.
+	AwaitApproval string
 	// QuietHold is the least hold at a barrier before any canary traffic
 	// (a leading pause): one scrape interval and a bit when the judge
 	// runs, so that FleetStatus.QuietSince lies a whole scrape before the
@@ -325,6 +335,8 @@ type FleetStatus struct {
 	// that still holds earlier traffic (a previous release's canary) and do
 	// not count.
 	CanaryStartedAt time.Time
+	// Approvals records the waves of Revision a person approved.
+	Approvals []ApprovalRecord
 	// QuietSince is when every member was first seen running this
 	// revision at canary weight 0, before its canary got traffic: from
 	// then on no earlier canary (an aborted or superseded revision's) was
@@ -360,6 +372,12 @@ func (f FleetStatus) inProgress() bool {
 		return false
 	}
 	return f.BarrierStep != nil || f.LastPromotedStep != nil
+}
+
+// ApprovalRecord is a wave's approval as the coordinator first saw it.
+type ApprovalRecord struct {
+	Wave, Approver, Name string
+	At                   time.Time
 }
 
 // Decision is Decide's answer.

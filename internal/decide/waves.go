@@ -23,6 +23,16 @@ type Wave struct {
 	// MaxFailures is how many of the group's clusters may fail (their
 	// batch aborted) before the release stops.
 	MaxFailures int
+	// ApprovalRequired holds the group at its leading pause until a
+	// person approves it for the revision (Snapshot.Approvals).
+	ApprovalRequired bool
+}
+
+// Approval is a person's approval of a wave for a revision.
+type Approval struct {
+	Wave, Revision, Approver string
+	// Name identifies the approval object.
+	Name string
 }
 
 // Wave states of a member (WaveStates).
@@ -168,7 +178,15 @@ func decideWaves(s Snapshot, now time.Time) Decision {
 		}
 	}
 
-	dec := Decide(subSnapshot(s, u.members), now)
+	sub := subSnapshot(s, u.members)
+	approval, approved := approvalOf(s, wave)
+	if wave.ApprovalRequired && u.batch == 0 && !approved {
+		sub.Policy.AwaitApproval = fmt.Sprintf("wave %s of revision %s needs a person's approval (lockstep approve --wave %s)", wave.Name, s.Revision, wave.Name)
+	}
+	dec := Decide(sub, now)
+	if approved && wave.ApprovalRequired && dec.Next.Revision == s.Revision {
+		dec.Next.Approvals = recordApproval(dec.Next.Approvals, approval, now)
+	}
 	dec.Message = fmt.Sprintf("wave %s (%d/%d), batch %d/%d [%s]: %s", wave.Name, u.wave+1, len(s.Waves), u.batch+1, len(wave.Batches), strings.Join(u.members, ", "), dec.Message)
 	next := dec.Next
 	if next.Revision != s.Revision || dec.Action == ActionRefuse {
@@ -263,7 +281,28 @@ func regressions(s Snapshot, done []unit, failed []string) []string {
 // the revision, retry token and tolerated failures are kept.
 func advance(f FleetStatus, n int, failed []string, now time.Time) FleetStatus {
 	return FleetStatus{Revision: f.Revision, HandledRetryToken: f.HandledRetryToken, RetriedAt: f.RetriedAt,
-		Wave: int32(n), WaveStartedAt: now, Failed: failed}
+		Wave: int32(n), WaveStartedAt: now, Failed: failed, Approvals: f.Approvals}
+}
+
+// approvalOf is the first approval of wave for the snapshot's revision;
+// an approval of another revision does not count.
+func approvalOf(s Snapshot, wave Wave) (Approval, bool) {
+	for _, a := range s.Approvals {
+		if a.Wave == wave.Name && a.Revision == s.Revision && a.Approver != "" {
+			return a, true
+		}
+	}
+	return Approval{}, false
+}
+
+// recordApproval adds a's record once, when it was first seen.
+func recordApproval(records []ApprovalRecord, a Approval, now time.Time) []ApprovalRecord {
+	for _, r := range records {
+		if r.Wave == a.Wave {
+			return records
+		}
+	}
+	return append(slices.Clone(records), ApprovalRecord{Wave: a.Wave, Approver: a.Approver, Name: a.Name, At: now})
 }
 
 // subSnapshot is s restricted to members (in s's order), without waves.

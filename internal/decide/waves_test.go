@@ -245,3 +245,59 @@ func TestWaves(t *testing.T) {
 		})
 	}
 }
+
+// TestWaveApproval: a wave that needs approval holds at its leading pause
+// until a person approves it for this revision; an approval of another
+// revision does not count; the approver is recorded and kept as the
+// release moves on.
+func TestWaveApproval(t *testing.T) {
+	t.Parallel()
+	waves := func() []Wave {
+		w := twoWaves()
+		w[1].ApprovalRequired = true
+		return w
+	}
+	// Wave 1 (rest), batch b, at its leading barrier, held long enough.
+	atRest := FleetStatus{Revision: rev, Wave: 1, BarrierStep: step(0), StepEnteredAt: t0}
+	members := []Member{waveDone("a"), wavePaused("b", 0), wavePaused("c", 0)}
+	snap := func(approvals ...Approval) Snapshot {
+		return Snapshot{Revision: rev, Policy: policy(), Waves: waves(), Fleet: atRest, Members: members, Approvals: approvals}
+	}
+	now := at(time.Hour)
+
+	d := Decide(snap(), now)
+	if d.Action != ActionHold || d.Reason != ReasonAwaitingApproval || len(d.Patches) > 0 || !strings.Contains(d.Message, "lockstep approve --wave rest") {
+		t.Fatalf("no approval: %s %s %v: %s", d.Action, d.Reason, d.Patches, d.Message)
+	}
+	d = Decide(snap(Approval{Wave: "rest", Revision: oldRev, Approver: "alice", Name: "old"}), now)
+	if d.Reason != ReasonAwaitingApproval {
+		t.Fatalf("an approval of the old revision counted: %s %s", d.Action, d.Reason)
+	}
+	d = Decide(snap(Approval{Wave: "canary", Revision: rev, Approver: "alice", Name: "other-wave"}), now)
+	if d.Reason != ReasonAwaitingApproval {
+		t.Fatalf("an approval of another wave counted: %s %s", d.Action, d.Reason)
+	}
+	d = Decide(snap(Approval{Wave: "rest", Revision: rev, Approver: "alice", Name: "go"}), now)
+	if d.Action != ActionPromote || !slices.Equal(patchNames(d.Patches), []string{"Promote:b"}) {
+		t.Fatalf("approved: %s %s %v: %s", d.Action, d.Reason, d.Patches, d.Message)
+	}
+	if len(d.Next.Approvals) != 1 || d.Next.Approvals[0] != (ApprovalRecord{Wave: "rest", Approver: "alice", Name: "go", At: now}) {
+		t.Fatalf("approval recorded as %+v", d.Next.Approvals)
+	}
+	// The next batch of the same wave needs no second approval, and the
+	// record stays.
+	next := Snapshot{Revision: rev, Policy: policy(), Waves: waves(), Members: []Member{waveDone("a"), waveDone("b"), wavePaused("c", 0)},
+		Fleet: FleetStatus{Revision: rev, Wave: 2, BarrierStep: step(0), StepEnteredAt: t0, Approvals: d.Next.Approvals}}
+	d = Decide(next, now)
+	if d.Action != ActionPromote || len(d.Next.Approvals) != 1 {
+		t.Fatalf("second batch: %s %s, approvals %+v", d.Action, d.Reason, d.Next.Approvals)
+	}
+}
+
+func patchNames(ps []Patch) []string {
+	var out []string
+	for _, p := range ps {
+		out = append(out, string(p.Kind)+":"+p.Member)
+	}
+	return out
+}

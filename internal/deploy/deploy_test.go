@@ -105,6 +105,9 @@ var apiVersions = map[string]struct {
 	"Service":                  {"v1", true},
 	"PodDisruptionBudget":      {"policy/v1", true},
 	"NetworkPolicy":            {"networking.k8s.io/v1", true},
+	// The FleetApproval admission policy (config/approval).
+	"ValidatingAdmissionPolicy":        {"admissionregistration.k8s.io/v1", false},
+	"ValidatingAdmissionPolicyBinding": {"admissionregistration.k8s.io/v1", false},
 }
 
 func TestKindsAndNamespaces(t *testing.T) {

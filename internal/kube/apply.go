@@ -209,6 +209,19 @@ func ReadYAML(fsys fs.FS, path string) ([]*unstructured.Unstructured, error) {
 	return objs, nil
 }
 
+// ReadYAMLs is ReadYAML of several files, in order.
+func ReadYAMLs(fsys fs.FS, paths ...string) ([]*unstructured.Unstructured, error) {
+	var out []*unstructured.Unstructured
+	for _, p := range paths {
+		objs, err := ReadYAML(fsys, p)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, objs...)
+	}
+	return out, nil
+}
+
 // Object builds an object Lockstep writes itself: top-level fields (spec,
 // data, rules, ...), its name and namespace (empty: cluster-scoped), and
 // the app.kubernetes.io/managed-by=lockstep label.

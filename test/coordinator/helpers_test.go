@@ -37,18 +37,14 @@ var workloads = []string{"argo-rollout1", "argo-rollout2"}
 
 var crdOnce sync.Once
 
-// setup skips without a fleet and installs the FleetRollout CRD once.
+// setup skips without a fleet and installs Lockstep's CRDs once.
 func setup(t testing.TB) {
 	t.Helper()
 	fleettest.Need(t)
 	var err error
 	crdOnce.Do(func() {
-		var b []byte
-		if b, err = config.CRDs.ReadFile(config.FleetRolloutCRD); err != nil {
-			return
-		}
 		var objs []*unstructured.Unstructured
-		if objs, err = kube.DecodeYAML(b); err != nil {
+		if objs, err = kube.ReadYAMLs(config.CRDs, config.LockstepCRDs...); err != nil {
 			return
 		}
 		cfg := fleettest.RESTConfig(t, "argo-hub")
@@ -60,7 +56,7 @@ func setup(t testing.TB) {
 		if err = a.Apply(ctx, objs...); err != nil {
 			return
 		}
-		err = kube.WaitEstablished(ctx, a.Dynamic, []string{"fleetrollouts.lockstep.dev"}, 30*time.Second)
+		err = kube.WaitEstablished(ctx, a.Dynamic, []string{"fleetrollouts.lockstep.dev", "fleetapprovals.lockstep.dev"}, 30*time.Second)
 	})
 	if err != nil {
 		t.Fatalf("install FleetRollout CRD: %v", err)

@@ -80,28 +80,35 @@ Logs go to stderr; Prometheus metrics are served on --metrics-addr.`,
 	fl.StringVar(&f.leaderElectionNamespace, "leader-election-namespace", "", "namespace of the leader-election Lease (default: --secrets-namespace)")
 	fl.StringVar(&f.healthAddr, "health-addr", "0", `address for /healthz and /readyz probes ("0" disables)`)
 	fl.StringVar(&f.dashboardAddr, "dashboard-address", "", `address of the read-only dashboard, e.g. 127.0.0.1:8099 or :8099 in a Pod ("" disables)`)
-	fl.BoolVar(&f.installCRD, "install-crd", false, "apply the FleetRollout CRD to the hub before starting (needs rights on CRDs)")
+	fl.BoolVar(&f.installCRD, "install-crd", false, "apply the Lockstep CRDs and the FleetApproval admission policy to the hub before starting (needs rights on CRDs and admission policies)")
 	fl.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fl.StringVar(&f.logFormat, "log-format", "text", "text or json")
 	return cmd
 }
 
-// installCRD server-side applies the embedded FleetRollout CRD and waits
+// installCRD server-side applies the embedded Lockstep CRDs and waits
 // until the hub serves it.
 func installCRD(ctx context.Context, hub *rest.Config) error {
-	objs, err := kube.ReadYAML(config.CRDs, config.FleetRolloutCRD)
+	objs, err := kube.ReadYAMLs(config.CRDs, config.LockstepCRDs...)
 	if err != nil {
-		return fmt.Errorf("FleetRollout CRD: %w", err)
+		return fmt.Errorf("Lockstep CRDs: %w", err)
 	}
 	a, err := kube.NewApplier(hub)
 	if err != nil {
 		return err
 	}
 	if err := a.Apply(ctx, objs...); err != nil {
-		return fmt.Errorf("install FleetRollout CRD: %w", err)
+		return fmt.Errorf("install Lockstep CRDs: %w", err)
 	}
-	if err := kube.WaitEstablished(ctx, a.Dynamic, []string{"fleetrollouts.lockstep.dev"}, 30*time.Second); err != nil {
-		return fmt.Errorf("install FleetRollout CRD: %w", err)
+	if err := kube.WaitEstablished(ctx, a.Dynamic, []string{"fleetrollouts.lockstep.dev", "fleetapprovals.lockstep.dev"}, 30*time.Second); err != nil {
+		return fmt.Errorf("install Lockstep CRDs: %w", err)
+	}
+	policy, err := kube.ReadYAML(config.Approval, config.ApprovalPolicy)
+	if err != nil {
+		return err
+	}
+	if err := a.Apply(ctx, policy...); err != nil {
+		return fmt.Errorf("install the FleetApproval admission policy: %w", err)
 	}
 	return nil
 }

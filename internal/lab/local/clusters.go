@@ -80,13 +80,14 @@ func WorkloadCRDs(c Cache) ([]*unstructured.Unstructured, error) {
 	return objs, nil
 }
 
-// HubCRDs returns the CRDs the hub gets: Argo CD's and Lockstep's.
+// HubCRDs returns the CRDs the hub gets: Argo CD's and Lockstep's
+// (FleetRollout, FleetApproval).
 func HubCRDs(c Cache) ([]*unstructured.Unstructured, error) {
 	objs, err := readManifests(c.Asset("argocd", "crds"))
 	if err != nil {
 		return nil, err
 	}
-	fr, err := kube.ReadYAML(config.CRDs, config.FleetRolloutCRD)
+	fr, err := kube.ReadYAMLs(config.CRDs, config.LockstepCRDs...)
 	if err != nil {
 		return nil, err
 	}
@@ -134,7 +135,20 @@ func (f *fleet) installCRDs(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	return f.applyCRDs(ctx, HubName, hub)
+	if err := f.applyCRDs(ctx, HubName, hub); err != nil {
+		return err
+	}
+	// The admission policy that holds a FleetApproval's approver to the
+	// user who makes it.
+	policy, err := kube.ReadYAML(config.Approval, config.ApprovalPolicy)
+	if err != nil {
+		return err
+	}
+	a, err := f.applier(HubName)
+	if err != nil {
+		return err
+	}
+	return a.Apply(ctx, policy...)
 }
 
 func (f *fleet) startControllers(ctx context.Context) error {

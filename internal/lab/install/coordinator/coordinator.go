@@ -79,14 +79,20 @@ func (action) Execute(c *install.Context) error {
 	return c.WaitDeployments(c.Hub, Namespace, Name)
 }
 
-// HubObjects are the hub's manifests: the CRD, the coordinator's
+// HubObjects are the hub's manifests: the CRDs and the FleetApproval
+// admission policy, the coordinator's
 // namespace, ServiceAccount and generated roles with their bindings
 // (package access), and the Deployment.
 func HubObjects(image string) ([]*unstructured.Unstructured, error) {
-	crd, err := kube.ReadYAML(config.CRDs, config.FleetRolloutCRD)
+	crd, err := kube.ReadYAMLs(config.CRDs, config.LockstepCRDs...)
 	if err != nil {
 		return nil, err
 	}
+	policy, err := kube.ReadYAML(config.Approval, config.ApprovalPolicy)
+	if err != nil {
+		return nil, err
+	}
+	crd = append(crd, policy...)
 	roles, err := access.HubRoles()
 	if err != nil {
 		return nil, err
