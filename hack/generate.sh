@@ -30,6 +30,10 @@ if $verify; then
 	trap 'rm -rf "$out"' EXIT
 	mkdir -p "$out/api/v1alpha1"
 	cp api/v1alpha1/zz_generated.deepcopy.go "$out/api/v1alpha1/" 2>/dev/null || true
+	# Hand-written manifests the chart copies too (the FleetApproval
+	# admission policy).
+	mkdir -p "$out/config"
+	cp -r config/approval "$out/config/"
 fi
 
 header="$root/hack/boilerplate.go.txt"
