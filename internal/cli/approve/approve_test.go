@@ -20,7 +20,7 @@ func TestApprove(t *testing.T) {
 		t.Fatal(err)
 	}
 	fr := &v1alpha1.FleetRollout{ObjectMeta: metav1.ObjectMeta{Namespace: "lockstep", Name: "helloworld"},
-		Spec: v1alpha1.FleetRolloutSpec{Waves: []v1alpha1.Wave{{Name: "first"}, {Name: "rest", Approval: "Required"}}},
+		Spec:   v1alpha1.FleetRolloutSpec{Waves: []v1alpha1.Wave{{Name: "first"}, {Name: "rest", Approval: "Required"}}},
 		Status: v1alpha1.FleetRolloutStatus{Fleet: v1alpha1.FleetState{Revision: "6d4f"}}}
 	alice := func(context.Context) (string, error) { return "alice", nil }
 	ctx := context.Background()
