@@ -78,6 +78,12 @@ type FleetRolloutSpec struct {
 	// +optional
 	// +kubebuilder:validation:MaxLength=253
 	RetryToken string `json:"retryToken,omitempty"`
+	// ReleaseHistory is how many past releases status.releases keeps
+	// (lockstep history reads them). Default 20.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=100
+	ReleaseHistory *int32 `json:"releaseHistory,omitempty"`
 }
 
 // Wave is one group of member clusters. Give exactly one of names,
@@ -566,7 +572,40 @@ type FleetRolloutStatus struct {
 	// +optional
 	// +kubebuilder:validation:MaxItems=32
 	History []HistoryEntry `json:"history,omitempty"`
+	// Releases are the latest releases, oldest first, at most
+	// spec.releaseHistory of them.
+	// +optional
+	// +kubebuilder:validation:MaxItems=100
+	Releases []ReleaseRecord `json:"releases,omitempty"`
 }
+
+// ReleaseRecord is one release of a revision, for people reading back
+// what happened (lockstep history).
+type ReleaseRecord struct {
+	Revision  string           `json:"revision"`
+	StartedAt metav1.MicroTime `json:"startedAt"`
+	// +optional
+	EndedAt *metav1.MicroTime `json:"endedAt,omitempty"`
+	// Outcome is InProgress, Completed, Aborted or Superseded (a newer
+	// revision replaced it).
+	// +kubebuilder:validation:Enum=InProgress;Completed;Aborted;Superseded
+	Outcome string `json:"outcome"`
+	// Reason and Message say why it ended (an abort's reason and cause).
+	// +optional
+	Reason string `json:"reason,omitempty"`
+	// +optional
+	// +kubebuilder:validation:MaxLength=1024
+	Message string `json:"message,omitempty"`
+	// Approvals are the waves people approved for it.
+	// +optional
+	Approvals []WaveApproval `json:"approvals,omitempty"`
+	// Evidence is the fleet's evidence when it ended (else the latest).
+	// +optional
+	Evidence *Evidence `json:"evidence,omitempty"`
+}
+
+// DefaultReleaseHistory is spec.releaseHistory's default.
+const DefaultReleaseHistory = 20
 
 // MaxHistory bounds status.history.
 const MaxHistory = 32

@@ -2,6 +2,7 @@ package waves_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
@@ -152,6 +153,20 @@ func TestWaveWaitsForAVerifiedApproval(t *testing.T) {
 	got := getNamed(t, fr.Name)
 	if a := got.Status.Fleet.Approvals; len(a) != 1 || a[0].Wave != "second" || a[0].Approver != me || a[0].At.IsZero() {
 		t.Errorf("approvals recorded as %+v, want wave second by %s", a, me)
+	}
+	// The record, through lockstep history.
+	out.Reset()
+	errOut.Reset()
+	if code := cli.Run([]string{"history", fr.Name, "-n", fr.Namespace, "-o", "json", "--kubeconfig", fleettest.F.State.Kubeconfig, "--context", local.HubName}, nil, &out, &errOut); code != 0 {
+		t.Fatalf("lockstep history: exit %d: %s%s", code, out.String(), errOut.String())
+	}
+	var releases []v1alpha1.ReleaseRecord
+	if err := json.Unmarshal([]byte(out.String()), &releases); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(releases); n < 2 || releases[n-2].Revision != v1rev || releases[n-1].Revision != v2rev || releases[n-1].Outcome != "Completed" ||
+		len(releases[n-1].Approvals) != 1 || releases[n-1].Approvals[0].Approver != me {
+		t.Errorf("lockstep history: %s", out.String())
 	}
 	fleettest.Eventually(t, 10*time.Second, "an Approved Event", func() error {
 		evs, err := admin.CoreV1().Events(fr.Namespace).List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.name=" + fr.Name + ",reason=Approved"})
