@@ -492,9 +492,11 @@ type Policy struct {
 	// OnInconclusive is what happens when analysis stays short of passing
 	// past inconclusiveLimit. Pause, the default, holds the fleet at the
 	// barrier, at the weight it has, with condition Inconclusive and an
-	// Event, until a person promotes (lockstep promote) or aborts: as
-	// Argo Rollouts does with an Inconclusive analysis, a person, not a
-	// timer, decides what "not proven" means. Abort aborts the fleet.
+	// Event, until a person promotes (lockstep promote) or aborts, or the
+	// evidence settles it (a failing verdict aborts, every verdict passing
+	// ends the pause): as Argo Rollouts does with an Inconclusive
+	// analysis, a person, not a timer, decides what "not proven" means.
+	// Abort aborts the fleet.
 	// +optional
 	// +kubebuilder:validation:Enum=Pause;Abort
 	OnInconclusive string `json:"onInconclusive,omitempty"`

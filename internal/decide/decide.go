@@ -574,7 +574,7 @@ func (d *decider) barrier(n int32) Decision {
 		}
 	}
 
-	if d.next.InconclusivePaused {
+	if d.next.InconclusivePaused && len(short) > 0 {
 		return d.inconclusivePaused(n, short)
 	}
 	var inconclusiveLeft time.Duration
@@ -593,7 +593,10 @@ func (d *decider) barrier(n int32) Decision {
 		}
 		inconclusiveLeft = d.next.InconclusiveSince.Add(s.Policy.InconclusiveLimit).Sub(d.now) + time.Second
 	} else {
+		// Evidence that arrived later settles it: the pause (if any)
+		// ends, and the barrier goes on as if it had passed in time.
 		d.next.InconclusiveSince = time.Time{}
+		d.next.InconclusivePaused = false
 	}
 
 	if msg := s.Policy.AwaitApproval; msg != "" && d.weightAt(n) == 0 {
@@ -630,17 +633,14 @@ func (d *decider) barrier(n int32) Decision {
 }
 
 // inconclusivePaused holds a barrier whose analysis stayed short of
-// passing past the limit: a person decides. A failing verdict still
-// aborts (failures come first), and members promoted by hand leave the
-// barrier, which clears the pause.
+// passing past the limit, at the weight it has: no timer aborts it. A
+// person decides (lockstep promote, or lockstep abort); evidence that
+// arrives first decides too: a failing verdict aborts (failures come
+// first), every verdict passing ends the pause. Members promoted by hand
+// leave the barrier, which clears it.
 func (d *decider) inconclusivePaused(n int32, short []string) Decision {
-	msg := fmt.Sprintf("paused at step %d: analysis stayed short of passing for longer than %s since %s; a person decides (lockstep promote, or lockstep abort)",
-		n, d.s.Policy.InconclusiveLimit, d.next.InconclusiveSince.UTC().Format(time.RFC3339))
-	if len(short) > 0 {
-		msg += ": " + strings.Join(short, "; ")
-	} else {
-		msg += "; analysis passes now"
-	}
+	msg := fmt.Sprintf("paused at step %d: analysis stayed short of passing for longer than %s since %s; a person decides (lockstep promote, or lockstep abort), or the evidence does: %s",
+		n, d.s.Policy.InconclusiveLimit, d.next.InconclusiveSince.UTC().Format(time.RFC3339), strings.Join(short, "; "))
 	return d.decision(ActionHold, ReasonInconclusivePaused, n, msg)
 }
 

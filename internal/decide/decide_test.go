@@ -791,13 +791,30 @@ func TestDecide(t *testing.T) {
 			},
 		},
 		{
-			name: "an inconclusive pause holds even when analysis passes later",
+			name: "an inconclusive pause holds while analysis stays short",
+			snap: Snapshot{Revision: rev, Policy: policy(),
+				Fleet:    inconclusivePaused(),
+				Members:  []Member{paused("a", 3), paused("b", 3)},
+				Analysis: analysisAll(verdict(VerdictInconclusive, at(20*time.Minute)), "a", "b")},
+			now:        at(20 * time.Minute),
+			wantAction: ActionHold, wantReason: ReasonInconclusivePaused, wantStep: 3,
+		},
+		{
+			name: "evidence that passes later ends an inconclusive pause",
 			snap: Snapshot{Revision: rev, Policy: policy(),
 				Fleet:    inconclusivePaused(),
 				Members:  []Member{paused("a", 3), paused("b", 3)},
 				Analysis: pass(at(20 * time.Minute))},
-			now:        at(20 * time.Minute),
-			wantAction: ActionHold, wantReason: ReasonInconclusivePaused, wantStep: 3,
+			now:         at(20 * time.Minute),
+			wantAction:  ActionPromote,
+			wantReason:  ReasonBarrierPassed,
+			wantStep:    3,
+			wantPatches: []string{"Promote:a", "Promote:b"},
+			check: func(t *testing.T, d Decision) {
+				if d.Next.InconclusivePaused {
+					t.Error("still paused after the analysis passed")
+				}
+			},
 		},
 		{
 			name: "a failing verdict aborts an inconclusive pause",

@@ -313,9 +313,9 @@ type FleetStatus struct {
 	// short of passing; zero while it passes.
 	InconclusiveSince time.Time
 	// InconclusivePaused is set when the current barrier passed the
-	// inconclusive limit and paused for a person: it stays paused, even if
-	// the analysis passes later, until the members leave the barrier (a
-	// person promoted) or the fleet aborts.
+	// inconclusive limit and paused for a person: it holds until a person
+	// promotes (the members leave the barrier) or aborts, or until the
+	// evidence settles it (every verdict passes, or one fails).
 	InconclusivePaused bool
 	// LastPromotedStep is the highest step promoted for Revision. A step at
 	// or below it is never promoted from scratch again.
