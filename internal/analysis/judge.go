@@ -314,117 +314,153 @@ type SampleQuerier interface {
 // Like Evaluate it never fails: every problem is an Inconclusive verdict
 // that says what went wrong.
 func EvaluateJudge(ctx context.Context, q SampleQuerier, spec JudgeSpec, args map[string]string, members []Member, win JudgeWindow, now time.Time) JudgeResult {
-	since := win.Since
-	res := JudgeResult{EvaluatedAt: now, Since: since, Members: make([]MemberJudgement, len(members))}
+	r := &judgeRun{spec: spec, members: members, now: now,
+		res: JudgeResult{EvaluatedAt: now, Since: win.Since, Members: make([]MemberJudgement, len(members))}}
 	for i, m := range members {
-		res.Members[i].Name = m.Name
+		r.res.Members[i].Name = m.Name
 	}
-	inconclusive := func(reason, msg string) JudgeResult {
-		s := ScopeJudgement{Verdict: decide.VerdictInconclusive, Reason: reason, Message: msg}
-		res.Global = s
-		for i := range res.Members {
-			mj := &res.Members[i]
-			mj.Serving, mj.Reporting = s, s
-			mj.Verdict, mj.Reason, mj.Message = s.Verdict, reason, msg
-		}
-		return res
+	if !r.check(q, args, win) || !r.read(ctx, q) || !r.count() {
+		return r.res
 	}
-	if msg := membersProblem(members); msg != "" {
-		return inconclusive(string(ReasonInvalidMembers), msg)
-	}
-	queries, err := spec.expandFor(args, members)
-	if err != nil {
-		res.Problem = err.Error()
-		return inconclusive(string(ReasonInvalidMetric), err.Error())
-	}
-	j, err := judge.New(spec.Config, 1+2*len(members), len(members))
-	if err != nil {
-		res.Problem = err.Error()
-		return inconclusive(string(ReasonInvalidMetric), err.Error())
-	}
-	if q == nil {
-		return inconclusive(string(ReasonQueryError), "the metrics backend cannot read raw samples")
-	}
-	if since.IsZero() {
-		return inconclusive(judge.ReasonNoCanaryRequests, "the canary of this revision has had no traffic yet")
-	}
-	if !now.After(since) {
-		return inconclusive(judge.ReasonNoCanaryRequests, "the evidence window opens at "+since.UTC().Format("15:04:05.000")+", the canary's first traffic")
-	}
-	w := newWindow(spec, since, win.QuietSince)
-	span := now.Sub(w.rangeStart)
-	reqC, reqS := queries.requests.ranges(span)
-	res.Queries = []string{reqC, reqS}
-	var histC, histS string
-	if !queries.histogram.empty() {
-		histC, histS = queries.histogram.ranges(span)
-		res.Queries = append(res.Queries, histC, histS)
-	}
+	r.judgeScopes()
+	return r.res
+}
 
-	requests, qerr := rawSeries(ctx, q, reqC, reqS, now)
-	if qerr != "" {
-		return inconclusive(string(ReasonQueryError), "requests: "+qerr)
-	}
-	if len(requests) == 0 {
-		res.Problem = fmt.Sprintf("%s.requests: no series match %s in Thanos (does the counter exist?)", judgeField, spec.requests())
-		return inconclusive(string(ReasonEmptyResult), res.Problem)
-	}
-	var buckets []armSeries
-	if histC != "" {
-		buckets, qerr = rawSeries(ctx, q, histC, histS, now)
-		switch {
-		case qerr != "":
-			return inconclusive(string(ReasonQueryError), "latency histogram: "+qerr)
-		case len(buckets) == 0:
-			res.Problem = fmt.Sprintf("%s.latency.histogram: no series match %s in Thanos", judgeField, spec.Histogram)
-			return inconclusive(string(ReasonEmptyResult), res.Problem)
-		case !slices.ContainsFunc(buckets, func(s armSeries) bool { _, ok := s.Labels["le"]; return ok }):
-			res.Problem = fmt.Sprintf("%s.latency.histogram: %s has no le label: it has no buckets", judgeField, spec.Histogram)
-			return inconclusive(string(ReasonNotANumber), res.Problem)
-		}
-	}
+// judgeRun is one evaluation of the judge, phase by phase: check the
+// spec and the window, read the raw scrapes, count them into a tally,
+// judge every scope. A phase that finds a problem makes every verdict
+// Inconclusive, saying what went wrong, and stops the run.
+type judgeRun struct {
+	spec    JudgeSpec
+	members []Member
+	now     time.Time
+	res     JudgeResult
 
+	queries           judgeQueries
+	judge             *judge.Judge
+	w                 window
+	requests, buckets []armSeries
+	tally             *tally
+}
+
+// inconclusive gives every scope the same Inconclusive verdict; problem,
+// when set, is a configuration problem found (it names the field).
+func (r *judgeRun) inconclusive(reason, msg string, problem bool) bool {
+	if problem {
+		r.res.Problem = msg
+	}
+	s := ScopeJudgement{Verdict: decide.VerdictInconclusive, Reason: reason, Message: msg}
+	r.res.Global = s
+	for i := range r.res.Members {
+		mj := &r.res.Members[i]
+		mj.Serving, mj.Reporting = s, s
+		mj.Verdict, mj.Reason, mj.Message = s.Verdict, reason, msg
+	}
+	return false
+}
+
+// check validates the members and the spec, and opens the window.
+func (r *judgeRun) check(q SampleQuerier, args map[string]string, win JudgeWindow) bool {
+	if msg := membersProblem(r.members); msg != "" {
+		return r.inconclusive(string(ReasonInvalidMembers), msg, false)
+	}
+	var err error
+	if r.queries, err = r.spec.expandFor(args, r.members); err != nil {
+		return r.inconclusive(string(ReasonInvalidMetric), err.Error(), true)
+	}
+	if r.judge, err = judge.New(r.spec.Config, 1+2*len(r.members), len(r.members)); err != nil {
+		return r.inconclusive(string(ReasonInvalidMetric), err.Error(), true)
+	}
+	switch since := win.Since; {
+	case q == nil:
+		return r.inconclusive(string(ReasonQueryError), "the metrics backend cannot read raw samples", false)
+	case since.IsZero():
+		return r.inconclusive(judge.ReasonNoCanaryRequests, "the canary of this revision has had no traffic yet", false)
+	case !r.now.After(since):
+		return r.inconclusive(judge.ReasonNoCanaryRequests, "the evidence window opens at "+since.UTC().Format("15:04:05.000")+", the canary's first traffic", false)
+	}
+	r.w = newWindow(r.spec, win.Since, win.QuietSince)
+	return true
+}
+
+// read runs the range queries: requests, then the histogram's buckets.
+func (r *judgeRun) read(ctx context.Context, q SampleQuerier) bool {
+	span := r.now.Sub(r.w.rangeStart)
+	reqC, reqS := r.queries.requests.ranges(span)
+	r.res.Queries = []string{reqC, reqS}
+	var qerr string
+	if r.requests, qerr = rawSeries(ctx, q, reqC, reqS, r.now); qerr != "" {
+		return r.inconclusive(string(ReasonQueryError), "requests: "+qerr, false)
+	}
+	if len(r.requests) == 0 {
+		return r.inconclusive(string(ReasonEmptyResult), fmt.Sprintf("%s.requests: no series match %s in Thanos (does the counter exist?)", judgeField, r.spec.requests()), true)
+	}
+	if r.queries.histogram.empty() {
+		return true
+	}
+	histC, histS := r.queries.histogram.ranges(span)
+	r.res.Queries = append(r.res.Queries, histC, histS)
+	r.buckets, qerr = rawSeries(ctx, q, histC, histS, r.now)
+	switch {
+	case qerr != "":
+		return r.inconclusive(string(ReasonQueryError), "latency histogram: "+qerr, false)
+	case len(r.buckets) == 0:
+		return r.inconclusive(string(ReasonEmptyResult), fmt.Sprintf("%s.latency.histogram: no series match %s in Thanos", judgeField, r.spec.Histogram), true)
+	case !slices.ContainsFunc(r.buckets, func(s armSeries) bool { _, ok := s.Labels["le"]; return ok }):
+		return r.inconclusive(string(ReasonNotANumber), fmt.Sprintf("%s.latency.histogram: %s has no le label: it has no buckets", judgeField, r.spec.Histogram), true)
+	}
+	return true
+}
+
+// count turns the scrapes into increments and tallies the ones the window
+// counts, per scope, slice and version.
+func (r *judgeRun) count() bool {
 	// Every series first scraped after the range's first scrape is
 	// marked born; the window decides which births count.
-	firstScrape := w.rangeStart.Add(spec.ScrapeInterval + time.Second).UnixMilli()
-	reqDeltas, bad := judge.Deltas(plain(requests), nil, firstScrape)
-	res.Since = w.anchor
-	t := newTally(spec, queries.failure, members, w)
+	firstScrape := r.w.rangeStart.Add(r.spec.ScrapeInterval + time.Second).UnixMilli()
+	reqDeltas, bad := judge.Deltas(plain(r.requests), nil, firstScrape)
+	r.res.Since = r.w.anchor
+	r.tally = newTally(r.spec, r.queries.failure, r.members, r.w)
 	for _, d := range reqDeltas {
-		t.addRequests(requests[d.Series], d)
+		r.tally.addRequests(r.requests[d.Series], d)
 	}
-	if buckets != nil {
-		for _, b := range buckets {
-			t.seeBucket(b)
+	if r.buckets != nil {
+		for _, b := range r.buckets {
+			r.tally.seeBucket(b)
 		}
-		bDeltas, hbad := judge.Deltas(plain(buckets), judge.HistogramGroup, firstScrape)
+		bDeltas, hbad := judge.Deltas(plain(r.buckets), judge.HistogramGroup, firstScrape)
 		bad += hbad
 		for _, d := range bDeltas {
-			t.addBuckets(buckets[d.Series], d)
+			r.tally.addBuckets(r.buckets[d.Series], d)
 		}
 	}
 	if bad > 0 {
-		return inconclusive(string(ReasonNotANumber), fmt.Sprintf("%d scrapes had NaN, infinite or negative values", bad))
+		return r.inconclusive(string(ReasonNotANumber), fmt.Sprintf("%d scrapes had NaN, infinite or negative values", bad), false)
 	}
+	return true
+}
 
+// judgeScopes judges every member from both sides, then the fleet.
+// Complete data or no verdict: the fleet's counts must hold every
+// member's series, or the fleet is judged on part of it.
+func (r *judgeRun) judgeScopes() {
+	t := r.tally
 	scope := func(e judge.Evidence) ScopeJudgement {
-		f := j.Evaluate(e)
+		f := r.judge.Evaluate(e)
 		return ScopeJudgement{Evidence: e, Finding: f, Verdict: decide.Verdict(f.Verdict), Reason: f.Reason, Message: f.Message}
 	}
-	// Complete data or no verdict: the fleet's counts must hold every
-	// member's series, or the fleet is judged on part of it.
 	var missing []string
-	for i, m := range members {
-		mj := &res.Members[i]
+	for i, m := range r.members {
+		mj := &r.res.Members[i]
 		if t.reportingSeen[m.Reporting] {
 			mj.Reporting = scope(t.evidence(t.reporting[m.Reporting], nil, nil))
 		} else {
 			missing = append(missing, m.Name)
-			msg := fmt.Sprintf("no series with %s=%q: its Prometheus is not in the answer", spec.reportingLabel(), m.Reporting)
+			msg := fmt.Sprintf("no series with %s=%q: its Prometheus is not in the answer", r.spec.reportingLabel(), m.Reporting)
 			mj.Reporting = ScopeJudgement{Verdict: decide.VerdictInconclusive, Reason: string(ReasonMemberMissing), Message: msg}
 		}
 		e := t.evidence(t.serving[m.Serving], nil, nil)
-		if buckets != nil {
+		if r.buckets != nil {
 			hist := t.buckets[m.Serving]
 			if hist == nil {
 				hist = map[string][]map[float64]int64{}
@@ -435,12 +471,11 @@ func EvaluateJudge(ctx context.Context, q SampleQuerier, spec JudgeSpec, args ma
 		mj.Verdict, mj.Reason, mj.Message = combineJudged(mj.Reporting, mj.Serving)
 	}
 	if len(missing) > 0 {
-		res.Global = ScopeJudgement{Verdict: decide.VerdictInconclusive, Reason: string(ReasonMemberMissing),
+		r.res.Global = ScopeJudgement{Verdict: decide.VerdictInconclusive, Reason: string(ReasonMemberMissing),
 			Message: "no fleet verdict on partial data: no series from " + strings.Join(missing, ", ")}
-	} else {
-		res.Global = scope(t.evidence(t.global, nil, nil))
+		return
 	}
-	return res
+	r.res.Global = scope(t.evidence(t.global, nil, nil))
 }
 
 // JudgeWindow is when the canary being judged got traffic: Since is its

@@ -55,6 +55,25 @@ func DemoParams() render.Params {
 }
 
 // NewDemoCommand returns `lockstep demo`.
+// checkFaults checks the fault flags together, before anything starts.
+func checkFaults(errorRate float64, latency time.Duration, faultIn string, baseline, incidentRate float64, incidentFor time.Duration) error {
+	switch {
+	case errorRate < 0 || errorRate > 1 || (errorRate == 0 && latency == 0):
+		return fmt.Errorf("--error-rate %.2f must be in (0, 1] (0 only with --latency)", errorRate)
+	case latency < 0:
+		return fmt.Errorf("--latency %s must not be negative", latency)
+	case latency > 0 && faultIn == "":
+		return fmt.Errorf("--latency needs --bad-release --fault-cluster")
+	case baseline < 0 || baseline >= 1:
+		return fmt.Errorf("--baseline-error-rate %.2f must be in [0, 1)", baseline)
+	case incidentRate < 0 || baseline+incidentRate > 1:
+		return fmt.Errorf("--incident-error-rate %.2f must be in [0, 1 - --baseline-error-rate]", incidentRate)
+	case incidentFor < 0 || (incidentFor > 0) != (incidentRate > 0):
+		return fmt.Errorf("--incident-for %s and --incident-error-rate %.2f go together, both positive", incidentFor, incidentRate)
+	}
+	return nil
+}
+
 func NewDemoCommand(s streams.IO) *cobra.Command {
 	var (
 		dir, output  string
@@ -107,19 +126,8 @@ when either fails. Without it, the guide's independent Rollouts run.`,
 			if latency > 0 && !cmd.Flags().Changed("error-rate") {
 				errorRate = 0 // a release that only got slow
 			}
-			switch {
-			case errorRate < 0 || errorRate > 1 || (errorRate == 0 && latency == 0):
-				return fmt.Errorf("--error-rate %.2f must be in (0, 1] (0 only with --latency)", errorRate)
-			case latency < 0:
-				return fmt.Errorf("--latency %s must not be negative", latency)
-			case latency > 0 && faultIn == "":
-				return fmt.Errorf("--latency needs --bad-release --fault-cluster")
-			case baseline < 0 || baseline >= 1:
-				return fmt.Errorf("--baseline-error-rate %.2f must be in [0, 1)", baseline)
-			case incidentRate < 0 || baseline+incidentRate > 1:
-				return fmt.Errorf("--incident-error-rate %.2f must be in [0, 1 - --baseline-error-rate]", incidentRate)
-			case incidentFor < 0 || (incidentFor > 0) != (incidentRate > 0):
-				return fmt.Errorf("--incident-for %s and --incident-error-rate %.2f go together, both positive", incidentFor, incidentRate)
+			if err := checkFaults(errorRate, latency, faultIn, baseline, incidentRate, incidentFor); err != nil {
+				return err
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
