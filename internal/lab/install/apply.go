@@ -102,12 +102,24 @@ func applyOne(ctx context.Context, cl *Cluster, o *unstructured.Unstructured) (C
 		return Counts{Created: 1, Touched: []string{id}}, nil
 	case !cl.Applier.DryRun && after.GetResourceVersion() == cur.GetResourceVersion():
 		return Counts{Unchanged: 1}, nil
+	case !cl.Applier.DryRun && sameContent(withoutStatus(cur), withoutStatus(after)):
+		// The resourceVersion moved but nothing the apply owns did: a
+		// controller wrote the object's status in between (an admission
+		// policy's type checking, a Deployment's rollout).
+		return Counts{Unchanged: 1}, nil
 	case cl.Applier.DryRun && sameContent(cur, after):
 		// A dry run writes nothing, so the resourceVersion never moves:
 		// compare what would be stored instead.
 		return Counts{Unchanged: 1}, nil
 	}
 	return Counts{Changed: 1, Touched: []string{id}}, nil
+}
+
+// withoutStatus is u without its status, which its controller writes.
+func withoutStatus(u *unstructured.Unstructured) *unstructured.Unstructured {
+	c := u.DeepCopy()
+	delete(c.Object, "status")
+	return c
 }
 
 // sameContent compares two versions of an object, ignoring the bookkeeping

@@ -3,6 +3,7 @@ package install
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -111,6 +112,9 @@ func Run(c *Context, actions []Action, o RunOptions) ([]Result, error) {
 		results = append(results, r)
 		if c.Out != nil {
 			fmt.Fprintf(c.Out, "      ✓ %s in %s\n", r.Counts, r.Duration.Round(10*time.Millisecond))
+			if r.Counts.Changed > 0 && len(r.Counts.Touched) > 0 {
+				fmt.Fprintf(c.Out, "        created or changed: %s\n", strings.Join(r.Counts.Touched, ", "))
+			}
 		}
 	}
 	return results, nil
