@@ -497,16 +497,14 @@ type JudgeWindow struct {
 // increments across the canary's first traffic count too, and the first
 // scrape after it carries evidence: nothing else was served in between.
 type window struct {
-	since, rangeStart, anchor, bornAfter time.Time
-	slice                                time.Duration
-	quiet                                bool
+	rangeStart, anchor, bornAfter time.Time
+	slice                         time.Duration
 }
 
 func newWindow(spec JudgeSpec, since, quietSince time.Time) window {
-	w := window{since: since, rangeStart: since.Add(-spec.Lookback()), slice: spec.Slice(), anchor: since}
+	w := window{rangeStart: since.Add(-spec.Lookback()), slice: spec.Slice(), anchor: since}
 	gap := spec.ScrapeInterval + time.Second
 	if !quietSince.IsZero() && since.Sub(quietSince) >= gap {
-		w.quiet = true
 		w.anchor = quietSince
 		if w.anchor.Before(w.rangeStart) {
 			w.anchor = w.rangeStart

@@ -16,7 +16,7 @@ import (
 // decide reads them. The apiserver's admission policy has already held
 // each one's approver to the user who created it.
 func (r *Reconciler) approvals(ctx context.Context, fr *v1alpha1.FleetRollout) ([]decide.Approval, error) {
-	if len(fr.Spec.Waves) == 0 || !slices.ContainsFunc(fr.Spec.Waves, func(w v1alpha1.Wave) bool { return w.Approval == "Required" }) {
+	if !slices.ContainsFunc(fr.Spec.Waves, func(w v1alpha1.Wave) bool { return w.Approval == "Required" }) {
 		return nil, nil
 	}
 	var list v1alpha1.FleetApprovalList

@@ -319,7 +319,7 @@ func (j *Judge) Evaluate(e Evidence) Finding {
 		f.Message = fmt.Sprintf("failure rate below %s: %s; log LR %s <= %s", pct(j.cfg.MaxFailureRate), counts, num(f.LogLR), num(f.PassAt))
 	case !absolute && relPass.Test(e.Canary) == AcceptH0:
 		f.Verdict, f.Reason = Pass, ReasonWithinStable
-		f.Message = fmt.Sprintf("failure rate within stable + %s: %s; stable as the canary saw it >= %s, log LR of %s against %s: %s <= %s",
+		f.Message = fmt.Sprintf("failure rate within stable + %s: %s; stable's rate >= %s, log LR of %s against %s: %s <= %s",
 			pct(j.cfg.MinEffect), counts, pct(f.StableInterval.Lo), pct(relPass.P1), pct(relPass.P0), num(f.LogLR), num(f.PassAt))
 	case absolute:
 		f.Reason = ReasonNotEnoughEvidence

@@ -83,52 +83,9 @@ func logMeanExp(xs []float64) float64 {
 	return m + math.Log(s/float64(len(xs)))
 }
 
-// failures and slowness pick what a ShareTest compares.
+// failures picks what the failure ShareTest compares (latency picks slow
+// requests).
 func failures(s Stratum) (Counts, Counts) { return s.Canary, s.Stable }
-
-// MatchedStable is the stable version's failure rate as the canary saw the
-// fleet: the stable's rate in each stratum, weighted by the canary's
-// requests there, as counts with the same uncertainty (Kish's effective
-// sample size), so a confidence sequence can be taken of it. A stratum
-// without stable requests borrows the pooled stable rate.
-func MatchedStable(strata []Stratum, counts func(Stratum) (canary, stable Counts)) Counts {
-	var nc float64
-	var pooled Counts
-	for _, s := range strata {
-		c, st := counts(s)
-		nc += float64(c.Requests)
-		pooled = pooled.Add(st)
-	}
-	if nc == 0 || pooled.Requests == 0 {
-		return pooled
-	}
-	pooledRate := (float64(pooled.Failures) + 0.5) / (float64(pooled.Requests) + 1)
-	var rate, variance float64
-	for _, s := range strata {
-		c, st := counts(s)
-		if c.Requests == 0 {
-			continue
-		}
-		wk := float64(c.Requests) / nc
-		if st.Requests == 0 {
-			rate += wk * pooledRate
-			variance += wk * wk * pooledRate * (1 - pooledRate) / float64(pooled.Requests)
-			continue
-		}
-		p := float64(st.Failures) / float64(st.Requests)
-		// Smoothed for the variance only, so that a clean stratum is not
-		// taken for a certain one.
-		ps := (float64(st.Failures) + 0.5) / (float64(st.Requests) + 1)
-		rate += wk * p
-		variance += wk * wk * ps * (1 - ps) / float64(st.Requests)
-	}
-	smoothed := math.Min(math.Max(rate, 0.5/float64(pooled.Requests+1)), 1)
-	n := math.Min(smoothed*(1-smoothed)/variance, float64(pooled.Requests))
-	if math.IsNaN(n) || n < 1 {
-		n = 1
-	}
-	return Counts{Requests: int64(math.Round(n)), Failures: int64(math.Round(n * rate))}
-}
 
 // Totals adds the strata up.
 func Totals(strata []Stratum) (canary, stable Counts) {
