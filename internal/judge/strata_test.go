@@ -61,6 +61,16 @@ func (r release) run(j *Judge, rng *rand.Rand) (Verdict, Finding, int, int64) {
 	return f.Verdict, f, r.seconds(), c.Requests
 }
 
+// verdicts plays runs releases and counts their outcomes.
+func (r release) verdicts(j *Judge, rng *rand.Rand, runs int) map[Verdict]int {
+	out := map[Verdict]int{}
+	for range runs {
+		v, _, _, _ := r.run(j, rng)
+		out[v]++
+	}
+	return out
+}
+
 func constant(p float64) func(int) float64 { return func(int) float64 { return p } }
 
 // incident adds extra to base from second from for d seconds.
@@ -102,12 +112,7 @@ func TestSharedIncidentDoesNotAbortGoodReleases(t *testing.T) {
 		r.stable = incident(base, 0.20, 4*r.stepHold+5, 30)
 		r.canary = r.stable
 		const runs = 1000
-		aborts := 0
-		for range runs {
-			if v, _, _, _ := r.run(j, rng); v == Fail {
-				aborts++
-			}
-		}
+		aborts := r.verdicts(j, rng, runs)[Fail]
 		t.Logf("baseline %.0f%%, shared 20%% incident for 30 s at the 50%% step: %d/%d good releases aborted (falseAbortRate %.2f)", base*100, aborts, runs, DefaultConfig().FalseAbortRate)
 		if float64(aborts)/runs > DefaultConfig().FalseAbortRate {
 			t.Errorf("baseline %.0f%%: %d/%d good releases aborted, above falseAbortRate", base*100, aborts, runs)
@@ -126,13 +131,8 @@ func TestPooledCountsWouldHaveAbortedTheSharedIncident(t *testing.T) {
 	r := release{rate: 10, stepHold: 40, look: 2, slice: 1 << 20} // one stratum
 	r.stable = incident(0, 0.20, 4*r.stepHold+5, 30)
 	r.canary = r.stable
-	aborts := 0
 	const runs = 200
-	for range runs {
-		if v, _, _, _ := r.run(j, rng); v == Fail {
-			aborts++
-		}
-	}
+	aborts := r.verdicts(j, rng, runs)[Fail]
 	t.Logf("pooled counts: %d/%d good releases aborted by the shared incident", aborts, runs)
 	if aborts < runs/4 {
 		t.Errorf("pooled counts aborted only %d/%d: the simulation does not show the confounding it guards against", aborts, runs)
@@ -150,15 +150,8 @@ func TestBaselineGoodCanaryIsNeverAborted(t *testing.T) {
 	rng := rand.New(rand.NewPCG(15, 16))
 	r := release{rate: 10, stepHold: 20, look: 2, slice: 10, stable: constant(0.03), canary: constant(0.03)}
 	const runs = 1000
-	aborts, passes := 0, 0
-	for range runs {
-		switch v, _, _, _ := r.run(j, rng); v {
-		case Fail:
-			aborts++
-		case Pass:
-			passes++
-		}
-	}
+	got := r.verdicts(j, rng, runs)
+	aborts, passes := got[Fail], got[Pass]
 	t.Logf("3%% baseline, good canary: %d/%d aborted, %d passed by the end", aborts, runs, passes)
 	if aborts != 0 {
 		t.Errorf("%d/%d good releases at a 3%% baseline aborted, want 0", aborts, runs)

@@ -83,6 +83,9 @@ type KubeTopology struct {
 	// the hosts it keeps cluster-local.
 	meshFactory  informers.SharedInformerFactory
 	meshInformer cache.SharedIndexInformer
+	// mesh is the parsed mesh config, replaced when the ConfigMap changes
+	// (Endpoints runs on every request; parsing YAML there would not do).
+	mesh atomic.Pointer[MeshConfig]
 
 	started atomic.Bool
 	mu      sync.Mutex
@@ -170,32 +173,38 @@ func NewKubeTopology(cfg KubeTopologyConfig) (*KubeTopology, error) {
 		return nil, fmt.Errorf("kube topology: %w", err)
 	}
 	if _, err := t.meshInformer.AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    func(any) { t.notify() },
-		UpdateFunc: func(_, _ any) { t.notify() },
-		DeleteFunc: func(any) { t.notify() },
+		AddFunc:    func(obj any) { t.meshConfigChanged(obj) },
+		UpdateFunc: func(_, obj any) { t.meshConfigChanged(obj) },
+		DeleteFunc: func(any) { t.meshConfigChanged(nil) },
 	}); err != nil {
 		return nil, fmt.Errorf("kube topology: %w", err)
 	}
 	return t, nil
 }
 
-// meshConfig is the local cluster's mesh config; a missing or broken one is
-// the default (every host mesh-wide), as istiod would start without one.
+// meshConfigChanged parses the local cluster's mesh config once per
+// change; a missing or broken one is the default (every host mesh-wide),
+// as istiod would start without one.
+func (t *KubeTopology) meshConfigChanged(obj any) {
+	mc := MeshConfig{}
+	if cm, ok := obj.(*corev1.ConfigMap); ok {
+		parsed, err := ParseMeshConfig(cm.Data[MeshConfigKey])
+		if err != nil {
+			t.log.Warn("mesh config unreadable; every host is mesh-wide", "cluster", t.cluster, "error", err)
+		} else {
+			mc = parsed
+		}
+	}
+	t.mesh.Store(&mc)
+	t.notify()
+}
+
+// meshConfig is the local cluster's mesh config as last parsed.
 func (t *KubeTopology) meshConfig() MeshConfig {
-	obj, ok, _ := t.meshInformer.GetIndexer().GetByKey(MeshConfigNamespace + "/" + MeshConfigName)
-	if !ok {
-		return MeshConfig{}
+	if mc := t.mesh.Load(); mc != nil {
+		return *mc
 	}
-	cm, ok := obj.(*corev1.ConfigMap)
-	if !ok {
-		return MeshConfig{}
-	}
-	mc, err := ParseMeshConfig(cm.Data[MeshConfigKey])
-	if err != nil {
-		t.log.Warn("mesh config unreadable; every host is mesh-wide", "cluster", t.cluster, "error", err)
-		return MeshConfig{}
-	}
-	return mc
+	return MeshConfig{}
 }
 
 func (t *KubeTopology) newCluster(name string, client kubernetes.Interface) (*kubeCluster, error) {

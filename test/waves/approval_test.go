@@ -38,25 +38,7 @@ func TestWaveWaitsForAVerifiedApproval(t *testing.T) {
 	for _, c := range members {
 		apply(t, c, fleettest.LeadingPauseApp(appNS, imageV1, 1))
 	}
-	rolloutState := func(c string) decide.RolloutState {
-		u, err := rollouts.Get(ctx, fleettest.Dynamic(t, c), appNS, "hw")
-		if err != nil || u == nil {
-			t.Fatalf("%s: rollout: %v", c, err)
-		}
-		s, err := rollouts.State(u)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return s
-	}
-	for _, c := range members {
-		fleettest.Eventually(t, 120*time.Second, c+" Healthy at v1", func() error {
-			if s := rolloutState(c); s.Phase != decide.PhaseHealthy || s.Revision != s.StableRevision {
-				return fmt.Errorf("phase %s", s.Phase)
-			}
-			return nil
-		})
-	}
+	waitHealthy(t, appNS, "hw", members...)
 	fr := &v1alpha1.FleetRollout{
 		ObjectMeta: metav1.ObjectMeta{Name: "approval", Namespace: "default"},
 		Spec: v1alpha1.FleetRolloutSpec{
@@ -133,7 +115,7 @@ func TestWaveWaitsForAVerifiedApproval(t *testing.T) {
 	if got := getNamed(t, fr.Name); got.Status.Reason != string(decide.ReasonAwaitingApproval) || len(got.Status.Fleet.Approvals) > 0 {
 		t.Fatalf("an approval of the previous revision counted: %s, approvals %+v", got.Status.Reason, got.Status.Fleet.Approvals)
 	}
-	if s := rolloutState("argo-rollout2"); s.CurrentStepIndex == nil || *s.CurrentStepIndex != 0 {
+	if s, _ := rolloutIn(t, "argo-rollout2", appNS, "hw"); s.CurrentStepIndex == nil || *s.CurrentStepIndex != 0 {
 		t.Fatalf("argo-rollout2 left its leading pause without an approval: step %v", s.CurrentStepIndex)
 	}
 

@@ -62,14 +62,7 @@ func meshFleet(t *testing.T) {
 	for _, c := range all {
 		apply(t, c, fleettest.LeadingPauseAppNamed(mesh, imageV1, 2))
 	}
-	for _, c := range all {
-		fleettest.Eventually(t, 120*time.Second, c+" Healthy at v1", func() error {
-			if s := meshState(t, c); s.Phase != decide.PhaseHealthy || s.Revision != s.StableRevision {
-				return fmt.Errorf("phase %s", s.Phase)
-			}
-			return nil
-		})
-	}
+	waitHealthy(t, mesh.Namespace, mesh.Stable, all...)
 	lctx, cancel := context.WithCancel(ctx)
 	wg := fleettest.Load(lctx, t, all...)
 	t.Cleanup(func() { cancel(); wg.Wait() })
@@ -77,14 +70,7 @@ func meshFleet(t *testing.T) {
 
 func meshState(t *testing.T, cluster string) decide.RolloutState {
 	t.Helper()
-	u, err := rollouts.Get(context.Background(), fleettest.Dynamic(t, cluster), mesh.Namespace, mesh.Stable)
-	if err != nil || u == nil {
-		t.Fatalf("%s: rollout: %v", cluster, err)
-	}
-	s, err := rollouts.State(u)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, _ := rolloutIn(t, cluster, mesh.Namespace, mesh.Stable)
 	return s
 }
 

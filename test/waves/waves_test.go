@@ -63,7 +63,14 @@ func setImage(t *testing.T, image string) {
 
 func state(t *testing.T, cluster string) (decide.RolloutState, string) {
 	t.Helper()
-	u, err := rollouts.Get(context.Background(), fleettest.Dynamic(t, cluster), ns, "hw")
+	return rolloutIn(t, cluster, ns, "hw")
+}
+
+// rolloutIn is the state of the Rollout namespace/name in cluster and its
+// image.
+func rolloutIn(t *testing.T, cluster, namespace, name string) (decide.RolloutState, string) {
+	t.Helper()
+	u, err := rollouts.Get(context.Background(), fleettest.Dynamic(t, cluster), namespace, name)
 	if err != nil || u == nil {
 		t.Fatalf("%s: rollout: %v", cluster, err)
 	}
@@ -103,6 +110,20 @@ func waveStates(fr *v1alpha1.FleetRollout) string {
 	return strings.Join(parts, " ")
 }
 
+// waitHealthy waits until the Rollout namespace/name is Healthy on its
+// stable revision in every cluster.
+func waitHealthy(t *testing.T, namespace, name string, clusters ...string) {
+	t.Helper()
+	for _, c := range clusters {
+		fleettest.Eventually(t, 120*time.Second, c+" Healthy", func() error {
+			if s, _ := rolloutIn(t, c, namespace, name); s.Phase != decide.PhaseHealthy || s.Revision != s.StableRevision {
+				return fmt.Errorf("phase %s", s.Phase)
+			}
+			return nil
+		})
+	}
+}
+
 // installCRD puts the FleetRollout CRD on the hub.
 func installCRD(t *testing.T) {
 	t.Helper()
@@ -120,14 +141,7 @@ func TestWavesReleaseInOrderAndStopWhereTheyFail(t *testing.T) {
 	for _, c := range clusters {
 		apply(t, c, manifests("docker.io/istio/examples-helloworld-v1"))
 	}
-	for _, c := range clusters {
-		fleettest.Eventually(t, 120*time.Second, c+" Healthy at v1", func() error {
-			if s, _ := state(t, c); s.Phase != decide.PhaseHealthy || s.Revision != s.StableRevision {
-				return fmt.Errorf("phase %s", s.Phase)
-			}
-			return nil
-		})
-	}
+	waitHealthy(t, ns, "hw", clusters...)
 
 	fr := &v1alpha1.FleetRollout{
 		ObjectMeta: metav1.ObjectMeta{Name: "waves", Namespace: "default"},
