@@ -947,6 +947,13 @@ const (
 	// ConditionClusterSecretsValid is False while a member's cluster
 	// Secret is broken or duplicated; the fleet holds until it is fixed.
 	ConditionClusterSecretsValid = "ClusterSecretsValid"
+	// ConditionNotificationsConfigured is False when the FleetRollout's
+	// notifications.argoproj.io/subscribe.* annotations cannot be
+	// delivered (an unknown trigger or service, or a problem in the
+	// notifications ConfigMap they use); the message names the annotation
+	// or the ConfigMap key. It never changes a decision. It is absent when
+	// nothing is subscribed.
+	ConditionNotificationsConfigured = "NotificationsConfigured"
 )
 
 // Condition reasons of the coordinator's own making. Decision reasons
@@ -980,6 +987,10 @@ const (
 	// coordinator's credentials (401) or an operation (403).
 	ReasonForbidden    = "Forbidden"
 	ReasonUnauthorized = "Unauthorized"
+	// ReasonSubscriptionsValid and ReasonInvalidSubscriptions are the
+	// reasons of NotificationsConfigured.
+	ReasonSubscriptionsValid   = "SubscriptionsValid"
+	ReasonInvalidSubscriptions = "InvalidSubscriptions"
 )
 
 // Annotation on an Argo CD cluster Secret giving the member's reporting

@@ -32,6 +32,7 @@ import (
 	"lockstep.dev/lockstep/internal/analysis"
 	"lockstep.dev/lockstep/internal/decide"
 	"lockstep.dev/lockstep/internal/fleet"
+	"lockstep.dev/lockstep/internal/notify"
 	"lockstep.dev/lockstep/internal/rollouts"
 )
 
@@ -66,6 +67,10 @@ type Reconciler struct {
 	Recorder record.EventRecorder
 	// Metrics, when set, receives the coordinator's series.
 	Metrics *Metrics
+	// Notifier, when set, checks the FleetRollouts' notification
+	// subscriptions (condition NotificationsConfigured); the deliveries
+	// themselves ride on Recorder (a notify.Recorder).
+	Notifier *notify.Notifier
 	// Secrets are the member Secrets (default: the coordinator's own in
 	// lockstep-system).
 	Secrets fleet.Secrets
@@ -276,6 +281,7 @@ func (r *Reconciler) reconcile(ctx context.Context, log logr.Logger, fr *v1alpha
 	st.Reason, st.Message = string(dec.Reason), truncate(dec.Message, 1024)
 	st.CurrentStep = currentStep(obs, revision)
 	r.setConditions(fr, obs, dec)
+	r.setNotificationsCondition(ctx, fr)
 	r.approvalEvents(fr, orig, dec.Next)
 	st.Releases = recordRelease(st.Releases, revision, dec.Next, latestEvidence(st, revision), now, releaseLimit(fr))
 	if dec.Next.InconclusivePaused && !orig.Fleet.InconclusivePaused {
@@ -298,6 +304,7 @@ func (r *Reconciler) reconcile(ctx context.Context, log logr.Logger, fr *v1alpha
 		return ctrl.Result{}, fmt.Errorf("persist decision: %w", err)
 	}
 
+	r.emitMilestones(fr, orig)
 	applyErr := r.apply(ctx, log, fr, obs, dec, revision)
 
 	after := dec.RequeueAfter

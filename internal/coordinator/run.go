@@ -26,6 +26,7 @@ import (
 	v1alpha1 "lockstep.dev/lockstep/api/v1alpha1"
 	"lockstep.dev/lockstep/internal/analysis"
 	"lockstep.dev/lockstep/internal/fleet"
+	"lockstep.dev/lockstep/internal/notify"
 )
 
 // Config wires a coordinator process.
@@ -141,10 +142,19 @@ func Run(ctx context.Context, cfg Config) error {
 			return err
 		}
 	}
+	// Notifications read their ConfigMap and Secret directly (the cache
+	// holds only member Secrets) and ride on the coordinator's Events.
+	notifier := notify.New(notify.Options{Reader: mgr.GetAPIReader(), Namespace: secrets.Namespace,
+		Registerer: metrics.Registry, Logger: log.WithName("notify")})
+	if err := mgr.Add(notifier); err != nil {
+		return err
+	}
 	r := &Reconciler{
-		Client:   mgr.GetClient(),
-		Querier:  querier,
-		Recorder: mgr.GetEventRecorderFor("lockstep-coordinator"), //nolint:staticcheck // see Reconciler.Recorder
+		Client:  mgr.GetClient(),
+		Querier: querier,
+		Recorder: &notify.Recorder{EventRecorder: mgr.GetEventRecorderFor("lockstep-coordinator"), //nolint:staticcheck // see Reconciler.Recorder
+			Notifier: notifier, Now: cfg.Now},
+		Notifier: notifier,
 		Metrics:  metrics,
 		Secrets:  secrets,
 		Now:      cfg.Now,

@@ -102,8 +102,8 @@ func waitRevision(t testing.TB, name, not string) string {
 // judgedFleet deploys the app at v1 on a clean slate, puts load on the
 // given gateways, creates a FleetRollout judged by the sequential judge
 // (edit sets its spec) and starts the coordinator; it returns once the
-// FleetRollout completed at v1, with v1's revision.
-func judgedFleet(t *testing.T, name string, gateways []string, edit func(*v1alpha1.FleetRollout)) (app, *v1alpha1.FleetRollout, string, context.Context) {
+// FleetRollout completed at v1, with v1's revision and the coordinator.
+func judgedFleet(t *testing.T, name string, gateways []string, edit func(*v1alpha1.FleetRollout)) (app, *v1alpha1.FleetRollout, string, context.Context, *coordinatorRun) {
 	t.Helper()
 	setup(t)
 	stopLogs(t)
@@ -119,11 +119,11 @@ func judgedFleet(t *testing.T, name string, gateways []string, edit func(*v1alph
 	fr.Spec.Analysis = judgeAnalysis()
 	edit(fr)
 	createFleetRollout(t, fr)
-	startCoordinator(t)
+	run := startCoordinator(t)
 	fleettest.Eventually(t, 30*time.Second, "FleetRollout completed at v1", func() error {
 		return wantPhase(t, fr.Name, v1alpha1.PhaseCompleted, v1rev)
 	})
-	return a, fr, v1rev, ctx
+	return a, fr, v1rev, ctx, run
 }
 
 // TestJudgeIsRevisionScoped ships a release whose canary fails every
@@ -132,7 +132,7 @@ func judgedFleet(t *testing.T, name string, gateways []string, edit func(*v1alph
 // still in the counters; the good release must complete all the same, its
 // evidence holding none of them.
 func TestJudgeIsRevisionScoped(t *testing.T) {
-	a, fr, v1rev, ctx := judgedFleet(t, "judge-scoped", workloads, func(fr *v1alpha1.FleetRollout) {
+	a, fr, v1rev, ctx, _ := judgedFleet(t, "judge-scoped", workloads, func(fr *v1alpha1.FleetRollout) {
 		fr.Spec.Hold.Default = &metav1.Duration{Duration: 3 * time.Second}
 		fr.Spec.Policy.InconclusiveLimit = &metav1.Duration{Duration: 90 * time.Second}
 	})
@@ -212,7 +212,7 @@ func TestJudgeIsRevisionScoped(t *testing.T) {
 // promotes through `lockstep promote`, and the fleet moves on in step.
 func TestJudgeNeverPassesWithoutTraffic(t *testing.T) {
 	const limit = 25 * time.Second
-	a, fr, v1rev, _ := judgedFleet(t, "judge-no-traffic", []string{"argo-rollout1"}, func(fr *v1alpha1.FleetRollout) {
+	a, fr, v1rev, _, _ := judgedFleet(t, "judge-no-traffic", []string{"argo-rollout1"}, func(fr *v1alpha1.FleetRollout) {
 		fr.Spec.Hold.Default = &metav1.Duration{Duration: 2 * time.Second}
 		fr.Spec.Policy.InconclusiveLimit = &metav1.Duration{Duration: limit}
 	})
@@ -366,7 +366,7 @@ func TestStrictStores(t *testing.T) {
 // TestJudgeMissingCounter names the field when the configured counter has
 // no series: a condition, never a verdict.
 func TestJudgeMissingCounter(t *testing.T) {
-	a, fr, v1rev, _ := judgedFleet(t, "judge-missing", workloads, func(fr *v1alpha1.FleetRollout) {
+	a, fr, v1rev, _, _ := judgedFleet(t, "judge-missing", workloads, func(fr *v1alpha1.FleetRollout) {
 		fr.Spec.Hold.Default = &metav1.Duration{Duration: 2 * time.Second}
 		fr.Spec.Analysis.Judge.Requests = `istio_requests_totall{reporter="source"}`
 	})
