@@ -16,6 +16,7 @@ import (
 	"lockstep.dev/lockstep/internal/cli/history"
 	"lockstep.dev/lockstep/internal/cli/lab"
 	"lockstep.dev/lockstep/internal/cli/meshsim"
+	"lockstep.dev/lockstep/internal/cli/notifyreceiver"
 	"lockstep.dev/lockstep/internal/cli/rolloutcmd"
 	"lockstep.dev/lockstep/internal/cli/status"
 	"lockstep.dev/lockstep/internal/cli/streams"
@@ -44,7 +45,7 @@ abort in one cluster aborts them all.`,
 	root.SetIn(s.In)
 	root.SetOut(s.Out)
 	root.SetErr(s.ErrOut)
-	root.AddCommand(lab.NewCommand(s), coordinator.NewCommand(s), demo.NewDemoCommand(s), demo.NewLoadCommand(s), demo.NewRenderCommand(s), meshsim.NewCommand(s), status.NewCommand(s), dashboard.NewCommand(s), rolloutcmd.NewCommand(s, rolloutcmd.Promote), rolloutcmd.NewCommand(s, rolloutcmd.Abort), rolloutcmd.NewCommand(s, rolloutcmd.Retry), rolloutcmd.NewCommand(s, rolloutcmd.Pause), rolloutcmd.NewCommand(s, rolloutcmd.Resume), approve.NewCommand(s), history.NewCommand(s))
+	root.AddCommand(lab.NewCommand(s), coordinator.NewCommand(s), demo.NewDemoCommand(s), demo.NewLoadCommand(s), demo.NewRenderCommand(s), meshsim.NewCommand(s), status.NewCommand(s), dashboard.NewCommand(s), rolloutcmd.NewCommand(s, rolloutcmd.Promote), rolloutcmd.NewCommand(s, rolloutcmd.Abort), rolloutcmd.NewCommand(s, rolloutcmd.Retry), rolloutcmd.NewCommand(s, rolloutcmd.Pause), rolloutcmd.NewCommand(s, rolloutcmd.Resume), approve.NewCommand(s), history.NewCommand(s), notifyreceiver.NewCommand(s))
 	return root
 }
 

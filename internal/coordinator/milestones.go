@@ -33,7 +33,8 @@ type milestone struct {
 // milestones compares the status a reconcile started from with the one it
 // persisted and names the release's milestones reached in between: a
 // release started, a wave completed, a wave waiting for approval, the
-// release aborted (with the verdict's evidence) or completed. Being
+// release aborted (its message carries the verdict's evidence) or
+// completed. Being
 // derived from persisted status, each is said once, after the write; a
 // crash between the write and the Event loses it rather than repeating it.
 func milestones(orig, st *v1alpha1.FleetRolloutStatus) []milestone {
@@ -57,7 +58,7 @@ func milestones(orig, st *v1alpha1.FleetRolloutStatus) []milestone {
 	ended := was == nil || was.Outcome != is.Outcome
 	switch {
 	case ended && is.Outcome == OutcomeAborted:
-		out = append(out, milestone{"Warning", ReasonReleaseAborted, fmt.Sprintf("revision %s aborted: %s: %s%s", is.Revision, is.Reason, is.Message, evidenceLine(is.Evidence))})
+		out = append(out, milestone{"Warning", ReasonReleaseAborted, fmt.Sprintf("revision %s aborted: %s: %s", is.Revision, is.Reason, is.Message)})
 	case ended && is.Outcome == OutcomeCompleted:
 		out = append(out, milestone{"Normal", ReasonReleaseCompleted, fmt.Sprintf("revision %s completed on %s", is.Revision, clusterList(st.Members))})
 	}
@@ -115,30 +116,12 @@ func clusterList(ms []v1alpha1.MemberStatus) string {
 	return fmt.Sprintf("%d clusters (%s)", len(names), strings.Join(names, ", "))
 }
 
-// evidenceLine is the verdict's evidence in one line, when the judge gave
-// some.
-func evidenceLine(e *v1alpha1.Evidence) string {
-	if e == nil {
-		return ""
-	}
-	return " [evidence: " + evidenceSummary(e) + "]"
-}
-
 // emitMilestones records the milestones' Events (and so their
 // notifications) after the status that earned them is persisted.
 func (r *Reconciler) emitMilestones(fr *v1alpha1.FleetRollout, orig *v1alpha1.FleetRolloutStatus) {
 	for _, m := range milestones(orig, &fr.Status) {
 		r.event(fr, m.typ, m.reason, "", "%s", truncate(m.message, 1024))
 	}
-}
-
-// evidenceSummary is a scope's counts and the judge's statistic.
-func evidenceSummary(e *v1alpha1.Evidence) string {
-	s := fmt.Sprintf("canary %d/%d failed, stable %d/%d", e.Canary.Failures, e.Canary.Requests, e.Stable.Failures, e.Stable.Requests)
-	if e.LogEValue != "" {
-		s += fmt.Sprintf(", log e-value %s (aborts at %s)", e.LogEValue, e.AbortAt)
-	}
-	return s
 }
 
 // setNotificationsCondition says whether fr's subscriptions can be

@@ -36,6 +36,8 @@ func recordRelease(records []v1alpha1.ReleaseRecord, revision string, next decid
 		n = len(out)
 	}
 	r := &out[n-1]
+	// The evidence that ended a release is its evidence too.
+	running := r.Outcome == OutcomeInProgress
 	if next.Revision == revision {
 		if next.Aborted && !next.AbortedAt.IsZero() {
 			// An abort ends the release; a retry (Aborted cleared) takes it
@@ -53,7 +55,7 @@ func recordRelease(records []v1alpha1.ReleaseRecord, revision string, next decid
 			r.Approvals = approvalsToStatus(next.Approvals)
 		}
 	}
-	if evidence != nil && r.Outcome == OutcomeInProgress {
+	if evidence != nil && running {
 		r.Evidence = evidence.DeepCopy()
 	}
 	if limit <= 0 {

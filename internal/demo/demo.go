@@ -127,7 +127,10 @@ type Summary struct {
 	// coordinator's judge decided on (the failing scope's), lockstep only.
 	JudgeRequests int64 `json:"judgeRequests,omitempty"`
 	// AbortReason is the coordinator's abort message (lockstep).
-	AbortReason   string                        `json:"abortReason,omitempty"`
+	AbortReason string `json:"abortReason,omitempty"`
+	// Notification is the message of the release's last notification
+	// (aborted or completed) as the fleet's receiver got it (lockstep).
+	Notification  string                        `json:"notification,omitempty"`
 	ThanosQueries map[string]map[string]float64 `json:"-"`
 }
 
@@ -418,6 +421,11 @@ func (r *runner) run(ctx context.Context) (*Summary, error) {
 	outcome = time.Now()
 	mu.Unlock()
 	r.say("outcome: %s in every cluster after %s", sum.Outcome, sum.Duration.Round(100*time.Millisecond))
+	trigger := "on-release-completed"
+	if sum.Outcome == "Aborted" {
+		trigger = "on-release-aborted"
+	}
+	sum.Notification = r.notification(ctx, trigger, start, 10*time.Second)
 	for c, cs := range sum.Clusters {
 		cs.Weights = canaryWeights(sum.Timeline[c])
 		sum.Clusters[c] = cs

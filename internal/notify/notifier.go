@@ -2,6 +2,7 @@ package notify
 
 import (
 	"context"
+	"fmt"
 	"math/rand/v2"
 	"sync"
 	"time"
@@ -258,6 +259,15 @@ func render(cfg *Config, trigger string, vars map[string]any, service, recipient
 	}
 	in["serviceType"], in["recipient"] = service, recipient
 	var out Notification
+	if ev, ok := vars["event"].(map[string]any); ok {
+		out.Meta = map[string]string{"trigger": trigger, "revision": fmt.Sprint(vars["revision"])}
+		for _, k := range []string{"reason", "type", "time"} {
+			out.Meta[k] = fmt.Sprint(ev[k])
+		}
+		if md, ok := vars["fleetrollout"].(map[string]any)["metadata"].(map[string]any); ok {
+			out.Meta["namespace"], out.Meta["name"] = fmt.Sprint(md["namespace"]), fmt.Sprint(md["name"])
+		}
+	}
 	for _, cond := range cfg.Triggers[trigger] {
 		for _, name := range cond.Send {
 			t := cfg.Templates[name]

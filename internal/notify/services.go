@@ -170,12 +170,16 @@ func (w *webhook) Type() string       { return serviceWebhook }
 func (w *webhook) Retry() RetryPolicy { return w.retry }
 
 // Send sends the template's request for this webhook, or, when the
-// template has none, POSTs the notification's message as JSON (Argo would
-// send an empty GET; a receiver learns nothing from that).
+// template has none, POSTs the message and Meta as one JSON object (Argo
+// would send an empty GET; a receiver learns nothing from that).
 func (w *webhook) Send(ctx context.Context, n Notification, _ string) error {
 	req, ok := n.Webhook[w.name]
 	if !ok {
-		b, _ := json.Marshal(map[string]string{"message": n.Message})
+		body := map[string]string{"message": n.Message}
+		for k, v := range n.Meta {
+			body[k] = v
+		}
+		b, _ := json.Marshal(body)
 		req = WebhookNotification{Method: http.MethodPost, Body: string(b)}
 	}
 	method := req.Method

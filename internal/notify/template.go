@@ -15,6 +15,10 @@ import (
 // and each service's own parts.
 type Notification struct {
 	Message string
+	// Meta says what the notification is about (trigger, namespace, name,
+	// revision, reason, type, time): a webhook whose template has no
+	// request of its own receives it with the message as JSON.
+	Meta map[string]string
 	// Webhook is keyed by the webhook service's name.
 	Webhook map[string]WebhookNotification
 	Slack   SlackNotification

@@ -92,6 +92,7 @@ type ports struct {
 	compactHTTP          int
 	coordinatorMetrics   int
 	coordinatorDashboard int
+	notifyReceiver       int
 }
 
 // portsFile keeps the ports of the last start-up, so that `lab up` after
@@ -198,6 +199,7 @@ func allocPortsFrom(freePort func() (int, error), clusters []string, workloads [
 	p.appsetMetrics, p.appsetProbe, p.appsetWebhook, p.controllerMetrics = pick("appset-metrics"), pick("appset-probe"), pick("appset-webhook"), pick("application-controller-metrics")
 	p.queryHTTP, p.queryGRPC, p.storeHTTP, p.storeGRPC, p.compactHTTP = pick("thanos-query-http"), pick("thanos-query-grpc"), pick("thanos-store-http"), pick("thanos-store-grpc"), pick("thanos-compact-http")
 	p.coordinatorMetrics, p.coordinatorDashboard = pick("coordinator-metrics"), pick("coordinator-dashboard")
+	p.notifyReceiver = pick("notify-receiver")
 	return p, used, err
 }
 
@@ -350,6 +352,7 @@ func (f *fleet) steps() []step {
 	if f.opt.Light {
 		return append(base,
 			step{"workload clusters registered for the coordinator", f.registerForCoordinator},
+			step{"notification receiver and notifications ConfigMap", f.startNotifyReceiver},
 			step{"Lockstep coordinator", f.startCoordinator},
 			step{"nodes ready", f.waitNodes},
 		)
@@ -360,6 +363,7 @@ func (f *fleet) steps() []step {
 		step{"git server and Argo CD", f.startArgoCD},
 		step{"workload clusters registered in Argo CD", f.registerClusters},
 		step{"workload clusters registered for the coordinator", f.registerForCoordinator},
+		step{"notification receiver and notifications ConfigMap", f.startNotifyReceiver},
 		step{"Lockstep coordinator", f.startCoordinator},
 		step{"fleet health", f.waitFleet},
 	)
