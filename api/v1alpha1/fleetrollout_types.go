@@ -182,7 +182,10 @@ type Hold struct {
 	Steps []StepHold `json:"steps,omitempty"`
 }
 
-// StepHold is the hold time of one pause step.
+// StepHold is the hold of one pause step: how long, and whether a person
+// must approve the barrier there.
+//
+// +kubebuilder:validation:XValidation:rule="!has(self.approval) || self.approval != 'Required' || has(self.name)",message="a barrier with approval Required needs a name (lockstep approve --barrier NAME)"
 type StepHold struct {
 	// Step is the index of the pause step in spec.strategy.canary.steps.
 	// +kubebuilder:validation:Minimum=0
@@ -191,6 +194,19 @@ type StepHold struct {
 	// +kubebuilder:validation:Type=string
 	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('0s')",message="must be a non-negative duration such as 30s or 2m"
 	Duration metav1.Duration `json:"duration"`
+	// Name names the barrier at this step, for approvals.
+	// +optional
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
+	// +kubebuilder:validation:MaxLength=63
+	Name string `json:"name,omitempty"`
+	// Approval Required holds the fleet at this barrier, once its hold and
+	// analysis passed, until a person approves it for the revision (a
+	// FleetApproval naming the barrier, made by `lockstep approve
+	// --barrier NAME` or the dashboard); the approver is recorded in
+	// status.fleet.approvals. A failing analysis still aborts.
+	// +optional
+	// +kubebuilder:validation:Enum=None;Required
+	Approval string `json:"approval,omitempty"`
 }
 
 // Analysis is how the coordinator judges the canary, on Thanos Query.
@@ -765,9 +781,13 @@ type Weights struct {
 	Canary int32 `json:"canary"`
 }
 
-// WaveApproval records a wave's approval.
+// WaveApproval records the approval of a wave, or of a named barrier.
 type WaveApproval struct {
-	Wave     string           `json:"wave"`
+	// Wave or Barrier is what was approved.
+	// +optional
+	Wave string `json:"wave,omitempty"`
+	// +optional
+	Barrier  string           `json:"barrier,omitempty"`
 	Approver string           `json:"approver"`
 	At       metav1.MicroTime `json:"at"`
 	// Approval names the FleetApproval.

@@ -16,7 +16,7 @@ import (
 // decide reads them. The apiserver's admission policy has already held
 // each one's approver to the user who created it.
 func (r *Reconciler) approvals(ctx context.Context, fr *v1alpha1.FleetRollout) ([]decide.Approval, error) {
-	if !slices.ContainsFunc(fr.Spec.Waves, func(w v1alpha1.Wave) bool { return w.Approval == "Required" }) {
+	if !needsApproval(&fr.Spec) {
 		return nil, nil
 	}
 	var list v1alpha1.FleetApprovalList
@@ -32,7 +32,7 @@ func (r *Reconciler) approvals(ctx context.Context, fr *v1alpha1.FleetRollout) (
 		if a.Spec.FleetRollout != fr.Name || !a.DeletionTimestamp.IsZero() {
 			continue
 		}
-		out = append(out, decide.Approval{Wave: a.Spec.Wave, Revision: a.Spec.Revision, Approver: a.Spec.Approver, Name: a.Name})
+		out = append(out, decide.Approval{Wave: a.Spec.Wave, Barrier: a.Spec.Barrier, Revision: a.Spec.Revision, Approver: a.Spec.Approver, Name: a.Name})
 	}
 	return out, nil
 }
@@ -49,9 +49,21 @@ func approvedFleetRollout(_ context.Context, o client.Object) []reconcile.Reques
 // approvalEvents says, once, who approved which wave of which revision.
 func (r *Reconciler) approvalEvents(fr *v1alpha1.FleetRollout, orig *v1alpha1.FleetRolloutStatus, next decide.FleetStatus) {
 	for _, a := range next.Approvals {
-		seen := orig.Fleet.Revision == next.Revision && slices.ContainsFunc(orig.Fleet.Approvals, func(o v1alpha1.WaveApproval) bool { return o.Wave == a.Wave })
-		if !seen {
-			r.event(fr, "Normal", "Approved", "Approve", "wave %s of revision %s approved by %s (FleetApproval %s)", a.Wave, next.Revision, a.Approver, a.Name)
+		seen := orig.Fleet.Revision == next.Revision && slices.ContainsFunc(orig.Fleet.Approvals, func(o v1alpha1.WaveApproval) bool { return o.Wave == a.Wave && o.Barrier == a.Barrier })
+		if seen {
+			continue
 		}
+		what := "wave " + a.Wave
+		if a.Barrier != "" {
+			what = "barrier " + a.Barrier
+		}
+		r.event(fr, "Normal", "Approved", "Approve", "%s of revision %s approved by %s (FleetApproval %s)", what, next.Revision, a.Approver, a.Name)
 	}
+}
+
+// needsApproval says whether some wave or barrier of spec waits for a
+// person.
+func needsApproval(spec *v1alpha1.FleetRolloutSpec) bool {
+	return slices.ContainsFunc(spec.Waves, func(w v1alpha1.Wave) bool { return w.Approval == "Required" }) ||
+		slices.ContainsFunc(spec.Hold.Steps, func(s v1alpha1.StepHold) bool { return s.Approval == "Required" })
 }

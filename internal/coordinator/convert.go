@@ -55,6 +55,12 @@ func policyFromSpec(spec *v1alpha1.FleetRolloutSpec) decide.Policy {
 		p.StepHold = make(map[int32]time.Duration, len(spec.Hold.Steps))
 		for _, s := range spec.Hold.Steps {
 			p.StepHold[s.Step] = s.Duration.Duration
+			if s.Approval == "Required" {
+				if p.ApprovalBarriers == nil {
+					p.ApprovalBarriers = map[int32]string{}
+				}
+				p.ApprovalBarriers[s.Step] = s.Name
+			}
 		}
 	}
 	if a := spec.Analysis; a != nil {
@@ -295,7 +301,7 @@ func fleetFromStatus(s v1alpha1.FleetState) decide.FleetStatus {
 func approvalsFromStatus(in []v1alpha1.WaveApproval) []decide.ApprovalRecord {
 	var out []decide.ApprovalRecord
 	for _, a := range in {
-		out = append(out, decide.ApprovalRecord{Wave: a.Wave, Approver: a.Approver, Name: a.Approval, At: a.At.Time})
+		out = append(out, decide.ApprovalRecord{Wave: a.Wave, Barrier: a.Barrier, Approver: a.Approver, Name: a.Approval, At: a.At.Time})
 	}
 	return out
 }
@@ -303,7 +309,7 @@ func approvalsFromStatus(in []v1alpha1.WaveApproval) []decide.ApprovalRecord {
 func approvalsToStatus(in []decide.ApprovalRecord) []v1alpha1.WaveApproval {
 	var out []v1alpha1.WaveApproval
 	for _, a := range in {
-		out = append(out, v1alpha1.WaveApproval{Wave: a.Wave, Approver: a.Approver, Approval: a.Name, At: metav1.NewMicroTime(a.At)})
+		out = append(out, v1alpha1.WaveApproval{Wave: a.Wave, Barrier: a.Barrier, Approver: a.Approver, Approval: a.Name, At: metav1.NewMicroTime(a.At)})
 	}
 	return out
 }

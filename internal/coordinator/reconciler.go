@@ -228,6 +228,10 @@ func (r *Reconciler) reconcile(ctx context.Context, log logr.Logger, fr *v1alpha
 	for _, o := range obs {
 		if o.stepsErr != nil {
 			stepProblems = append(stepProblems, o.member.Name+": "+o.stepsErr.Error())
+		} else if ro := o.member.Rollout; ro != nil && ro.Steps != nil {
+			if err := decide.CheckBarriers(ro.Steps, policy.ApprovalBarriers); err != nil {
+				stepProblems = append(stepProblems, o.member.Name+": "+err.Error())
+			}
 		}
 	}
 	if len(stepProblems) > 0 {

@@ -27,7 +27,7 @@ import (
 var assets embed.FS
 
 // Verbs are the actions the page offers, in the order of its buttons.
-var Verbs = []string{"promote", "pause", "resume", "abort", "retry"}
+var Verbs = []string{"promote", "pause", "resume", "abort", "retry", "approve"}
 
 // TokenCookie carries the per-run token after the first visit, so that
 // the URL can drop it.

@@ -602,6 +602,9 @@ func (d *decider) barrier(n int32) Decision {
 	if msg := s.Policy.AwaitApproval; msg != "" && d.weightAt(n) == 0 {
 		return d.decision(ActionHold, ReasonAwaitingApproval, n, fmt.Sprintf("all members paused at step %d; %s", n, msg))
 	}
+	if dec, wait := d.barrierApproval(n, holdEnd); wait {
+		return dec
+	}
 	if d.now.Before(holdEnd) {
 		dec := d.decision(ActionHold, ReasonHolding, n, fmt.Sprintf("all members paused at step %d; holding until %s", n, holdEnd.UTC().Format(time.RFC3339)))
 		if len(short) > 0 {
@@ -678,4 +681,20 @@ func weightBefore(steps []Step, n int32) int32 {
 		}
 	}
 	return w
+}
+
+// barrierApproval holds a named barrier (Policy.ApprovalBarriers) whose
+// hold is over until a person approved it for the revision, and records
+// the approval once it is there.
+func (d *decider) barrierApproval(n int32, holdEnd time.Time) (Decision, bool) {
+	name, ok := d.s.Policy.ApprovalBarriers[n]
+	if !ok || d.now.Before(holdEnd) {
+		return Decision{}, false
+	}
+	a, approved := barrierApproval(d.s, name)
+	if !approved {
+		return d.decision(ActionHold, ReasonAwaitingApproval, n, fmt.Sprintf("all members paused at step %d; barrier %s of revision %s needs a person's approval (lockstep approve --barrier %s)", n, name, d.s.Revision, name)), true
+	}
+	d.next.Approvals = recordApproval(d.next.Approvals, a, d.now)
+	return Decision{}, false
 }

@@ -239,3 +239,22 @@ func diffSteps(a, b []Step) string {
 	}
 	return ""
 }
+
+// CheckBarriers reports approval barriers (Policy.ApprovalBarriers) at
+// steps that are not pauses of steps: the fleet never stops there, so the
+// approval a person expects would never be asked for.
+func CheckBarriers(steps []Step, barriers map[int32]string) error {
+	var problems []string
+	for _, n := range slices.Sorted(maps.Keys(barriers)) {
+		switch {
+		case int(n) >= len(steps):
+			problems = append(problems, fmt.Sprintf("spec.hold.steps: barrier %s at step %d: the Rollout has %d steps", barriers[n], n, len(steps)))
+		case steps[n].Kind != StepPause:
+			problems = append(problems, fmt.Sprintf("spec.hold.steps: barrier %s at step %d (%s) is not a pause step: nothing would wait for its approval", barriers[n], n, steps[n]))
+		}
+	}
+	if len(problems) > 0 {
+		return &StepsError{Problems: problems}
+	}
+	return nil
+}

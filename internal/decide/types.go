@@ -99,7 +99,8 @@ const (
 	// ReasonInconclusiveLimit: analysis stayed inconclusive past the limit
 	// and the policy aborts then.
 	ReasonInconclusiveLimit Reason = "InconclusiveLimitExceeded"
-	// ReasonAwaitingApproval: a wave waits at its leading pause for a
+	// ReasonAwaitingApproval: a wave waits at its leading pause, or the
+	// fleet at a named barrier, for a
 	// person's approval.
 	ReasonAwaitingApproval Reason = "AwaitingApproval"
 	// ReasonInconclusivePaused: analysis stayed inconclusive past the limit
@@ -164,8 +165,8 @@ type Snapshot struct {
 	// Waves, when set, release the members group after group (see Wave);
 	// empty means one wave of every member.
 	Waves []Wave
-	// Approvals are the wave approvals people gave (of any revision: only
-	// the wanted revision's count).
+	// Approvals are the wave and barrier approvals people gave (of any
+	// revision: only the wanted revision's count).
 	Approvals []Approval
 	// RetryToken asks for a retry of an aborted fleet. It is a token rather
 	// than a boolean so that a request is acted on exactly once: Decide
@@ -237,6 +238,10 @@ type Policy struct {
 	// (the leading pause) until it is cleared, saying why: a wave that
 	// waits for a person's approval.
 	AwaitApproval string
+	// ApprovalBarriers names the pause steps whose barrier a person must
+	// approve (Snapshot.Approvals, by barrier name) once its hold and
+	// analysis passed; a failing analysis still aborts.
+	ApprovalBarriers map[int32]string
 	// QuietHold is the least hold at a barrier before any canary traffic
 	// (a leading pause): one scrape interval and a bit when the judge
 	// runs, so that FleetStatus.QuietSince lies a whole scrape before the
@@ -335,7 +340,8 @@ type FleetStatus struct {
 	// that still holds earlier traffic (a previous release's canary) and do
 	// not count.
 	CanaryStartedAt time.Time
-	// Approvals records the waves of Revision a person approved.
+	// Approvals records the waves and barriers of Revision a person
+	// approved.
 	Approvals []ApprovalRecord
 	// QuietSince is when every member was first seen running this
 	// revision at canary weight 0, before its canary got traffic: from
@@ -376,7 +382,7 @@ func (f FleetStatus) inProgress() bool {
 
 // ApprovalRecord is a wave's approval as the coordinator first saw it.
 type ApprovalRecord struct {
-	Wave, Approver, Name string
+	Wave, Barrier, Approver, Name string
 	At                   time.Time
 }
 

@@ -30,7 +30,9 @@ type Wave struct {
 
 // Approval is a person's approval of a wave for a revision.
 type Approval struct {
-	Wave, Revision, Approver string
+	// Wave or Barrier (a named barrier, Policy.ApprovalBarriers) is what
+	// the approval lets go.
+	Wave, Barrier, Revision, Approver string
 	// Name identifies the approval object.
 	Name string
 }
@@ -287,8 +289,18 @@ func advance(f FleetStatus, n int, failed []string, now time.Time) FleetStatus {
 // approvalOf is the first approval of wave for the snapshot's revision;
 // an approval of another revision does not count.
 func approvalOf(s Snapshot, wave Wave) (Approval, bool) {
+	return approvalFor(s, func(a Approval) bool { return a.Wave == wave.Name && a.Barrier == "" })
+}
+
+// barrierApproval is the first approval of the named barrier for the
+// snapshot's revision.
+func barrierApproval(s Snapshot, barrier string) (Approval, bool) {
+	return approvalFor(s, func(a Approval) bool { return a.Barrier == barrier && a.Wave == "" })
+}
+
+func approvalFor(s Snapshot, match func(Approval) bool) (Approval, bool) {
 	for _, a := range s.Approvals {
-		if a.Wave == wave.Name && a.Revision == s.Revision && a.Approver != "" {
+		if match(a) && a.Revision == s.Revision && a.Approver != "" {
 			return a, true
 		}
 	}
@@ -298,11 +310,11 @@ func approvalOf(s Snapshot, wave Wave) (Approval, bool) {
 // recordApproval adds a's record once, when it was first seen.
 func recordApproval(records []ApprovalRecord, a Approval, now time.Time) []ApprovalRecord {
 	for _, r := range records {
-		if r.Wave == a.Wave {
+		if r.Wave == a.Wave && r.Barrier == a.Barrier {
 			return records
 		}
 	}
-	return append(slices.Clone(records), ApprovalRecord{Wave: a.Wave, Approver: a.Approver, Name: a.Name, At: now})
+	return append(slices.Clone(records), ApprovalRecord{Wave: a.Wave, Barrier: a.Barrier, Approver: a.Approver, Name: a.Name, At: now})
 }
 
 // subSnapshot is s restricted to members (in s's order), without waves.

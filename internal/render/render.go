@@ -37,7 +37,15 @@ type Params struct {
 	// Mode picks the Rollout the ApplicationSet deploys: ModeIndependent
 	// (the guide's) or ModeLockstep (driven by the hub's coordinator).
 	Mode string
+	// ApprovalBarrier, when set, names a barrier a person approves: the
+	// FleetRollout holds at ApprovalStep (the pause at 50 % canary) until
+	// `lockstep approve --barrier NAME` or the dashboard approves it.
+	ApprovalBarrier string
 }
+
+// ApprovalStep is the lockstep Rollout's pause at 50 % canary, where
+// Params.ApprovalBarrier holds.
+const ApprovalStep = 10
 
 // Rollout modes: the folder under argo-resources/rollout/ they deploy.
 const (
@@ -70,6 +78,10 @@ func (p Params) Validate() error {
 		return fmt.Errorf("render: negative delay")
 	case p.Mode != ModeIndependent && p.Mode != ModeLockstep:
 		return fmt.Errorf("render: unknown rollout mode %q (want %s or %s)", p.Mode, ModeIndependent, ModeLockstep)
+	case p.ApprovalBarrier != "" && p.Mode != ModeLockstep:
+		return fmt.Errorf("render: an approval barrier needs the lockstep mode (a FleetRollout)")
+	case p.ApprovalBarrier != "" && !barrierName.MatchString(p.ApprovalBarrier):
+		return fmt.Errorf("render: approval barrier %q is not a DNS label (lower-case letters, digits, '-')", p.ApprovalBarrier)
 	}
 	return nil
 }
@@ -85,11 +97,22 @@ func (p Params) values() map[string]string {
 		"SCALE_DOWN_DELAY":       fmt.Sprintf("%d", int(p.ScaleDownDelay/time.Second)),
 		"ROLLOUT_MODE":           p.Mode,
 		"SCRAPE_INTERVAL":        dur(p.ScrapeInterval),
+		"HOLD_STEPS":             p.holdSteps(),
 	}
+}
+
+// holdSteps is the FleetRollout's spec.hold.steps, in flow style.
+func (p Params) holdSteps() string {
+	if p.ApprovalBarrier == "" {
+		return "[]"
+	}
+	return fmt.Sprintf(`[{step: %d, duration: "0s", name: %s, approval: Required}]`, ApprovalStep, p.ApprovalBarrier)
 }
 
 // dur prints a duration the way Argo Rollouts reads it: whole seconds.
 func dur(d time.Duration) string { return fmt.Sprintf("%ds", int(d/time.Second)) }
+
+var barrierName = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$`)
 
 var placeholder = regexp.MustCompile(`\$\{([A-Za-z0-9_]+)\}`)
 

@@ -12,8 +12,11 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/client-go/kubernetes"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	v1alpha1 "lockstep.dev/lockstep/api/v1alpha1"
+	"lockstep.dev/lockstep/internal/cli/approve"
 	"lockstep.dev/lockstep/internal/cli/rolloutcmd"
 	"lockstep.dev/lockstep/internal/cli/status"
 	"lockstep.dev/lockstep/internal/dashboard"
@@ -176,6 +179,9 @@ func (f *fleet) Act(ctx context.Context, verb string) (*dashboard.ActionResult, 
 	if err != nil {
 		return nil, err
 	}
+	if verb == "approve" {
+		return f.approve(ctx, t)
+	}
 	o, err := rolloutcmd.Do(ctx, t, rolloutcmd.Verb(verb), rolloutcmd.Options{})
 	if err != nil {
 		return nil, err
@@ -198,4 +204,34 @@ func (f *fleet) Close() {
 	if f.t != nil {
 		f.t.Cache.Stop()
 	}
+}
+
+// approve approves what the FleetRollout waits for, as whoever this
+// dashboard's hub credentials are: the hub's admission policy holds the
+// approver to that identity, so the page cannot approve in another's name.
+func (f *fleet) approve(ctx context.Context, t *status.Target) (*dashboard.ActionResult, error) {
+	if t.Hub == nil || t.FleetRollout == nil {
+		return nil, errors.New("approve: no FleetRollout on a hub moves this fleet")
+	}
+	var fr v1alpha1.FleetRollout
+	if err := t.Hub.Get(ctx, client.ObjectKeyFromObject(t.FleetRollout), &fr); err != nil {
+		return nil, fmt.Errorf("approve: %w", err)
+	}
+	gate, err := approve.Awaiting(&fr)
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := f.src.target.Hub.ToRESTConfig()
+	if err != nil {
+		return nil, fmt.Errorf("hub: %w", err)
+	}
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("hub: %w", err)
+	}
+	a, err := approve.Approve(ctx, t.Hub, approve.WhoAmI(cs), &fr, gate, "")
+	if err != nil {
+		return nil, err
+	}
+	return &dashboard.ActionResult{Verb: "approve", Message: fmt.Sprintf("approved %s of revision %s as %s (FleetApproval %s)", gate, a.Spec.Revision, a.Spec.Approver, a.Name)}, nil
 }

@@ -80,6 +80,7 @@ func NewDemoCommand(s streams.IO) *cobra.Command {
 		bad, lock    bool
 		errorRate    float64
 		faultIn      string
+		barrier      string
 		latency      time.Duration
 		baseline     float64
 		incidentRate float64
@@ -117,6 +118,7 @@ when either fails. Without it, the guide's independent Rollouts run.`,
   lockstep demo --lockstep --bad-release --latency 200ms --fault-cluster argo-rollout1
   lockstep demo --lockstep --baseline-error-rate 0.03   # a good release; stable and canary fail 3 %
   lockstep demo --lockstep --incident-error-rate 0.2 --incident-for 30s   # a good release through a shared incident
+  lockstep demo --lockstep --approval-barrier prod-gate   # waits at 50 % for: lockstep approve --barrier prod-gate
   lockstep demo --pause 20s --analysis-delay 60s --analysis-interval 20s   # the guide's timings`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -147,6 +149,7 @@ when either fails. Without it, the guide's independent Rollouts run.`,
 			if lock {
 				params.Mode = render.ModeLockstep
 			}
+			params.ApprovalBarrier = barrier
 			// Check the timings before anything starts; the addresses
 			// come from the fleet.
 			check := params
@@ -156,6 +159,9 @@ when either fails. Without it, the guide's independent Rollouts run.`,
 			}
 			if faultIn != "" && !bad {
 				return fmt.Errorf("--fault-cluster needs --bad-release")
+			}
+			if barrier != "" && !lock {
+				return fmt.Errorf("--approval-barrier needs --lockstep")
 			}
 			if err := dash.start(ctx, st, lock, progress); err != nil {
 				return err
@@ -184,6 +190,7 @@ when either fails. Without it, the guide's independent Rollouts run.`,
 	cmd.Flags().Float64Var(&baseline, "baseline-error-rate", 0, "every helloworld pod, stable and canary, fails this share of requests (a good release on an imperfect fleet)")
 	cmd.Flags().Float64Var(&incidentRate, "incident-error-rate", 0, "with --incident-for: a shared incident; every helloworld pod, stable and canary, fails this share more, from when the canary first reaches 50 %")
 	cmd.Flags().DurationVar(&incidentFor, "incident-for", 0, "how long the shared incident lasts")
+	cmd.Flags().StringVar(&barrier, "approval-barrier", "", "with --lockstep: hold the fleet at 50 % canary until a person approves this barrier (lockstep approve --barrier NAME, or the dashboard)")
 	cmd.Flags().Float64Var(&rate, "rate", 20, "requests per second on each ingress gateway")
 	cmd.Flags().DurationVar(&timeout, "timeout", 10*time.Minute, "give up after this long")
 	cmd.Flags().IntVar(&workloads, "workloads", 2, "workload clusters of the fleet the demo starts (argo-rollout1..N); a running fleet must have as many when given")

@@ -188,7 +188,17 @@
     if (!s.actions.enabled) why = "Actions off: " + s.actions.reason;
     else if (body.dataset.tokenState === "stale") why = "Actions off: this page's token is stale";
     else if (token === "") why = "Actions off: open the URL that lockstep dashboard printed";
+    const co = s.fleet && s.fleet.coordinator;
+    const awaiting = co != null && co.reason === "AwaitingApproval";
     for (const b of document.querySelectorAll("button.verb")) {
+      if (b.dataset.verb === "approve") {
+        // Approving is asked for: the button is live only while a wave
+        // or a barrier waits for a person.
+        b.disabled = !enabled || !awaiting;
+        b.title = why || (awaiting ? co.message : "nothing awaits approval");
+        b.hidden = co == null;
+        continue;
+      }
       b.disabled = !enabled;
       b.title = why;
     }
@@ -276,7 +286,10 @@
   for (const b of document.querySelectorAll("button.verb")) {
     b.addEventListener("click", () => {
       pending = b.dataset.verb;
-      setText($("confirm-text"), pending + " " + body.dataset.namespace + "/" + body.dataset.name + " in every cluster of the fleet?");
+      const text = pending === "approve"
+        ? "approve what " + body.dataset.namespace + "/" + body.dataset.name + " waits for, as yourself (the hub's identity of this dashboard)? " + b.title
+        : pending + " " + body.dataset.namespace + "/" + body.dataset.name + " in every cluster of the fleet?";
+      setText($("confirm-text"), text);
       setText($("confirm-ok"), pending);
       dlg.showModal();
     });
