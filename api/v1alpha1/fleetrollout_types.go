@@ -614,9 +614,13 @@ type ReleaseRecord struct {
 	// +optional
 	// +kubebuilder:validation:MaxLength=1024
 	Message string `json:"message,omitempty"`
-	// Approvals are the waves people approved for it.
+	// Approvals are the waves and barriers people approved for it.
 	// +optional
 	Approvals []WaveApproval `json:"approvals,omitempty"`
+	// AbortedBy is the person who aborted it (`lockstep abort` or the
+	// dashboard; see AnnotationAbortedBy), when a person did.
+	// +optional
+	AbortedBy string `json:"abortedBy,omitempty"`
 	// Evidence is the fleet's evidence when it ended (else the latest).
 	// +optional
 	Evidence *Evidence `json:"evidence,omitempty"`
@@ -678,9 +682,9 @@ type FleetState struct {
 	QuietSince *metav1.MicroTime `json:"quietSince,omitempty"`
 	// Approvals are the waves of this revision that a person approved:
 	// who, and when the coordinator saw it.
+	// Written whole by the coordinator.
 	// +optional
-	// +listType=map
-	// +listMapKey=wave
+	// +listType=atomic
 	// +kubebuilder:validation:MaxItems=64
 	Approvals []WaveApproval `json:"approvals,omitempty"`
 	// Aborted is sticky until the revision changes or a retry is handled.
@@ -1011,6 +1015,16 @@ const (
 	// reasons of NotificationsConfigured.
 	ReasonSubscriptionsValid   = "SubscriptionsValid"
 	ReasonInvalidSubscriptions = "InvalidSubscriptions"
+)
+
+// Annotations on a FleetRollout that say who aborted its fleet (set by
+// `lockstep abort` and the dashboard, for the revision then released): the
+// hub's admission policy lockstep-fleetrollout-aborted-by holds
+// AnnotationAbortedBy to the user who sets it, and the coordinator copies
+// it into status.releases[].abortedBy.
+const (
+	AnnotationAbortedBy       = "lockstep.dev/aborted-by"
+	AnnotationAbortedRevision = "lockstep.dev/aborted-revision"
 )
 
 // Annotation on an Argo CD cluster Secret giving the member's reporting

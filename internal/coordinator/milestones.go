@@ -58,7 +58,11 @@ func milestones(orig, st *v1alpha1.FleetRolloutStatus) []milestone {
 	ended := was == nil || was.Outcome != is.Outcome
 	switch {
 	case ended && is.Outcome == OutcomeAborted:
-		out = append(out, milestone{"Warning", ReasonReleaseAborted, fmt.Sprintf("revision %s aborted: %s: %s", is.Revision, is.Reason, is.Message)})
+		by := ""
+		if is.AbortedBy != "" {
+			by = " by " + is.AbortedBy
+		}
+		out = append(out, milestone{"Warning", ReasonReleaseAborted, fmt.Sprintf("revision %s aborted%s: %s: %s", is.Revision, by, is.Reason, is.Message)})
 	case ended && is.Outcome == OutcomeCompleted:
 		out = append(out, milestone{"Normal", ReasonReleaseCompleted, fmt.Sprintf("revision %s completed on %s", is.Revision, clusterList(st.Members))})
 	}

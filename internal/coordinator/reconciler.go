@@ -288,6 +288,7 @@ func (r *Reconciler) reconcile(ctx context.Context, log logr.Logger, fr *v1alpha
 	r.setNotificationsCondition(ctx, fr)
 	r.approvalEvents(fr, orig, dec.Next)
 	st.Releases = recordRelease(st.Releases, revision, dec.Next, latestEvidence(st, revision), now, releaseLimit(fr))
+	markAbortedBy(st.Releases, fr)
 	if dec.Next.InconclusivePaused && !orig.Fleet.InconclusivePaused {
 		r.event(fr, "Warning", string(decide.ReasonInconclusivePaused), "Pause", "%s", truncate(dec.Message, 512))
 	}

@@ -82,3 +82,18 @@ func releaseLimit(fr *v1alpha1.FleetRollout) int {
 	}
 	return v1alpha1.DefaultReleaseHistory
 }
+
+// markAbortedBy names, in the latest record, the person who aborted it,
+// from the annotations `lockstep abort` and the dashboard set on fr for the
+// revision they aborted (the hub's admission policy holds the name to the
+// user who set it).
+func markAbortedBy(records []v1alpha1.ReleaseRecord, fr *v1alpha1.FleetRollout) {
+	if len(records) == 0 {
+		return
+	}
+	r := &records[len(records)-1]
+	by, rev := fr.Annotations[v1alpha1.AnnotationAbortedBy], fr.Annotations[v1alpha1.AnnotationAbortedRevision]
+	if r.Outcome == OutcomeAborted && r.AbortedBy == "" && by != "" && rev == r.Revision {
+		r.AbortedBy = by
+	}
+}

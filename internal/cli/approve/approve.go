@@ -17,7 +17,6 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
-	authnv1 "k8s.io/api/authentication/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -25,6 +24,7 @@ import (
 	"lockstep.dev/lockstep/api/v1alpha1"
 	"lockstep.dev/lockstep/internal/cli/status"
 	"lockstep.dev/lockstep/internal/cli/streams"
+	"lockstep.dev/lockstep/internal/kube"
 )
 
 type flags struct {
@@ -133,18 +133,7 @@ func run(ctx context.Context, s streams.IO, f *flags, name string) error {
 }
 
 // WhoAmI asks the hub who the caller is (a SelfSubjectReview).
-func WhoAmI(cs kubernetes.Interface) func(context.Context) (string, error) {
-	return func(ctx context.Context) (string, error) {
-		r, err := cs.AuthenticationV1().SelfSubjectReviews().Create(ctx, &authnv1.SelfSubjectReview{}, metav1.CreateOptions{})
-		if err != nil {
-			return "", fmt.Errorf("who am I on the hub: %w", err)
-		}
-		if r.Status.UserInfo.Username == "" {
-			return "", errors.New("who am I on the hub: no user name in the SelfSubjectReview")
-		}
-		return r.Status.UserInfo.Username, nil
-	}
-}
+var WhoAmI = kube.WhoAmI
 
 var unsafeName = regexp.MustCompile(`[^a-z0-9-]+`)
 

@@ -20,6 +20,7 @@ import (
 	"lockstep.dev/lockstep/internal/cli/rolloutcmd"
 	"lockstep.dev/lockstep/internal/cli/status"
 	"lockstep.dev/lockstep/internal/dashboard"
+	"lockstep.dev/lockstep/internal/kube"
 	"lockstep.dev/lockstep/internal/rollouts"
 )
 
@@ -182,7 +183,11 @@ func (f *fleet) Act(ctx context.Context, verb string) (*dashboard.ActionResult, 
 	if verb == "approve" {
 		return f.approve(ctx, t)
 	}
-	o, err := rolloutcmd.Do(ctx, t, rolloutcmd.Verb(verb), rolloutcmd.Options{})
+	opts := rolloutcmd.Options{}
+	if cs, err := f.src.clientset(); err == nil {
+		opts.WhoAmI = kube.WhoAmI(cs)
+	}
+	o, err := rolloutcmd.Do(ctx, t, rolloutcmd.Verb(verb), opts)
 	if err != nil {
 		return nil, err
 	}
@@ -221,7 +226,21 @@ func (f *fleet) approve(ctx context.Context, t *status.Target) (*dashboard.Actio
 	if err != nil {
 		return nil, err
 	}
-	cfg, err := f.src.target.Hub.ToRESTConfig()
+	cs, err := f.src.clientset()
+	if err != nil {
+		return nil, err
+	}
+	a, err := approve.Approve(ctx, t.Hub, kube.WhoAmI(cs), &fr, gate, "")
+	if err != nil {
+		return nil, err
+	}
+	return &dashboard.ActionResult{Verb: "approve", Message: fmt.Sprintf("approved %s of revision %s as %s (FleetApproval %s)", gate, a.Spec.Revision, a.Spec.Approver, a.Name)}, nil
+}
+
+// clientset reaches the hub as the dashboard's user: the identity its
+// approvals and aborts are recorded under.
+func (s *source) clientset() (kubernetes.Interface, error) {
+	cfg, err := s.target.Hub.ToRESTConfig()
 	if err != nil {
 		return nil, fmt.Errorf("hub: %w", err)
 	}
@@ -229,9 +248,5 @@ func (f *fleet) approve(ctx context.Context, t *status.Target) (*dashboard.Actio
 	if err != nil {
 		return nil, fmt.Errorf("hub: %w", err)
 	}
-	a, err := approve.Approve(ctx, t.Hub, approve.WhoAmI(cs), &fr, gate, "")
-	if err != nil {
-		return nil, err
-	}
-	return &dashboard.ActionResult{Verb: "approve", Message: fmt.Sprintf("approved %s of revision %s as %s (FleetApproval %s)", gate, a.Spec.Revision, a.Spec.Approver, a.Name)}, nil
+	return cs, nil
 }

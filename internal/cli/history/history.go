@@ -107,7 +107,7 @@ func Print(w io.Writer, format string, rs []v1alpha1.ReleaseRecord) error {
 		return err
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	head := "REVISION\tSTARTED\tENDED\tOUTCOME\tAPPROVED\tFAILED (CANARY)"
+	head := "REVISION\tSTARTED\tENDED\tOUTCOME\tAPPROVED\tABORTED BY\tFAILED (CANARY)"
 	if format == "wide" {
 		head += "\tREASON\tMESSAGE"
 	}
@@ -119,13 +119,17 @@ func Print(w io.Writer, format string, rs []v1alpha1.ReleaseRecord) error {
 		}
 		var approved []string
 		for _, a := range r.Approvals {
-			approved = append(approved, a.Wave+" by "+a.Approver)
+			what := a.Wave
+			if a.Barrier != "" {
+				what = "barrier " + a.Barrier
+			}
+			approved = append(approved, what+" by "+a.Approver)
 		}
 		failed := "-"
 		if e := r.Evidence; e != nil {
 			failed = fmt.Sprintf("%d/%d", e.Canary.Failures, e.Canary.Requests)
 		}
-		line := strings.Join([]string{r.Revision, r.StartedAt.UTC().Format("2006-01-02 15:04:05"), ended, r.Outcome, dash(strings.Join(approved, ", ")), failed}, "\t")
+		line := strings.Join([]string{r.Revision, r.StartedAt.UTC().Format("2006-01-02 15:04:05"), ended, r.Outcome, dash(strings.Join(approved, ", ")), dash(r.AbortedBy), failed}, "\t")
 		if format == "wide" {
 			line += "\t" + dash(r.Reason) + "\t" + dash(r.Message)
 		}

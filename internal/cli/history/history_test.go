@@ -14,19 +14,20 @@ import (
 func TestPrint(t *testing.T) {
 	t.Parallel()
 	at := func(m int) metav1.MicroTime { return metav1.NewMicroTime(time.Date(2026, 5, 1, 12, m, 0, 0, time.UTC)) }
-	end := at(3)
+	end, end2 := at(3), at(8)
 	rs := []v1alpha1.ReleaseRecord{
 		{Revision: "6d4f", StartedAt: at(0), EndedAt: &end, Outcome: "Aborted", Reason: "AnalysisFailed", Message: "judge: canary 9/20 failed",
 			Evidence: &v1alpha1.Evidence{Canary: v1alpha1.RequestCounts{Requests: 20, Failures: 9}}},
-		{Revision: "7a1c", StartedAt: at(5), Outcome: "InProgress", Approvals: []v1alpha1.WaveApproval{{Wave: "rest", Approver: "alice", At: at(6)}}},
+		{Revision: "7a1c", StartedAt: at(5), EndedAt: &end2, Outcome: "Aborted", Reason: "MemberAborted", AbortedBy: "bob",
+			Approvals: []v1alpha1.WaveApproval{{Wave: "rest", Approver: "alice", At: at(6)}, {Barrier: "prod-gate", Approver: "carol", At: at(7)}}},
 	}
 	var b strings.Builder
 	if err := Print(&b, "table", rs); err != nil {
 		t.Fatal(err)
 	}
-	want := `REVISION  STARTED              ENDED                OUTCOME     APPROVED       FAILED (CANARY)
-6d4f      2026-05-01 12:00:00  2026-05-01 12:03:00  Aborted     -              9/20
-7a1c      2026-05-01 12:05:00  -                    InProgress  rest by alice  -
+	want := `REVISION  STARTED              ENDED                OUTCOME  APPROVED                                   ABORTED BY  FAILED (CANARY)
+6d4f      2026-05-01 12:00:00  2026-05-01 12:03:00  Aborted  -                                          -           9/20
+7a1c      2026-05-01 12:05:00  2026-05-01 12:08:00  Aborted  rest by alice, barrier prod-gate by carol  bob         -
 `
 	if b.String() != want {
 		t.Errorf("table:\n%s\nwant:\n%s", b.String(), want)

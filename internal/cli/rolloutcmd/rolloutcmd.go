@@ -3,6 +3,7 @@ package rolloutcmd
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"slices"
@@ -13,11 +14,13 @@ import (
 	"github.com/spf13/cobra"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"lockstep.dev/lockstep/api/v1alpha1"
 	"lockstep.dev/lockstep/internal/cli/status"
 	"lockstep.dev/lockstep/internal/cli/streams"
+	"lockstep.dev/lockstep/internal/kube"
 	"lockstep.dev/lockstep/internal/rollouts"
 )
 
@@ -166,7 +169,13 @@ func run(ctx context.Context, s streams.IO, v Verb, f *flags, name string) error
 		return err
 	}
 	defer t.Cache.Stop()
-	o, err := Do(ctx, t, v, Options{Clusters: f.cluster, Full: f.full, Wait: f.wait})
+	opts := Options{Clusters: f.cluster, Full: f.full, Wait: f.wait}
+	if cfg, err := f.target.Hub.ToRESTConfig(); err == nil && t.Hub != nil {
+		if cs, err := kubernetes.NewForConfig(cfg); err == nil {
+			opts.WhoAmI = kube.WhoAmI(cs)
+		}
+	}
+	o, err := Do(ctx, t, v, opts)
 	if err != nil {
 		return err
 	}
@@ -181,6 +190,10 @@ type Options struct {
 	Full bool
 	// Wait is how long retry waits for a coordinator to act on it.
 	Wait time.Duration
+	// WhoAmI, when set, names the person behind an abort of a
+	// FleetRollout's fleet: it is recorded on the FleetRollout (see
+	// recordAbortedBy) for the coordinator's record of the release.
+	WhoAmI func(context.Context) (string, error)
 }
 
 // Outcome is what a verb did, cluster by cluster. The CLI prints it with
@@ -260,8 +273,40 @@ func Do(ctx context.Context, t *status.Target, v Verb, o Options) (*Outcome, err
 			out.Note = fmt.Sprintf(" (coordinator %s keeps the fleet aborted until a new revision or lockstep retry)", ref)
 		}
 	}
+	// Who aborted is said on the hub beside the abort, never before it:
+	// an emergency abort waits for no one.
+	recorded := make(chan string, 1)
+	if fr := t.FleetRollout; v == Abort && fr != nil && t.Hub != nil && o.WhoAmI != nil {
+		go func() { recorded <- recordAbortedBy(ctx, t.Hub, fr, o.WhoAmI) }()
+	} else {
+		recorded <- ""
+	}
 	out.Results = Apply(ctx, t.Cache.Client, members, t.RolloutNamespace, t.RolloutName, Action(v, o.Full))
+	out.Note += <-recorded
 	return out, nil
+}
+
+// recordAbortedBy marks fr with who aborts its fleet, for which revision
+// (v1alpha1.AnnotationAbortedBy, AnnotationAbortedRevision). The hub's
+// admission policy holds the name to the user who makes the request. It
+// returns a note for the confirmation lines: empty, or why nobody was
+// recorded (the abort goes on regardless).
+func recordAbortedBy(ctx context.Context, hub client.Client, fr *v1alpha1.FleetRollout, who func(context.Context) (string, error)) string {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	user, err := who(ctx)
+	if err == nil {
+		patch := map[string]any{"metadata": map[string]any{"annotations": map[string]string{
+			v1alpha1.AnnotationAbortedBy: user, v1alpha1.AnnotationAbortedRevision: fr.Status.Fleet.Revision}}}
+		var b []byte
+		if b, err = json.Marshal(patch); err == nil {
+			err = hub.Patch(ctx, fr.DeepCopy(), client.RawPatch(types.MergePatchType, b))
+		}
+	}
+	if err != nil {
+		return " (who aborted is not recorded: " + oneLine(err.Error()) + ")"
+	}
+	return ""
 }
 
 // Action returns the plugin-equivalent patch of a verb, for one member.
