@@ -171,6 +171,7 @@
     }
   }
 
+  let awaitingApproval = false;
   function renderHold() {
     const el = $("hold");
     if (!hold) {
@@ -179,7 +180,8 @@
     }
     const left = Math.max(0, (Date.parse(hold.until) - (Date.now() + serverSkew)) / 1000);
     const total = (Date.parse(hold.until) - Date.parse(hold.since)) / 1000;
-    setText(el, "step " + hold.step + ": " + (left > 0 ? left.toFixed(0) + "s of " + total.toFixed(0) + "s hold left" : "hold over, waiting for analysis") + " (since " + fmtTime(hold.since) + ")");
+    const over = awaitingApproval ? "hold over, waiting for a person's approval" : "hold over, waiting for analysis";
+    setText(el, "step " + hold.step + ": " + (left > 0 ? left.toFixed(0) + "s of " + total.toFixed(0) + "s hold left" : over) + " (since " + fmtTime(hold.since) + ")");
   }
 
   function renderActions(s) {
@@ -240,6 +242,7 @@
     if (co && co.aborted) msg = "Aborted: " + (co.abortReason || "") + (msg ? " · " + msg : "");
     setText($("message"), msg || "—");
     hold = s.hold || null;
+    awaitingApproval = co != null && co.reason === "AwaitingApproval";
     renderHold();
     if (f) {
       const tbody = $("members").tBodies[0];
