@@ -129,6 +129,8 @@ func (m Metric) Expand(args map[string]string) (Queries, error) {
 	}
 	if err := m.Threshold.Validate(); err != nil {
 		errs = append(errs, err)
+	} else if m.Ratio != nil && !m.Threshold.Meetable(0, 1) {
+		errs = append(errs, fmt.Errorf("metric %q: threshold \"%s %v\" can never be met by a ratio (0 to 1): every look would fail", m.Name, m.Threshold.Op, m.Threshold.Value))
 	}
 	if m.MinCount < 0 || math.IsNaN(m.MinCount) || math.IsInf(m.MinCount, 0) {
 		errs = append(errs, fmt.Errorf("minimum count %v must be a non-negative number", m.MinCount))
@@ -301,6 +303,11 @@ func (t Threshold) Validate() error {
 		return fmt.Errorf("threshold value %v is not finite", t.Value)
 	}
 	return nil
+}
+
+// Meetable reports whether some value in [lo, hi] meets the threshold.
+func (t Threshold) Meetable(lo, hi float64) bool {
+	return t.Met(lo) || t.Met(hi)
 }
 
 // Met reports whether v satisfies the threshold. NaN never does.

@@ -215,6 +215,18 @@ func TestMetricValidate(t *testing.T) {
 		}},
 		{name: "ratio with a broken selector", mutate: func(m *Metric) { m.Query, m.CountQuery, m.Ratio = "", "", ratio(); m.Ratio.Good = `x{ok=1}` }, wantErr: `unexpected character inside braces: '1'`},
 		{name: "bad operator", mutate: func(m *Metric) { m.Threshold.Op = "==" }, wantErr: "threshold operator"},
+		{name: "a ratio above 1", mutate: func(m *Metric) {
+			m.Query, m.CountQuery, m.Ratio = "", "", ratio()
+			m.Threshold = Threshold{Op: OpGreater, Value: 1}
+		}, wantErr: `threshold "> 1" can never be met by a ratio (0 to 1)`},
+		{name: "a ratio below 0", mutate: func(m *Metric) {
+			m.Query, m.CountQuery, m.Ratio = "", "", ratio()
+			m.Threshold = Threshold{Op: OpLess, Value: 0}
+		}, wantErr: `can never be met`},
+		{name: "a ratio of at least 1 is meetable", mutate: func(m *Metric) {
+			m.Query, m.CountQuery, m.Ratio = "", "", ratio()
+			m.Threshold = Threshold{Op: OpGreaterEqual, Value: 1}
+		}},
 		{name: "negative minimum", mutate: func(m *Metric) { m.MinCount = -1 }, wantErr: "non-negative"},
 		{name: "bad label", mutate: func(m *Metric) { m.ServingLabel = "destination-cluster" }, wantErr: "not a label name"},
 		{name: "same labels", mutate: func(m *Metric) { m.ServingLabel = "cluster" }, wantErr: "both \"cluster\""},

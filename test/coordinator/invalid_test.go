@@ -129,6 +129,22 @@ func TestInvalidFleetRolloutsTouchNothing(t *testing.T) {
 			},
 			wantReason: v1alpha1.ReasonInvalidSpec, wantMsg: "spec.waves[0].maxFailures: 2 is more than the wave's 1 clusters",
 		},
+		{
+			name: "shadow-unmeetable-threshold", app: good,
+			mod: func(fr *v1alpha1.FleetRollout) {
+				fr.Spec.Analysis = successRate()
+				fr.Spec.Analysis.Mode = "Shadow"
+				fr.Spec.Analysis.Metrics[0].Threshold = v1alpha1.Threshold{Op: v1alpha1.OpGreater, Value: "1"}
+			},
+			wantReason: v1alpha1.ReasonInvalidSpec, wantMsg: `metric "success-rate": threshold "> 1" can never be met by a ratio`,
+		},
+		{
+			name: "approval-barrier-not-a-pause", app: good,
+			mod: func(fr *v1alpha1.FleetRollout) {
+				fr.Spec.Hold.Steps = []v1alpha1.StepHold{{Step: 0, Name: "gate", Approval: "Required"}}
+			},
+			wantReason: string(decide.ReasonStepsNotCoordinable), wantMsg: "spec.hold.steps: barrier gate at step 0 (setWeight",
+		},
 		{name: "timed-pause", app: timed, wantReason: string(decide.ReasonStepsNotCoordinable), wantMsg: "timed pause"},
 		{name: "mismatched-steps", app: mismatched, wantReason: string(decide.ReasonStepsNotCoordinable), wantMsg: "differ"},
 	}
@@ -193,6 +209,9 @@ func TestAPIServerRejectsMalformedSpecs(t *testing.T) {
 			spec(u)["waves"] = []any{map[string]any{"name": "all", "rest": true, "names": []any{"argo-rollout1"}}}
 		}, "exactly one of names, selector and rest"},
 		{"bad-on-new-revision", func(u map[string]any) { spec(u)["policy"] = map[string]any{"onNewRevision": "Ignore"} }, "Unsupported value"},
+		{"approval-barrier-without-name", func(u map[string]any) {
+			spec(u)["hold"] = map[string]any{"steps": []any{map[string]any{"step": int64(1), "duration": "0s", "approval": "Required"}}}
+		}, "a barrier with approval Required needs a name"},
 		{"bad-op", func(u map[string]any) {
 			spec(u)["analysis"] = map[string]any{"metrics": []any{map[string]any{"name": "m", "query": "x", "threshold": map[string]any{"op": "==", "value": "1"}}}}
 		}, "Unsupported value"},
