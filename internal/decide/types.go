@@ -383,7 +383,7 @@ func (f FleetStatus) inProgress() bool {
 // ApprovalRecord is a wave's approval as the coordinator first saw it.
 type ApprovalRecord struct {
 	Wave, Barrier, Approver, Name string
-	At                   time.Time
+	At                            time.Time
 }
 
 // Decision is Decide's answer.
