@@ -402,10 +402,14 @@ type ClusterLabels struct {
 	// Reporting is the value of the reporting label (the Prometheus external
 	// label "cluster"), e.g. data-producer-1.
 	// +optional
+	// +kubebuilder:validation:Pattern=`^[A-Za-z0-9]([-A-Za-z0-9_.:]*[A-Za-z0-9])?$`
+	// +kubebuilder:validation:MaxLength=253
 	Reporting string `json:"reporting,omitempty"`
 	// Serving is the value of the serving label (Istio's
 	// destination_cluster), e.g. argo-rollout1.
 	// +optional
+	// +kubebuilder:validation:Pattern=`^[A-Za-z0-9]([-A-Za-z0-9_.:]*[A-Za-z0-9])?$`
+	// +kubebuilder:validation:MaxLength=253
 	Serving string `json:"serving,omitempty"`
 }
 

@@ -62,7 +62,7 @@ func (m *Metrics) Read(ctx context.Context, labels map[string]string, now time.T
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				vec, warnings, err := m.Querier.Query(ctx, strings.ReplaceAll(q.template, "{{cluster}}", label), now)
+				vec, warnings, err := m.Querier.Query(ctx, clusterQuery(q.template, label), now)
 				mu.Lock()
 				defer mu.Unlock()
 				if err != nil {
@@ -113,7 +113,7 @@ func (m *Metrics) History(ctx context.Context, labels map[string]string, start, 
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				mat, warnings, err := rq.QueryRange(ctx, strings.ReplaceAll(q.template, "{{cluster}}", label), start, end, step)
+				mat, warnings, err := rq.QueryRange(ctx, clusterQuery(q.template, label), start, end, step)
 				if err != nil || len(warnings) > 0 || len(mat) != 1 {
 					return
 				}
@@ -159,4 +159,14 @@ func OneValue(vec model.Vector, warnings []string, max float64) (float64, bool) 
 		return 0, false
 	}
 	return v, true
+}
+
+// promString escapes a value for a double-quoted PromQL string.
+var promString = strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`)
+
+// clusterQuery puts a cluster's label value in place of {{cluster}},
+// escaped: the value comes from a FleetRollout or a cluster Secret and
+// must not add matchers or operators to the query.
+func clusterQuery(template, label string) string {
+	return strings.ReplaceAll(template, "{{cluster}}", promString.Replace(label))
 }

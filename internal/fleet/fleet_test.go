@@ -48,6 +48,9 @@ func TestMemberFromSecret(t *testing.T) {
 		{name: "bad config JSON", mod: func(s *corev1.Secret) { s.Data["config"] = []byte("{") }, wantErr: "data.config"},
 		{name: "bad caData", mod: func(s *corev1.Secret) { s.Data["config"] = []byte(`{"tlsClientConfig":{"caData":"%%%"}}`) }, wantErr: "tlsClientConfig.caData"},
 		{name: "exec auth refused", mod: func(s *corev1.Secret) { s.Data["config"] = []byte(`{"execProviderConfig":{"command":"x"}}`) }, wantErr: "not supported"},
+		{name: "reporting label with PromQL", mod: func(s *corev1.Secret) {
+			s.Annotations = map[string]string{AnnotationReportingCluster: `x"} or vector(1)`}
+		}, wantErr: "is not a cluster label value"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()

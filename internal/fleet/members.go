@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"regexp"
 	"slices"
 	"strings"
 
@@ -270,8 +271,16 @@ func MemberFromSecret(sec *corev1.Secret) (Member, error) {
 		}
 		*f.out = b
 	}
-	return Member{Name: name, Config: cfg, Reporting: sec.Annotations[AnnotationReportingCluster], Labels: sec.Labels}, nil
+	reporting := sec.Annotations[AnnotationReportingCluster]
+	if reporting != "" && !labelValue.MatchString(reporting) {
+		return Member{}, fmt.Errorf("%s: annotation %s: %q is not a cluster label value (letters, digits, '-', '_', '.', ':')", where, AnnotationReportingCluster, reporting)
+	}
+	return Member{Name: name, Config: cfg, Reporting: reporting, Labels: sec.Labels}, nil
 }
+
+// labelValue is what a cluster's label value may be (the CRD's pattern
+// for spec.analysis.clusters[]): it goes into PromQL queries.
+var labelValue = regexp.MustCompile(`^[A-Za-z0-9]([-A-Za-z0-9_.:]*[A-Za-z0-9])?$`)
 
 // MembersFromKubeconfig returns one member per named context of the
 // kubeconfig at path ("" means the default loading rules), for running

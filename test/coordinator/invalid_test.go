@@ -209,6 +209,9 @@ func TestAPIServerRejectsMalformedSpecs(t *testing.T) {
 			spec(u)["waves"] = []any{map[string]any{"name": "all", "rest": true, "names": []any{"argo-rollout1"}}}
 		}, "exactly one of names, selector and rest"},
 		{"bad-on-new-revision", func(u map[string]any) { spec(u)["policy"] = map[string]any{"onNewRevision": "Ignore"} }, "Unsupported value"},
+		{"serving-label-with-promql", func(u map[string]any) {
+			spec(u)["analysis"] = map[string]any{"clusters": []any{map[string]any{"member": "argo-rollout1", "serving": `x"} or vector(1) or up{a="`}}}
+		}, "spec.analysis.clusters[0].serving"},
 		{"approval-barrier-without-name", func(u map[string]any) {
 			spec(u)["hold"] = map[string]any{"steps": []any{map[string]any{"step": int64(1), "duration": "0s", "approval": "Required"}}}
 		}, "a barrier with approval Required needs a name"},
