@@ -982,6 +982,10 @@ const (
 	// or the ConfigMap key. It never changes a decision. It is absent when
 	// nothing is subscribed.
 	ConditionNotificationsConfigured = "NotificationsConfigured"
+	// ConditionMembersSecure is False when a member is reached without
+	// checking its certificate (tlsClientConfig.insecure) or over plain
+	// http: the coordinator still works, and the message says which.
+	ConditionMembersSecure = "MembersSecure"
 )
 
 // Condition reasons of the coordinator's own making. Decision reasons
@@ -1019,6 +1023,10 @@ const (
 	// reasons of NotificationsConfigured.
 	ReasonSubscriptionsValid   = "SubscriptionsValid"
 	ReasonInvalidSubscriptions = "InvalidSubscriptions"
+	// ReasonVerifiedTLS and ReasonInsecureMember are the reasons of
+	// MembersSecure.
+	ReasonVerifiedTLS    = "VerifiedTLS"
+	ReasonInsecureMember = "InsecureMember"
 )
 
 // Annotations on a FleetRollout that say who aborted its fleet (set by

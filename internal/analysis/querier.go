@@ -1,6 +1,7 @@
 package analysis
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -47,7 +48,14 @@ type PrometheusConfig struct {
 	// client_golang's default. It is wrapped so every request carries
 	// partial_response=false.
 	RoundTripper http.RoundTripper
+	// MaxResponseBytes refuses an answer larger than this, saying so
+	// (default DefaultMaxResponseBytes): a selector that matches far more
+	// series than meant must not take the coordinator's memory with it.
+	MaxResponseBytes int64
 }
+
+// DefaultMaxResponseBytes bounds one answer of Prometheus or Thanos Query.
+const DefaultMaxResponseBytes = 32 << 20
 
 // PrometheusQuerier is a Querier over the Prometheus HTTP API.
 type PrometheusQuerier struct {
@@ -79,7 +87,7 @@ func NewPrometheusQuerier(cfg PrometheusConfig) (*PrometheusQuerier, error) {
 	}
 	client, err := api.NewClient(api.Config{
 		Address:      cfg.Address,
-		RoundTripper: &noPartialResponse{next: next},
+		RoundTripper: &noPartialResponse{next: next, limit: cmp.Or(cfg.MaxResponseBytes, DefaultMaxResponseBytes)},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("prometheus client: %w", err)
@@ -129,7 +137,8 @@ func (p *PrometheusQuerier) QueryRange(ctx context.Context, promql string, start
 // whichever one it parses first, and it overrides any value smuggled in
 // through the configured address.
 type noPartialResponse struct {
-	next http.RoundTripper
+	next  http.RoundTripper
+	limit int64
 }
 
 func (rt *noPartialResponse) RoundTrip(req *http.Request) (*http.Response, error) {
@@ -156,7 +165,34 @@ func (rt *noPartialResponse) RoundTrip(req *http.Request) (*http.Response, error
 			return io.NopCloser(strings.NewReader(encoded)), nil
 		}
 	}
-	return rt.next.RoundTrip(out)
+	resp, err := rt.next.RoundTrip(out)
+	if err == nil && rt.limit > 0 {
+		resp.Body = &limitedBody{ReadCloser: resp.Body, left: rt.limit, limit: rt.limit}
+	}
+	return resp, err
+}
+
+// ErrResponseTooLarge is an answer past PrometheusConfig.MaxResponseBytes.
+var ErrResponseTooLarge = errors.New("answer too large")
+
+// limitedBody fails a read past limit bytes instead of buffering them.
+type limitedBody struct {
+	io.ReadCloser
+	left, limit int64
+}
+
+func (b *limitedBody) Read(p []byte) (int, error) {
+	// Read at most one byte past the limit: that byte says the answer is
+	// longer than allowed.
+	if int64(len(p)) > b.left+1 {
+		p = p[:b.left+1]
+	}
+	n, err := b.ReadCloser.Read(p)
+	b.left -= int64(n)
+	if b.left < 0 {
+		return 0, fmt.Errorf("%w: more than %d MiB; refused (narrow the selectors, or raise the limit)", ErrResponseTooLarge, b.limit>>20)
+	}
+	return n, err
 }
 
 func isForm(contentType string) bool {

@@ -224,3 +224,23 @@ func TestPrometheusQuerierDefaultTimeout(t *testing.T) {
 		t.Errorf("timeout = %q, want %s", got, DefaultQueryTimeout)
 	}
 }
+
+// An answer past MaxResponseBytes is refused, saying so; one of exactly
+// the limit is read whole.
+func TestPrometheusQuerierSizeLimit(t *testing.T) {
+	t.Parallel()
+	_, srv := newFake(t, &fakeProm{body: vectorBody})
+	for _, tc := range []struct {
+		limit   int64
+		wantErr bool
+	}{{int64(len(vectorBody)), false}, {int64(len(vectorBody)) - 1, true}} {
+		q, err := NewPrometheusQuerier(PrometheusConfig{Address: srv.URL, MaxResponseBytes: tc.limit})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _, err = q.Query(context.Background(), "up", time.Now())
+		if tc.wantErr != (err != nil) || (err != nil && !strings.Contains(err.Error(), "answer too large")) {
+			t.Errorf("limit %d of a %d-byte answer: %v", tc.limit, len(vectorBody), err)
+		}
+	}
+}

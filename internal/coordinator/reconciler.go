@@ -212,6 +212,7 @@ func (r *Reconciler) reconcile(ctx context.Context, log logr.Logger, fr *v1alpha
 	}
 	meta.SetStatusCondition(&st.Conditions, metav1.Condition{Type: v1alpha1.ConditionClusterSecretsValid, Status: metav1.ConditionTrue,
 		Reason: v1alpha1.ReasonClusterSecretsValid, Message: "every member's cluster Secret is usable", ObservedGeneration: fr.Generation})
+	setSecurityCondition(fr, members)
 	if err := r.Clusters.Update(members); err != nil {
 		return r.refuse(ctx, log, fr, orig, now, v1alpha1.ReasonInvalidSpec, err.Error())
 	}

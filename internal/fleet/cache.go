@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"sync"
 	"time"
@@ -217,8 +218,10 @@ func (c *Cache) newAccessor(m Member, fp string) (*accessor, error) {
 			return err
 		}
 		defer resp.Body.Close()
+		// A health answer is a few lines; a member must not make the hub
+		// buffer more.
 		var body bytes.Buffer
-		_, _ = body.ReadFrom(resp.Body)
+		_, _ = body.ReadFrom(io.LimitReader(resp.Body, maxProbeBody))
 		switch resp.StatusCode {
 		case http.StatusOK:
 		case http.StatusUnauthorized, http.StatusForbidden:
@@ -240,6 +243,9 @@ func (c *Cache) newAccessor(m Member, fp string) (*accessor, error) {
 		ctx: ctx, cancel: cancel, watches: map[string]bool{},
 	}, nil
 }
+
+// maxProbeBody bounds what is read of a /readyz answer.
+const maxProbeBody = 16 << 10
 
 func firstLine(s string) string {
 	for i, r := range s {

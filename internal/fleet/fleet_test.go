@@ -253,3 +253,19 @@ func TestSecretDataRoundTrips(t *testing.T) {
 		t.Fatalf("%+v", m)
 	}
 }
+
+func TestInsecure(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		cfg  rest.Config
+		want string
+	}{
+		{rest.Config{Host: "https://a:6443"}, ""},
+		{rest.Config{Host: "https://a:6443", TLSClientConfig: rest.TLSClientConfig{Insecure: true}}, "tlsClientConfig.insecure"},
+		{rest.Config{Host: "HTTP://a:8080"}, "plain http://"},
+	} {
+		if got := Insecure(&c.cfg); (c.want == "") != (got == "") || !strings.Contains(got, c.want) {
+			t.Errorf("%s insecure=%t: %q, want %q", c.cfg.Host, c.cfg.Insecure, got, c.want)
+		}
+	}
+}

@@ -303,3 +303,17 @@ func MembersFromKubeconfig(path string, contexts []string) ([]Member, error) {
 	}
 	return out, nil
 }
+
+// Insecure says, in a few words, why talking to a member over cfg can be
+// overheard or impersonated: a server certificate that is not checked, or
+// plain http. It is empty for a verified https connection.
+func Insecure(cfg *rest.Config) string {
+	var why []string
+	if cfg.Insecure {
+		why = append(why, "tlsClientConfig.insecure: the server's certificate is not checked")
+	}
+	if strings.HasPrefix(strings.ToLower(cfg.Host), "http://") {
+		why = append(why, "server is plain http://: credentials and traffic travel in the clear")
+	}
+	return strings.Join(why, "; ")
+}

@@ -2,6 +2,7 @@ package coordinator_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
@@ -393,6 +394,31 @@ func TestBrokenClusterSecretsHold(t *testing.T) {
 		c := meta.FindStatusCondition(got.Status.Conditions, v1alpha1.ConditionClusterSecretsValid)
 		if got.Status.Phase != v1alpha1.PhaseCompleted || c == nil || c.Status != metav1.ConditionTrue || promotedEvents(t, fr.Name)["argo-rollout1"] != 3 {
 			return fmt.Errorf("phase %s (%s: %s), condition %+v", got.Status.Phase, got.Status.Reason, got.Status.Message, c)
+		}
+		return nil
+	})
+	if c := meta.FindStatusCondition(getFleetRollout(t, fr.Name).Status.Conditions, v1alpha1.ConditionMembersSecure); c == nil || c.Status != metav1.ConditionTrue {
+		t.Errorf("MembersSecure = %+v with every member on verified TLS", c)
+	}
+
+	// A member registered without checking its certificate works, and is
+	// named.
+	var conf map[string]any
+	if err := json.Unmarshal(orig.Data["config"], &conf); err != nil {
+		t.Fatal(err)
+	}
+	conf["tlsClientConfig"] = map[string]any{"insecure": true}
+	insecureConf, _ := json.Marshal(conf)
+	insecure := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "member-insecure", Labels: orig.Labels},
+		Data: map[string][]byte{"name": []byte("insecure-copy"), "server": orig.Data["server"], "config": insecureConf}}
+	if _, err := secrets.Create(ctx, insecure, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = secrets.Delete(context.Background(), insecure.Name, metav1.DeleteOptions{}) })
+	fleettest.Eventually(t, 30*time.Second, "MembersSecure=False naming the insecure member", func() error {
+		c := meta.FindStatusCondition(getFleetRollout(t, fr.Name).Status.Conditions, v1alpha1.ConditionMembersSecure)
+		if c == nil || c.Status != metav1.ConditionFalse || c.Reason != v1alpha1.ReasonInsecureMember || !strings.Contains(c.Message, "insecure-copy: tlsClientConfig.insecure") {
+			return fmt.Errorf("condition %+v", c)
 		}
 		return nil
 	})

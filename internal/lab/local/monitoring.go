@@ -160,7 +160,7 @@ func ThanosStores(ctx context.Context, queryURL string) (map[string][]ThanosStor
 		return nil, err
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
 	if err != nil {
 		return nil, err
 	}

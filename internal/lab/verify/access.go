@@ -15,6 +15,7 @@ import (
 
 	"lockstep.dev/lockstep/config"
 	"lockstep.dev/lockstep/internal/access"
+	"lockstep.dev/lockstep/internal/fleet"
 )
 
 // baseline are the rules every authenticated identity has through the
@@ -147,6 +148,10 @@ func CoordinatorAccess(ctx context.Context, hub kubernetes.Interface, namespace 
 		default:
 			r.OK = true
 			r.Detail = fmt.Sprintf("exactly the workload role in %s (%d grants): %s", namespace, len(grants), summary(grants))
+		}
+		if why := fleet.Insecure(cfg); why != "" {
+			r.Warning, r.Detail = true, r.Detail+"; but "+why
+			r.Fix = "register it with its CA and an https:// server"
 		}
 		out = append(out, r)
 	}

@@ -8,7 +8,7 @@
 //
 // Checks reach in-cluster services through the API server's service proxy
 // unless the caller gives direct URLs (the local fleet runs them as
-// processes). It may import client-go, config, internal/access,
+// processes). It may import client-go, config, internal/access, internal/fleet,
 // internal/lab/install and its sub-packages' names.
 package verify
 
@@ -35,6 +35,8 @@ type Result struct {
 	Name    string `json:"name"`
 	OK      bool   `json:"ok"`
 	Skipped bool   `json:"skipped,omitempty"`
+	// Warning marks a check that passed with a risk worth fixing.
+	Warning bool   `json:"warning,omitempty"`
 	Detail  string `json:"detail"`
 	Fix     string `json:"fix,omitempty"`
 }
@@ -47,9 +49,11 @@ func (r Result) Line() string {
 		mark = "-"
 	case !r.OK:
 		mark = "✗"
+	case r.Warning:
+		mark = "!"
 	}
 	s := fmt.Sprintf("%s %s: %s", mark, r.Name, r.Detail)
-	if !r.OK && !r.Skipped && r.Fix != "" {
+	if (!r.OK || r.Warning) && !r.Skipped && r.Fix != "" {
 		s += "\n    fix: " + r.Fix
 	}
 	return s

@@ -258,6 +258,7 @@ func TestResultLine(t *testing.T) {
 		{"fail", Result{Name: "Thanos stores", Detail: "down", Fix: "do this"}, "✗ Thanos stores: down\n    fix: do this"},
 		{"fail without fix", Result{Name: "x", Detail: "down"}, "✗ x: down"},
 		{"skipped", Result{Name: "Grafana", Skipped: true, Detail: "none", Fix: "do this"}, "- Grafana: none"},
+		{"warning", Result{Name: "Coordinator access to a", OK: true, Warning: true, Detail: "ok; but insecure", Fix: "use TLS"}, "! Coordinator access to a: ok; but insecure\n    fix: use TLS"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
