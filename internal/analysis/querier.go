@@ -216,3 +216,20 @@ func (p *PrometheusQuerier) QuerySamples(ctx context.Context, promql string, ts 
 	}
 	return m, warnings, nil
 }
+
+// RedactURL is a Prometheus or Thanos address fit for logs and pages: a
+// password in it and the values of its query parameters are replaced.
+func RedactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil {
+		return "(an address that does not parse)"
+	}
+	if u.RawQuery != "" {
+		q := u.Query()
+		for k := range q {
+			q.Set(k, "xxxxx")
+		}
+		u.RawQuery = q.Encode()
+	}
+	return u.Redacted()
+}

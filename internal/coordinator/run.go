@@ -198,6 +198,6 @@ func Run(ctx context.Context, cfg Config) error {
 	} else if cfg.OnStarted != nil {
 		cfg.OnStarted("")
 	}
-	log.Info("Starting coordinator", "thanos", cfg.ThanosURL, "namespace", cfg.Namespace, "secretsNamespace", secrets.Namespace, "leaderElection", cfg.LeaderElection)
+	log.Info("Starting coordinator", "thanos", analysis.RedactURL(cfg.ThanosURL), "namespace", cfg.Namespace, "secretsNamespace", secrets.Namespace, "leaderElection", cfg.LeaderElection)
 	return mgr.Start(ctx)
 }

@@ -356,13 +356,17 @@ func TestBadInputIsSaid(t *testing.T) {
 		return nil
 	})
 	st := fleettest.F.State
-	_, index0 := start(t, "Dashboard: ", "dashboard", "--kubeconfig", st.Kubeconfig, "--context", local.HubName, "--thanos-url", "http://127.0.0.1:1", "--interval", "500ms")
+	// The Thanos URL carries credentials: the page must not show them.
+	_, index0 := start(t, "Dashboard: ", "dashboard", "--kubeconfig", st.Kubeconfig, "--context", local.HubName, "--thanos-url", "http://lockstep:s3cret@127.0.0.1:1", "--interval", "500ms")
 	page := strings.Replace(index0, "/?token=", "/fleets/lockstep/helloworld?token=", 1)
 	_, index := start(t, "Dashboard: ", "dashboard", "--kubeconfig", st.Kubeconfig, "--context", local.HubName, "--thanos-url", "http://127.0.0.1:1", "--read-only")
 
 	t.Run("Thanos down", func(t *testing.T) {
 		b.do(t, chromedp.Navigate(page))
-		b.until(t, 15*time.Second, "the Thanos banner", `!document.getElementById("metrics-error").hidden && /thanos query http:\/\/127.0.0.1:1/.test(document.getElementById("metrics-error").textContent)`)
+		b.until(t, 15*time.Second, "the Thanos banner", `!document.getElementById("metrics-error").hidden && /thanos query http:\/\/lockstep:xxxxx@127.0.0.1:1/.test(document.getElementById("metrics-error").textContent)`)
+		if eval[bool](t, b, `document.body.innerHTML.includes("s3cret")`) {
+			t.Error("the page shows the Thanos URL's password")
+		}
 		if !eval[bool](t, b, `document.querySelectorAll("#members tbody tr").length == 2`) {
 			t.Error("the members are not shown while Thanos is down")
 		}

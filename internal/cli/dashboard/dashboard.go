@@ -111,7 +111,7 @@ func Start(ctx context.Context, c Config) (*Running, error) {
 		if err != nil {
 			return nil, fmt.Errorf("--thanos-url: %w", err)
 		}
-		o.Metrics = &dashboard.Metrics{Querier: q, URL: c.ThanosURL, RateQuery: c.RateQuery, LatencyQuery: c.LatencyQuery}
+		o.Metrics = &dashboard.Metrics{Querier: q, URL: analysis.RedactURL(c.ThanosURL), RateQuery: c.RateQuery, LatencyQuery: c.LatencyQuery}
 	} else {
 		o.MetricsOff = "no Thanos Query (--thanos-url): the success-rate and latency plots are off"
 	}

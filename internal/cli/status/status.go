@@ -167,7 +167,7 @@ func run(ctx context.Context, s streams.IO, f *flags, name string) error {
 		if err != nil {
 			return fmt.Errorf("--thanos-url: %w", err)
 		}
-		rates = &dashboard.Metrics{Querier: q, URL: f.thanosURL, RateQuery: f.thanosQuery}
+		rates = &dashboard.Metrics{Querier: q, URL: analysis.RedactURL(f.thanosURL), RateQuery: f.thanosQuery}
 	}
 	updates := make(chan Update)
 	go feed(ctx, t, rates, f.interval, changed, updates)
