@@ -19,8 +19,11 @@ import (
 	"net/http"
 	"path"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
+
+	"lockstep.dev/lockstep/internal/view"
 )
 
 //go:embed assets
@@ -570,6 +573,16 @@ func (s *Server) act(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 45*time.Second)
 	defer cancel()
+	// One action at a time per fleet: a second page's promote waits for
+	// the first, then is checked against where the fleet is now.
+	t.act.Lock()
+	defer t.act.Unlock()
+	if verb == "promote" {
+		if msg := promoteAt(ctx, t.fleet, r.URL.Query().Get("step")); msg != "" {
+			refuse(http.StatusConflict, msg)
+			return
+		}
+	}
 	res, err := t.fleet.Act(ctx, verb)
 	if err != nil {
 		s.o.Log.Info("Action failed", "ref", ref.String(), "verb", verb, "err", err)
@@ -584,6 +597,43 @@ func (s *Server) act(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	writeJSON(w, code, res)
+}
+
+// promoteAt refuses a promote clicked at a step the fleet has left (or
+// one that says no step): two pages promoting at once must not move the
+// fleet two steps. The fleet is read afresh.
+func promoteAt(ctx context.Context, f Fleet, clicked string) string {
+	at, err := strconv.ParseInt(clicked, 10, 32)
+	if err != nil {
+		return "promote refused: the request names no step (?step=N, the step it was clicked at); reload the page"
+	}
+	p := f.Refresh(ctx)
+	if p.Err != nil && p.FleetRollout == nil && len(p.Fleet.Clusters) == 0 {
+		return "promote refused: the fleet cannot be read now: " + oneLine(p.Err.Error())
+	}
+	now, ok := CurrentStep(p.Fleet)
+	if !ok {
+		return "promote refused: no cluster reports a step yet"
+	}
+	if now != int32(at) {
+		return fmt.Sprintf("promote refused: it was clicked at step %d, and the fleet is at step %d now (another promote?); look again and promote from there", at, now)
+	}
+	return ""
+}
+
+// CurrentStep is the step a fleet is at: the coordinator's, or the
+// lowest of its clusters'.
+func CurrentStep(f view.Fleet) (int32, bool) {
+	if c := f.Coordinator; c != nil && c.CurrentStep != nil {
+		return *c.CurrentStep, true
+	}
+	lo, ok := int32(0), false
+	for _, c := range f.Clusters {
+		if c.Step != nil && (!ok || *c.Step < lo) {
+			lo, ok = *c.Step, true
+		}
+	}
+	return lo, ok
 }
 
 // Source is the server's source.

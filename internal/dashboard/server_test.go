@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -75,6 +76,18 @@ func (f *fakeFleet) Act(_ context.Context, verb string) (*ActionResult, error) {
 	f.src.mu.Lock()
 	defer f.src.mu.Unlock()
 	f.src.acts = append(f.src.acts, verb)
+	if p, ok := f.src.pic[f.ref]; ok && verb == "promote" {
+		// A promote moves every cluster to the next pause (two steps on).
+		cs := slices.Clone(p.Fleet.Clusters)
+		for i := range cs {
+			if s := cs[i].Step; s != nil {
+				next := *s + 2
+				cs[i].Step = &next
+			}
+		}
+		p.Fleet.Clusters = cs
+		f.src.pic[f.ref] = p
+	}
 	return &ActionResult{Verb: verb, Message: verb + " done", Results: []ClusterResult{{Cluster: "argo-rollout1", OK: true}}}, nil
 }
 func (f *fakeFleet) Close() {}
@@ -536,5 +549,44 @@ func TestHubTroubleKeepsTheMembers(t *testing.T) {
 	s := next(t, ch, "the hub's error beside the members", func(s Snapshot) bool { return s.Error != "" })
 	if s.Fleet == nil || len(s.Fleet.Clusters) != 2 || len(s.Points) == 0 || !strings.Contains(s.Error, "connection refused") {
 		t.Fatalf("%+v", s)
+	}
+}
+
+// Two pages promote at once from step 3: the first moves the fleet, the
+// second is refused, naming both steps; a promote naming no step is
+// refused too.
+func TestPromoteCarriesItsStep(t *testing.T) {
+	t.Parallel()
+	ts, src := newServer(t, Options{Token: token, Loopback: true})
+	three := int32(3)
+	p := src.pic[FleetRolloutRef("lockstep", "helloworld")]
+	for i := range p.Fleet.Clusters {
+		p.Fleet.Clusters[i].Step = &three
+	}
+	src.set(FleetRolloutRef("lockstep", "helloworld"), p)
+	promote := "/api/fleets/lockstep/helloworld/actions/promote"
+	if code, body := post(t, ts, promote, map[string]string{TokenHeader: token}); code != http.StatusConflict || !strings.Contains(body, "names no step") {
+		t.Errorf("no step: %d %s", code, body)
+	}
+	var wg sync.WaitGroup
+	codes := make([]int, 2)
+	bodies := make([]string, 2)
+	for i := range 2 {
+		wg.Go(func() { codes[i], bodies[i] = post(t, ts, promote+"?step=3", map[string]string{TokenHeader: token}) })
+	}
+	wg.Wait()
+	slices.Sort(codes)
+	if codes[0] != http.StatusOK || codes[1] != http.StatusConflict {
+		t.Fatalf("two promotes at step 3: %v %q", codes, bodies)
+	}
+	refused := bodies[0]
+	if !strings.Contains(refused, "clicked at step 3") {
+		refused = bodies[1]
+	}
+	if !strings.Contains(refused, "clicked at step 3, and the fleet is at step 5 now") {
+		t.Errorf("refusal: %s", refused)
+	}
+	if got := src.actions(); len(got) != 1 {
+		t.Errorf("acted %v, want one promote", got)
 	}
 }

@@ -285,14 +285,25 @@
 
   // Actions: a confirmation, then a POST with the token in a header.
   let pending = null;
+  // The step a promote was clicked at: the server refuses it once the
+  // fleet has moved on (another page promoted first).
+  let pendingStep = null;
+  function shownStep(s) {
+    const f = s && s.fleet;
+    if (!f) return null;
+    if (f.coordinator && f.coordinator.currentStep != null) return f.coordinator.currentStep;
+    const steps = (f.clusters || []).map((c) => c.step).filter((x) => x != null);
+    return steps.length ? Math.min(...steps) : null;
+  }
   const dlg = $("confirm");
   for (const b of document.querySelectorAll("button.verb")) {
     b.addEventListener("click", () => {
       pending = b.dataset.verb;
+      pendingStep = shownStep(last);
       const text = pending === "approve"
         ? "approve what " + body.dataset.namespace + "/" + body.dataset.name + " waits for, as yourself (the hub's identity of this dashboard)? " + b.title
         : pending + " " + body.dataset.namespace + "/" + body.dataset.name + " in every cluster of the fleet?";
-      setText($("confirm-text"), text);
+      setText($("confirm-text"), pending === "promote" && pendingStep != null ? text.replace("?", " (from step " + pendingStep + ")?") : text);
       setText($("confirm-ok"), pending);
       dlg.showModal();
     });
@@ -307,7 +318,8 @@
     setClass(out, "result");
     setText(out, verb + "…");
     try {
-      const r = await fetch(api + "/actions/" + verb, { method: "POST", headers: { "X-Lockstep-Token": token }, credentials: "same-origin" });
+      const at = verb === "promote" && pendingStep != null ? "?step=" + pendingStep : "";
+      const r = await fetch(api + "/actions/" + verb + at, { method: "POST", headers: { "X-Lockstep-Token": token }, credentials: "same-origin" });
       const j = await r.json();
       if (j.error) {
         setClass(out, "result error");
