@@ -12,6 +12,7 @@
 // timer from the decision. It keeps no state of its own besides caches.
 //
 // The package imports the API types, fleet, rollouts, analysis, decide,
-// dashboard (its read-only page, --dashboard-address),
-// controller-runtime and client_golang; nothing below the CLI imports it.
+// notify, controller-runtime and client_golang; nothing below the CLI
+// imports it. Its read-only page is composed in by the CLI
+// (Config.AddToManager), so the controller does not link the web package.
 package coordinator

@@ -51,10 +51,9 @@ type Config struct {
 	LeaderElectionNamespace string
 	// HealthAddr serves /healthz and /readyz; "" or "0" disables them.
 	HealthAddr string
-	// DashboardAddr serves the read-only dashboard (package dashboard)
-	// from the coordinator's own cache; "" disables it. Every replica
-	// serves it, leader or not.
-	DashboardAddr string
+	// AddToManager, when set, adds more runnables to the coordinator's
+	// manager (the CLI's read-only dashboard, from the manager's cache).
+	AddToManager func(mgr ctrl.Manager) error
 	// Cluster tunes the member cache (health checks, timeouts).
 	Cluster fleet.CacheOptions
 	// Logger receives structured logs.
@@ -169,8 +168,8 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	clusters := fleet.NewCache(copts)
 	r.Clusters = clusters
-	if cfg.DashboardAddr != "" {
-		if err := mgr.Add(&dashboardRunnable{addr: cfg.DashboardAddr, hub: mgr.GetClient(), log: log}); err != nil {
+	if cfg.AddToManager != nil {
+		if err := cfg.AddToManager(mgr); err != nil {
 			return err
 		}
 	}

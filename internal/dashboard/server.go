@@ -58,6 +58,13 @@ type Options struct {
 	// Loopback answers only requests addressed to a loopback name, so a
 	// web page elsewhere cannot reach the dashboard by DNS rebinding.
 	Loopback bool
+	// Exposed is for a dashboard reachable beyond loopback: every read
+	// needs Token too (a cookie after the first visit), the Host must be
+	// an IP address or one of AllowedHosts, and each client may hold at
+	// most MaxStreamsPerClient page streams, MaxStreams in all.
+	Exposed                         bool
+	AllowedHosts                    []string
+	MaxStreams, MaxStreamsPerClient int
 	// Threshold is the success-rate line without a FleetRollout that
 	// says otherwise. Default 0.9.
 	Threshold float64
@@ -79,6 +86,11 @@ type Server struct {
 	mu      sync.Mutex
 	tracked map[Ref]*tracker
 	wg      sync.WaitGroup
+	// exposure holds the exposed policy's state (Options.Exposed).
+	exposure *exposure
+	// acting serialises the actions on each fleet, tracked or not.
+	actingMu sync.Mutex
+	acting   map[Ref]*sync.Mutex
 }
 
 type asset struct {
@@ -113,7 +125,10 @@ func New(o Options) (*Server, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	s := &Server{o: o, tracked: map[Ref]*tracker{}, static: map[string]asset{}}
+	if o.Exposed && o.Token == "" {
+		return nil, errors.New("a dashboard served beyond loopback needs a token: every read asks for it")
+	}
+	s := &Server{o: o, tracked: map[Ref]*tracker{}, static: map[string]asset{}, exposure: newExposure(o), acting: map[Ref]*sync.Mutex{}}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	err := fs.WalkDir(assets, "assets", func(p string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() || path.Ext(p) == ".tmpl" {
@@ -186,7 +201,13 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	hs := &http.Server{
 		Handler:           s.Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
-		BaseContext:       func(net.Listener) context.Context { return s.ctx },
+		// Requests are small; answers are written at once, but for the
+		// streams, which push their write deadline on at every event
+		// (streamWriteTimeout).
+		ReadTimeout:  30 * time.Second,
+		WriteTimeout: 30 * time.Second,
+		IdleTimeout:  2 * time.Minute,
+		BaseContext:  func(net.Listener) context.Context { return s.ctx },
 	}
 	go func() {
 		<-ctx.Done()
@@ -235,6 +256,9 @@ func (s *Server) guard(next http.Handler) http.Handler {
 				http.Error(w, fmt.Sprintf("host %q refused: this dashboard serves loopback only (127.0.0.1, localhost)", r.Host), http.StatusForbidden)
 				return
 			}
+		}
+		if !s.exposedGuard(w, r) {
+			return
 		}
 		next.ServeHTTP(w, r)
 	})
@@ -486,6 +510,16 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
 	case <-r.Context().Done():
 		return
 	}
+	if s.o.Exposed {
+		done, why := s.exposure.openStream(clientOf(r))
+		if done == nil {
+			writeJSON(w, http.StatusTooManyRequests, apiError{why})
+			return
+		}
+		defer done()
+	}
+	rc := http.NewResponseController(w)
+	_ = rc.SetWriteDeadline(time.Now().Add(streamWriteTimeout))
 	ch, full := t.subscribe()
 	defer t.unsubscribe(ch)
 	h := w.Header()
@@ -517,6 +551,7 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		fl.Flush()
+		_ = rc.SetWriteDeadline(time.Now().Add(streamWriteTimeout))
 	}
 }
 
@@ -554,36 +589,26 @@ func (s *Server) act(w http.ResponseWriter, r *http.Request) {
 		refuse(http.StatusBadRequest, fmt.Sprintf("unknown action %q (want one of %v)", verb, Verbs))
 		return
 	}
-	t, err := s.track(ref)
-	if err != nil {
+	ctx, cancel := context.WithTimeout(r.Context(), 45*time.Second)
+	defer cancel()
+	f, release, err := s.actingFleet(ctx, ref)
+	var nf *notFoundError
+	switch {
+	case errors.As(err, &nf):
+		refuse(http.StatusNotFound, nf.msg)
+		return
+	case err != nil:
 		refuse(http.StatusBadRequest, err.Error())
 		return
 	}
-	select {
-	case <-t.first:
-	case <-r.Context().Done():
-		return
-	}
-	t.mu.Lock()
-	missing, why := t.last.NotFound, t.last.Error
-	t.mu.Unlock()
-	if missing {
-		refuse(http.StatusNotFound, why)
-		return
-	}
-	ctx, cancel := context.WithTimeout(r.Context(), 45*time.Second)
-	defer cancel()
-	// One action at a time per fleet: a second page's promote waits for
-	// the first, then is checked against where the fleet is now.
-	t.act.Lock()
-	defer t.act.Unlock()
+	defer release()
 	if verb == "promote" {
-		if msg := promoteAt(ctx, t.fleet, r.URL.Query().Get("step")); msg != "" {
+		if msg := promoteAt(ctx, f, r.URL.Query().Get("step")); msg != "" {
 			refuse(http.StatusConflict, msg)
 			return
 		}
 	}
-	res, err := t.fleet.Act(ctx, verb)
+	res, err := f.Act(ctx, verb)
 	if err != nil {
 		s.o.Log.Info("Action failed", "ref", ref.String(), "verb", verb, "err", err)
 		writeJSON(w, http.StatusConflict, apiError{oneLine(err.Error())})
@@ -598,6 +623,58 @@ func (s *Server) act(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSON(w, code, res)
 }
+
+// actingFleet is the fleet an action works on, with this fleet's action
+// lock held: one action at a time per fleet, so a second page's promote
+// waits for the first and is then checked against where the fleet is.
+// It is the tracked fleet when there is one, or one opened for this
+// action alone: an abort is never refused for want of a tracker slot.
+// A fleet that does not exist is an error saying so.
+func (s *Server) actingFleet(ctx context.Context, ref Ref) (Fleet, func(), error) {
+	if err := ref.Validate(); err != nil {
+		return nil, nil, err
+	}
+	s.actingMu.Lock()
+	lock := s.acting[ref]
+	if lock == nil {
+		lock = &sync.Mutex{}
+		s.acting[ref] = lock
+	}
+	s.actingMu.Unlock()
+	lock.Lock()
+	if t, err := s.track(ref); err == nil {
+		select {
+		case <-t.first:
+		case <-ctx.Done():
+			lock.Unlock()
+			return nil, nil, ctx.Err()
+		}
+		t.mu.Lock()
+		missing, why := t.last.NotFound, t.last.Error
+		t.mu.Unlock()
+		if missing {
+			lock.Unlock()
+			return nil, nil, &notFoundError{why}
+		}
+		return t.fleet, lock.Unlock, nil
+	}
+	f, err := s.o.Source.Open(ref)
+	if err != nil {
+		lock.Unlock()
+		return nil, nil, err
+	}
+	if p := f.Refresh(ctx); p.NotFound {
+		f.Close()
+		lock.Unlock()
+		return nil, nil, &notFoundError{oneLine(p.Err.Error())}
+	}
+	return f, func() { f.Close(); lock.Unlock() }, nil
+}
+
+// notFoundError is a fleet an action names that does not exist.
+type notFoundError struct{ msg string }
+
+func (e *notFoundError) Error() string { return e.msg }
 
 // promoteAt refuses a promote clicked at a step the fleet has left (or
 // one that says no step): two pages promoting at once must not move the
@@ -635,6 +712,10 @@ func CurrentStep(f view.Fleet) (int32, bool) {
 	}
 	return lo, ok
 }
+
+// streamWriteTimeout bounds one event's write to a page stream; the
+// stream itself lasts while the page is open (keepalives every 15 s).
+const streamWriteTimeout = 30 * time.Second
 
 // Source is the server's source.
 func (s *Server) Source() Source { return s.o.Source }

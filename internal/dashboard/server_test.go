@@ -590,3 +590,55 @@ func TestPromoteCarriesItsStep(t *testing.T) {
 		t.Errorf("acted %v, want one promote", got)
 	}
 }
+
+// Exposed: one client's ninth stream is refused, a read-only client
+// cannot fill the tracker slots to block an abort, and the abort works
+// with every slot taken.
+func TestExposedLimits(t *testing.T) {
+	t.Parallel()
+	ts, src := newServer(t, Options{Token: token, Exposed: true, MaxFleets: 4})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	open := func(path string) (*http.Response, error) {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, ts.URL+path, nil)
+		req.Header.Set(TokenHeader, token)
+		return http.DefaultClient.Do(req)
+	}
+	stream := "/api/fleets/lockstep/helloworld/stream"
+	for i := range DefaultMaxStreamsPerClient {
+		resp, err := open(stream)
+		if err != nil || resp.StatusCode != http.StatusOK {
+			t.Fatalf("stream %d: %v %v", i, resp, err)
+		}
+		defer resp.Body.Close()
+	}
+	resp, err := open(stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusTooManyRequests || !strings.Contains(string(b), "this client holds 8 page streams already") {
+		t.Errorf("ninth stream: %d %s", resp.StatusCode, b)
+	}
+	// Every tracker slot taken by other fleets' pages.
+	for _, name := range []string{"a", "b", "c", "d"} {
+		src.set(FleetRolloutRef("lockstep", name), Picture{Fleet: view.Fleet{Rollout: "x/" + name}})
+		resp, err := open("/api/fleets/lockstep/" + name)
+		if err == nil {
+			resp.Body.Close()
+		}
+	}
+	if resp, err := open("/api/fleets/lockstep/e"); err == nil {
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(b), "fleets are being read already") {
+			t.Fatalf("a fifth fleet's page: %d %s (want the slots full)", resp.StatusCode, b)
+		}
+	}
+	src.set(FleetRolloutRef("lockstep", "e"), Picture{Fleet: view.Fleet{Rollout: "x/e"}})
+	code, body := post(t, ts, "/api/fleets/lockstep/e/actions/abort", map[string]string{TokenHeader: token})
+	if code != http.StatusOK || !strings.Contains(body, "abort done") {
+		t.Errorf("abort with every slot taken: %d %s", code, body)
+	}
+}

@@ -86,9 +86,6 @@ type tracker struct {
 	first     chan struct{}
 	firstOnce sync.Once
 
-	// act serialises the actions on this fleet.
-	act sync.Mutex
-
 	mu      sync.Mutex
 	last    Snapshot
 	points  []Point

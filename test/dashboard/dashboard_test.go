@@ -432,3 +432,52 @@ func TestCoordinatorServesReadOnlyPage(t *testing.T) {
 		t.Errorf("POST retry to the coordinator's page: %s %s", resp.Status, body)
 	}
 }
+
+// TestExposedDashboard serves the dashboard as it is beyond loopback
+// (--exposed; a non-loopback --address implies it), in Chromium with two
+// names resolved to 127.0.0.1: a read without the token is refused, a
+// Host outside --allowed-host is refused (DNS rebinding), the allowed name
+// with the printed URL's token shows the fleet, and with every tracker
+// slot taken by 16 other fleets' readers an abort still goes through.
+func TestExposedDashboard(t *testing.T) {
+	fleettest.Need(t)
+	b := newBrowser(t, chromedp.Flag("host-resolver-rules", "MAP lockstep.example 127.0.0.1, MAP evil.example 127.0.0.1"))
+	st := fleettest.F.State
+	_, index := start(t, "Dashboard: ", "dashboard", "--kubeconfig", st.Kubeconfig, "--context", local.HubName, "--exposed",
+		"--allowed-host", "lockstep.example", "--interval", "1s", "--thanos-url", "http://127.0.0.1:1")
+	base, q, _ := strings.Cut(index, "/?")
+	token := strings.TrimPrefix(q, "token=")
+	port := base[strings.LastIndex(base, ":")+1:]
+
+	b.do(t, chromedp.Navigate(base+"/fleets/lockstep/helloworld"))
+	b.until(t, 10*time.Second, "a read without the token refused", `/served beyond loopback: open the URL it printed/.test(document.body.textContent)`)
+	b.do(t, chromedp.Navigate("http://evil.example:"+port+"/?token="+token))
+	b.until(t, 10*time.Second, "a foreign Host refused", `/host "evil.example:`+port+`" refused/.test(document.body.textContent)`)
+	b.do(t, chromedp.Navigate("http://lockstep.example:"+port+"/fleets/lockstep/helloworld?token="+token))
+	b.until(t, 15*time.Second, "the fleet through the allowed name", `window.lockstepRendered && window.lockstepRendered.seq > 0 && document.querySelectorAll("#members tbody tr").length == 2`)
+	b.screenshot(t, "8-exposed")
+
+	// Other fleets' readers take every tracker slot left (16 in all).
+	for i := range 16 {
+		req, _ := http.NewRequest(http.MethodGet, fmt.Sprintf("%s/api/fleets/lockstep/reader-%d", base, i), nil)
+		req.Header.Set("X-Lockstep-Token", token)
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			resp.Body.Close()
+		}
+	}
+	full := eval[string](t, b, `fetch("/api/rollouts/helloworld/helloworld").then(r => r.text())`)
+	if !strings.Contains(full, "16 fleets are being read already") {
+		t.Fatalf("the tracker slots are not full: %s", full)
+	}
+	// The Rollouts read directly have no tracker now, and cannot get one:
+	// their abort goes through anyway.
+	got := eval[string](t, b, `fetch("/api/rollouts/helloworld/helloworld/actions/abort", {method: "POST", headers: {"X-Lockstep-Token": `+fmt.Sprintf("%q", token)+`}}).then(r => r.status + " " + r.statusText).then(s => s)`)
+	if !strings.HasPrefix(got, "200") {
+		t.Fatalf("abort with every slot taken: %s", got)
+	}
+	for _, c := range workloads {
+		if !aborted(t, c) {
+			t.Errorf("%s: Rollout not aborted", c)
+		}
+	}
+}

@@ -1,6 +1,7 @@
 // Package coordinator implements `lockstep coordinator`: it runs the hub
 // controller that moves FleetRollouts through every member cluster in
-// step. It imports internal/coordinator, internal/kube and the embedded
+// step, and composes in its read-only page (internal/dashboard). It
+// imports internal/coordinator, internal/dashboard, internal/kube and the embedded
 // manifests (config) for --install-crd, internal/cli/streams, client-go's
 // kubeconfig loading and cobra.
 package coordinator
@@ -36,6 +37,8 @@ type flags struct {
 	leaderElectionNamespace string
 	healthAddr              string
 	dashboardAddr           string
+	dashboardTokenFile      string
+	dashboardHosts          []string
 	leaderElect             bool
 	installCRD              bool
 	logLevel                string
@@ -80,6 +83,8 @@ Logs go to stderr; Prometheus metrics are served on --metrics-addr.`,
 	fl.StringVar(&f.leaderElectionNamespace, "leader-election-namespace", "", "namespace of the leader-election Lease (default: --secrets-namespace)")
 	fl.StringVar(&f.healthAddr, "health-addr", "0", `address for /healthz and /readyz probes ("0" disables)`)
 	fl.StringVar(&f.dashboardAddr, "dashboard-address", "", `address of the read-only dashboard, e.g. 127.0.0.1:8099 or :8099 in a Pod ("" disables)`)
+	fl.StringVar(&f.dashboardTokenFile, "dashboard-token-file", "", "file holding the token every read of the dashboard needs when --dashboard-address is not loopback (e.g. a mounted Secret); open the page as /?token=TOKEN")
+	fl.StringSliceVar(&f.dashboardHosts, "dashboard-allowed-host", nil, "a host name the dashboard answers to when not on loopback (repeatable); IP addresses always are")
 	fl.BoolVar(&f.installCRD, "install-crd", false, "apply the Lockstep CRDs and the FleetApproval admission policy to the hub before starting (needs rights on CRDs and admission policies)")
 	fl.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fl.StringVar(&f.logFormat, "log-format", "text", "text or json")
@@ -140,6 +145,10 @@ func run(ctx context.Context, s streams.IO, f *flags) error {
 	if err != nil {
 		return fmt.Errorf("hub kubeconfig: %w", err)
 	}
+	token, err := dashboardToken(f.dashboardAddr, f.dashboardTokenFile)
+	if err != nil {
+		return err
+	}
 	if ctx == nil {
 		ctx = context.Background()
 	}
@@ -160,8 +169,13 @@ func run(ctx context.Context, s streams.IO, f *flags) error {
 		LeaderElection:          f.leaderElect,
 		LeaderElectionNamespace: f.leaderElectionNamespace,
 		HealthAddr:              f.healthAddr,
-		DashboardAddr:           f.dashboardAddr,
-		Logger:                  log,
+		AddToManager: func(mgr ctrl.Manager) error {
+			if f.dashboardAddr == "" {
+				return nil
+			}
+			return mgr.Add(&dashboardRunnable{addr: f.dashboardAddr, hub: mgr.GetClient(), log: log, token: token, allowedHosts: f.dashboardHosts})
+		},
+		Logger: log,
 		OnStarted: func(addr string) {
 			if addr != "" {
 				fmt.Fprintf(s.Out, "coordinator metrics: http://%s/metrics\n", addr)

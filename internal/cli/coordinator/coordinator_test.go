@@ -2,6 +2,8 @@ package coordinator
 
 import (
 	"bytes"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -38,6 +40,29 @@ func TestBadFlagsAreOneLineErrors(t *testing.T) {
 		err := cmd.Execute()
 		if err == nil || strings.Contains(err.Error(), "\n") {
 			t.Errorf("%v: err = %v, want a one-line error", args, err)
+		}
+	}
+}
+
+func TestDashboardToken(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	good, short := filepath.Join(dir, "good"), filepath.Join(dir, "short")
+	_ = os.WriteFile(good, []byte("0123456789abcdef-token\n"), 0o600)
+	_ = os.WriteFile(short, []byte("abc"), 0o600)
+	for _, c := range []struct {
+		addr, file, want, err string
+	}{
+		{"", "", "", ""},
+		{"127.0.0.1:8099", "", "", ""},
+		{":8099", "", "", "is not loopback: give --dashboard-token-file"},
+		{"0.0.0.0:8099", good, "0123456789abcdef-token", ""},
+		{":8099", short, "", "shorter than 16 characters"},
+		{":8099", filepath.Join(dir, "missing"), "", "--dashboard-token-file"},
+	} {
+		got, err := dashboardToken(c.addr, c.file)
+		if got != c.want || (c.err == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), c.err)) {
+			t.Errorf("%q %q: %q, %v; want %q, %q", c.addr, c.file, got, err, c.want, c.err)
 		}
 	}
 }

@@ -40,6 +40,11 @@ type Config struct {
 	// ReadOnly turns them off everywhere.
 	AllowActions bool
 	ReadOnly     bool
+	// Exposed serves the policy of a dashboard reachable beyond loopback
+	// (every read needs the token, Hosts from AllowedHosts or IP
+	// addresses, bounded page streams); a non-loopback Address implies it.
+	Exposed      bool
+	AllowedHosts []string
 	// ThanosURL feeds the success-rate and latency plots; empty: none.
 	ThanosURL    string
 	RateQuery    string
@@ -85,8 +90,10 @@ func Start(ctx context.Context, c Config) (*Running, error) {
 		return nil, fmt.Errorf("--address %q: want an IP address (127.0.0.1, 0.0.0.0, ...)", c.Address)
 	}
 	loopback := dashboard.IsLoopback(c.Address)
+	exposed := c.Exposed || !loopback
 	r := &Running{done: make(chan error, 1)}
-	o := dashboard.Options{Loopback: loopback, Threshold: c.Threshold, Interval: c.Interval, MetricsInterval: c.Interval}
+	o := dashboard.Options{Loopback: loopback && !exposed, Exposed: exposed, AllowedHosts: c.AllowedHosts,
+		Threshold: c.Threshold, Interval: c.Interval, MetricsInterval: c.Interval}
 	switch {
 	case c.ReadOnly:
 		o.ActionsOff = "started with --read-only"
@@ -94,12 +101,13 @@ func Start(ctx context.Context, c Config) (*Running, error) {
 		o.ActionsOff = "served on " + c.Address + ", not loopback, without --allow-actions"
 	}
 	if !loopback {
-		r.Warning = fmt.Sprintf("the dashboard listens on %s, not loopback: anyone who can reach it sees the fleet", c.Address)
+		r.Warning = fmt.Sprintf("the dashboard listens on %s, not loopback: anyone with the URL (token included) sees the fleet", c.Address)
 		if o.ActionsOff == "" {
-			r.Warning += ", and anyone with the URL (token included) can abort or promote it"
+			r.Warning += ", and can abort or promote it"
 		}
 	}
-	if !c.ReadOnly {
+	// Exposed, reads need the token too, read-only or not.
+	if !c.ReadOnly || exposed {
 		tok, err := dashboard.NewToken()
 		if err != nil {
 			return nil, err
@@ -151,6 +159,8 @@ type flags struct {
 	address                 string
 	port                    int
 	allowActions, readOnly  bool
+	exposed                 bool
+	allowedHosts            []string
 	thanosURL, dir          string
 	rateQuery, latencyQuery string
 	threshold               float64
@@ -185,6 +195,10 @@ when that fleet runs.`,
   # A fixed port, another hub, Thanos Query of that hub
   lockstep dashboard --port 8099 --kubeconfig ~/.kube/prod --context hub --thanos-url http://127.0.0.1:10902
 
+  # Reachable from other machines: reads need the printed URL's token, and
+  # only the IP address or dashboard.example may be the Host
+  lockstep dashboard --address 0.0.0.0 --port 8099 --allowed-host dashboard.example --context argo-hub
+
   # No hub: two kubeconfig contexts, read only
   lockstep dashboard --clusters argo-rollout1,argo-rollout2 --read-only`,
 		Args: cobra.NoArgs,
@@ -212,6 +226,7 @@ when that fleet runs.`,
 				}
 			}
 			r, err := Start(ctx, Config{Target: f.target, Address: f.address, Port: f.port, AllowActions: f.allowActions, ReadOnly: f.readOnly,
+				Exposed: f.exposed, AllowedHosts: f.allowedHosts,
 				ThanosURL: strings.TrimRight(thanos, "/"), RateQuery: f.rateQuery, LatencyQuery: f.latencyQuery, Threshold: f.threshold, Interval: f.interval, Log: s.ErrOut})
 			if err != nil {
 				return err
@@ -238,7 +253,9 @@ when that fleet runs.`,
 	fl.StringVar(&f.address, "address", f.address, "address to listen on; anything but loopback shows the fleet to whoever can reach it")
 	fl.IntVar(&f.port, "port", 0, "port to listen on (0: a free port)")
 	fl.BoolVar(&f.allowActions, "allow-actions", false, "let the buttons act on a non-loopback --address")
-	fl.BoolVar(&f.readOnly, "read-only", false, "no buttons and no token")
+	fl.BoolVar(&f.readOnly, "read-only", false, "no buttons (and no token, on loopback)")
+	fl.BoolVar(&f.exposed, "exposed", false, "serve as if reachable beyond loopback (implied by such an --address): every read needs the token, Hosts must be IP addresses or --allowed-host names, page streams are bounded")
+	fl.StringSliceVar(&f.allowedHosts, "allowed-host", nil, "a host name this dashboard answers to when exposed (repeatable); IP addresses always are")
 	fl.StringVar(&f.thanosURL, "thanos-url", "", "Thanos Query base URL for the success-rate and latency plots (default: the local fleet's, when it runs)")
 	fl.StringVar(&f.dir, "dir", local.DefaultDir(), "directory of the local fleet, for its Thanos Query address (env LOCKSTEP_DIR)")
 	fl.StringVar(&f.rateQuery, "rate-query", f.rateQuery, "PromQL of one cluster's success rate; {{cluster}} is its destination_cluster value")

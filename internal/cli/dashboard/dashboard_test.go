@@ -63,7 +63,7 @@ func TestStartOnAnOpenAddress(t *testing.T) {
 		body    string
 	}{
 		{"loopback", Config{}, "", http.StatusBadGateway, "cluster a"},
-		{"open, actions off", Config{Address: "0.0.0.0"}, "not loopback: anyone who can reach it sees the fleet", http.StatusForbidden, "not loopback, without --allow-actions"},
+		{"open, actions off", Config{Address: "0.0.0.0"}, "not loopback: anyone with the URL (token included) sees the fleet", http.StatusForbidden, "not loopback, without --allow-actions"},
 		{"open, --allow-actions", Config{Address: "0.0.0.0", AllowActions: true}, "can abort or promote it", http.StatusBadGateway, "cluster a"},
 		{"read-only", Config{ReadOnly: true}, "", http.StatusForbidden, "--read-only"},
 	} {
@@ -107,5 +107,57 @@ func TestStartRefusesABusyPort(t *testing.T) {
 	}
 	if _, err := Start(ctx, Config{Target: target(t), Port: p}); err == nil || !strings.Contains(err.Error(), "address already in use") {
 		t.Fatalf("second dashboard on port %d: %v", p, err)
+	}
+}
+
+// Exposed (here on loopback, as --exposed; a non-loopback --address
+// implies it): a read without the token, a foreign Host and one client's
+// ninth page stream are refused; with the token and an allowed Host the
+// page answers, read-only or not.
+func TestExposedReads(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	r, err := Start(ctx, Config{Target: target(t), Exposed: true, ReadOnly: true, AllowedHosts: []string{"dashboard.example"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cancel(); _ = r.Wait() }()
+	if r.Token == "" {
+		t.Fatal("an exposed read-only dashboard has no token for reads")
+	}
+	get := func(path, host, token string) (int, string) {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodGet, r.Base+path, nil)
+		if host != "" {
+			req.Host = host
+		}
+		if token != "" {
+			req.Header.Set(dashboard.TokenHeader, token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		return resp.StatusCode, string(b)
+	}
+	page := "/api/rollouts/helloworld/helloworld"
+	for _, tc := range []struct {
+		name, host, token string
+		code              int
+		body              string
+	}{
+		{"no token", "", "", http.StatusUnauthorized, "open the URL it printed"},
+		{"wrong token", "", "guess", http.StatusUnauthorized, "open the URL it printed"},
+		{"foreign host", "evil.example", r.Token, http.StatusForbidden, `host "evil.example" refused`},
+		{"allowed host", "dashboard.example", r.Token, http.StatusOK, `"ref"`},
+		{"IP address", "", r.Token, http.StatusOK, `"ref"`},
+	} {
+		if code, body := get(page, tc.host, tc.token); code != tc.code || !strings.Contains(body, tc.body) {
+			t.Errorf("%s: %d %s, want %d %q", tc.name, code, body, tc.code, tc.body)
+		}
+	}
+	if code, _ := get("/healthz", "", ""); code != http.StatusOK {
+		t.Errorf("/healthz without token: %d", code)
 	}
 }
