@@ -248,8 +248,8 @@ func TestPrometheusQuerierSizeLimit(t *testing.T) {
 func TestRedactURL(t *testing.T) {
 	t.Parallel()
 	for in, want := range map[string]string{
-		"http://thanos-query:9090":                          "http://thanos-query:9090",
-		"https://bob:s3cret@thanos.example/prom":            "https://bob:xxxxx@thanos.example/prom",
+		"http://thanos-query:9090":                         "http://thanos-query:9090",
+		"https://bob:s3cret@thanos.example/prom":           "https://bob:xxxxx@thanos.example/prom",
 		"https://thanos.example/api?token=s3cret&org=acme": "https://thanos.example/api?org=xxxxx&token=xxxxx",
 	} {
 		if got := RedactURL(in); got != want || strings.Contains(got, "s3cret") {
