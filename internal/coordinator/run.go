@@ -85,7 +85,6 @@ func Run(ctx context.Context, cfg Config) error {
 		log = logr.Discard()
 	}
 	secrets := fleet.LockstepSecrets(cfg.SecretsNamespace)
-	leNS := cmp.Or(cfg.LeaderElectionNamespace, secrets.Namespace)
 	var querier analysis.Querier
 	if cfg.ThanosURL != "" {
 		q, err := analysis.NewPrometheusQuerier(analysis.PrometheusConfig{Address: cfg.ThanosURL, Timeout: cmp.Or(cfg.EvaluationTimeout, 5*time.Second)})
@@ -95,42 +94,10 @@ func Run(ctx context.Context, cfg Config) error {
 		querier = q
 	}
 
-	cacheOpts := cache.Options{
-		// Only the coordinator's member Secrets are read: its role allows
-		// Secrets in its own namespace only, and caching others would cost
-		// memory for nothing.
-		ByObject: map[client.Object]cache.ByObject{
-			&corev1.Secret{}: {
-				Namespaces: map[string]cache.Config{secrets.Namespace: {}},
-				Label:      labels.SelectorFromSet(labels.Set{secrets.TypeLabel: fleet.SecretTypeCluster}),
-			},
-		},
-	}
-	if cfg.Namespace != "" {
-		cacheOpts.ByObject[&v1alpha1.FleetRollout{}] = cache.ByObject{Namespaces: map[string]cache.Config{cfg.Namespace: {}}}
-	}
 	metrics := NewMetrics()
-	hub := rest.CopyConfig(cfg.Hub)
-	hub.Wrap(func(rt http.RoundTripper) http.RoundTripper { return metrics.Transport("hub", rt) })
-	skip := true
-	mgr, err := ctrl.NewManager(hub, ctrl.Options{
-		Scheme:                  Scheme(),
-		Logger:                  log,
-		Cache:                   cacheOpts,
-		Metrics:                 metricsserver.Options{BindAddress: "0"},
-		HealthProbeBindAddress:  cmp.Or(cfg.HealthAddr, "0"),
-		LeaderElection:          cfg.LeaderElection,
-		LeaderElectionID:        "lockstep-coordinator",
-		LeaderElectionNamespace: leNS,
-		// Run returns when the manager stops, so the Lease can be given up
-		// at once: the next replica takes over within a retry period
-		// instead of waiting for the Lease to expire.
-		LeaderElectionReleaseOnCancel: true,
-		// A process (or a test) may run the coordinator more than once.
-		Controller: config.Controller{SkipNameValidation: &skip},
-	})
+	mgr, err := newManager(cfg, secrets, metrics, log)
 	if err != nil {
-		return fmt.Errorf("manager: %w", err)
+		return err
 	}
 
 	if cfg.HealthAddr != "" && cfg.HealthAddr != "0" {
@@ -180,23 +147,79 @@ func Run(ctx context.Context, cfg Config) error {
 		return fmt.Errorf("controller: %w", err)
 	}
 
-	if cfg.MetricsAddr != "" && cfg.MetricsAddr != "0" {
-		ln, err := net.Listen("tcp", cfg.MetricsAddr)
-		if err != nil {
-			return fmt.Errorf("metrics address: %w", err)
-		}
-		mux := http.NewServeMux()
-		mux.Handle("/metrics", promhttp.HandlerFor(metrics.Registry, promhttp.HandlerOpts{}))
-		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-		go func() { _ = srv.Serve(ln) }()
-		defer srv.Close()
-		log.Info("Serving metrics", "addr", ln.Addr().String())
-		if cfg.OnStarted != nil {
-			cfg.OnStarted(ln.Addr().String())
-		}
-	} else if cfg.OnStarted != nil {
-		cfg.OnStarted("")
+	stopMetrics, err := serveMetrics(cfg, metrics, log)
+	if err != nil {
+		return err
 	}
+	defer stopMetrics()
 	log.Info("Starting coordinator", "thanos", analysis.RedactURL(cfg.ThanosURL), "namespace", cfg.Namespace, "secretsNamespace", secrets.Namespace, "leaderElection", cfg.LeaderElection)
 	return mgr.Start(ctx)
+}
+
+// newManager builds the coordinator's manager: a cache holding only its
+// member Secrets (and FleetRollouts of one namespace, when given), hub
+// requests counted, leader election as configured.
+func newManager(cfg Config, secrets fleet.Secrets, metrics *Metrics, log logr.Logger) (ctrl.Manager, error) {
+	leNS := cmp.Or(cfg.LeaderElectionNamespace, secrets.Namespace)
+	cacheOpts := cache.Options{
+		// Only the coordinator's member Secrets are read: its role allows
+		// Secrets in its own namespace only, and caching others would cost
+		// memory for nothing.
+		ByObject: map[client.Object]cache.ByObject{
+			&corev1.Secret{}: {
+				Namespaces: map[string]cache.Config{secrets.Namespace: {}},
+				Label:      labels.SelectorFromSet(labels.Set{secrets.TypeLabel: fleet.SecretTypeCluster}),
+			},
+		},
+	}
+	if cfg.Namespace != "" {
+		cacheOpts.ByObject[&v1alpha1.FleetRollout{}] = cache.ByObject{Namespaces: map[string]cache.Config{cfg.Namespace: {}}}
+	}
+	hub := rest.CopyConfig(cfg.Hub)
+	hub.Wrap(func(rt http.RoundTripper) http.RoundTripper { return metrics.Transport("hub", rt) })
+	skip := true
+	mgr, err := ctrl.NewManager(hub, ctrl.Options{
+		Scheme:                  Scheme(),
+		Logger:                  log,
+		Cache:                   cacheOpts,
+		Metrics:                 metricsserver.Options{BindAddress: "0"},
+		HealthProbeBindAddress:  cmp.Or(cfg.HealthAddr, "0"),
+		LeaderElection:          cfg.LeaderElection,
+		LeaderElectionID:        "lockstep-coordinator",
+		LeaderElectionNamespace: leNS,
+		// Run returns when the manager stops, so the Lease can be given up
+		// at once: the next replica takes over within a retry period
+		// instead of waiting for the Lease to expire.
+		LeaderElectionReleaseOnCancel: true,
+		// A process (or a test) may run the coordinator more than once.
+		Controller: config.Controller{SkipNameValidation: &skip},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("manager: %w", err)
+	}
+	return mgr, nil
+}
+
+// serveMetrics serves /metrics on cfg.MetricsAddr ("" or "0": not at all)
+// and tells cfg.OnStarted where; the returned func stops it.
+func serveMetrics(cfg Config, metrics *Metrics, log logr.Logger) (func(), error) {
+	if cfg.MetricsAddr == "" || cfg.MetricsAddr == "0" {
+		if cfg.OnStarted != nil {
+			cfg.OnStarted("")
+		}
+		return func() {}, nil
+	}
+	ln, err := net.Listen("tcp", cfg.MetricsAddr)
+	if err != nil {
+		return nil, fmt.Errorf("metrics address: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(metrics.Registry, promhttp.HandlerOpts{}))
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	log.Info("Serving metrics", "addr", ln.Addr().String())
+	if cfg.OnStarted != nil {
+		cfg.OnStarted(ln.Addr().String())
+	}
+	return func() { _ = srv.Close() }, nil
 }

@@ -15,13 +15,10 @@ import (
 	"io"
 	"math"
 	"net/http"
-	"os"
-	"path/filepath"
 	"regexp"
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -31,7 +28,6 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic"
 
-	"lockstep.dev/lockstep/gitops"
 	"lockstep.dev/lockstep/internal/analysis"
 	"lockstep.dev/lockstep/internal/kube"
 	"lockstep.dev/lockstep/internal/lab/local"
@@ -203,254 +199,30 @@ func (r *runner) say(format string, args ...any) {
 	fmt.Fprintf(r.o.Progress, "%s  %s\n", time.Now().Format("15:04:05.0"), fmt.Sprintf(format, args...))
 }
 
+// run plays the demo as a list of named phases, like kind's create
+// actions, one per file: each phase prints its own progress lines and
+// hands on what it found in the release; the first that fails ends the
+// run with its error.
 func (r *runner) run(ctx context.Context) (*Summary, error) {
-	p := r.o.Params
-	p.RepoURL, p.ThanosURL = r.o.State.URLs["git"], r.o.State.URLs["thanos-query"]
-	files, err := render.Tree(gitops.Tree, p)
-	if err != nil {
-		return nil, err
-	}
-	if p.Mode == "" {
-		p.Mode = render.ModeIndependent
-	}
-	r.mode = p.Mode
-	cur, liveRate, newest, err := r.liveVersion(ctx)
-	if err != nil {
-		return nil, err
-	}
-	// 1. The lab's parameters (timings, mode) in git, unless already there.
-	// Both Rollout files keep the pod template that runs (version and
-	// fault): the demo upgrades from it, and switching modes must not start
-	// a rollout by itself.
-	paramsRev, err := local.Commit(r.repo, "lockstep demo: lab parameters ("+p.Mode+" mode)", func(wt string) error {
-		for _, mode := range []string{render.ModeIndependent, render.ModeLockstep} {
-			f := RolloutFile(mode)
-			files[f] = []byte(setErrorRate(setVersion(string(files[f]), "v1", cur), liveRate))
-		}
-		return local.WriteFiles(wt, files)
-	})
-	if errors.Is(err, local.ErrNothingToCommit) {
-		paramsRev, err = local.RepoHead(r.repo)
-	}
-	if err != nil {
-		return nil, err
-	}
-	// 2. The guide's ApplicationSets on the hub.
-	r.say("applying the ApplicationSets to %s", local.HubName)
-	if err := r.applyAppSets(ctx, files); err != nil {
-		return nil, err
-	}
-	if err := r.lockstepApp(ctx, files); err != nil {
-		return nil, err
-	}
-	if err := r.refreshApps(ctx, ""); err != nil {
-		return nil, err
-	}
-	if err := r.waitSynced(ctx, paramsRev); err != nil {
-		return nil, err
-	}
-	// 3. Every cluster settled (healthy, or back on stable after an abort)
-	// and serving one version.
-	r.say("waiting until %s settle on one version", strings.Join(r.clusters, " and "))
-	served, err := r.waitSettled(ctx)
-	if err != nil {
-		return nil, err
-	}
-	// Versions only go up: after an aborted vN the next release is vN+1,
-	// never a template identical to the aborted one.
-	next, err := bump(maxVersion(served, maxVersion(cur, newest)))
-	if err != nil {
-		return nil, err
-	}
-	// 4. Load on every gateway, for the whole upgrade.
-	var targets []load.Target
-	for _, c := range r.clusters {
-		targets = append(targets, load.Target{Cluster: c, URL: r.o.State.URLs[local.IngressURLKey(c)]})
-	}
-	var (
-		mu          sync.Mutex
-		outcome     time.Time
-		after       = load.NewStats()
-		canaryTimes []time.Time // answers of the new version
-	)
-	loadCtx, stopLoad := context.WithCancel(ctx)
-	defer stopLoad()
-	var stats *load.Stats
-	loadDone := make(chan error, 1)
-	go func() {
-		var err error
-		stats, err = load.Run(loadCtx, targets, load.Options{Rate: r.o.Rate, Duration: r.o.Timeout, OnResult: func(res load.Result) {
-			mu.Lock()
-			o := outcome
-			if res.Version == next {
-				canaryTimes = append(canaryTimes, res.At)
-			}
-			mu.Unlock()
-			if !o.IsZero() && res.At.After(o) {
-				after.Add(res)
-			}
-		}})
-		loadDone <- err
-	}()
-	r.say("load: %.0f requests/s on each gateway", r.o.Rate)
-	// Let Prometheus see the stable version's traffic first.
-	sleep(ctx, 2*r.o.Params.AnalysisInterval)
-	// 5. The commit: the guide's sed -v1 -> -v2, and for a bad release
-	// the fault that makes the new version fail.
-	msg := fmt.Sprintf("upgrade app to version %s", next)
-	if r.o.BadRelease {
-		msg = fmt.Sprintf("upgrade app to version %s (bad release: %.0f%% errors)", next, r.o.ErrorRate*100)
-	}
-	start := time.Now()
-	rev, err := local.Commit(r.repo, msg, func(wt string) error {
-		path := filepath.Join(wt, RolloutFile(r.mode))
-		b, err := os.ReadFile(path)
-		if err != nil {
-			return err
-		}
-		s := setVersion(string(b), cur, next)
-		rate := 0.0
-		if r.o.BadRelease && r.o.FaultCluster == "" {
-			rate = r.o.ErrorRate
-		}
-		return os.WriteFile(path, []byte(setErrorRate(s, rate)), 0o644)
-	})
-	if err != nil {
-		return nil, err
-	}
-	r.say("git commit %s: %q", rev[:8], msg)
-	if err := r.refreshApps(ctx, rolloutAppLabel); err != nil {
-		return nil, err
-	}
-	// 6. Watch every cluster until the outcome.
-	sum := &Summary{Mode: r.mode, From: served, To: next, BadRelease: r.o.BadRelease, FaultCluster: r.o.FaultCluster, Revision: rev, Clusters: map[string]ClusterSummary{},
-		Timeline: map[string][]ClusterView{}, AnalysisRuns: map[string]string{}}
-	wantImage := "docker.io/istio/examples-helloworld-" + next
-	last := map[string]string{}
-	done := map[string]time.Time{}
-	zeroAt := map[string]time.Time{}
-	var firstAbort time.Time
-	lastFleet := ""
-	for len(done) < len(r.clusters) {
-		if r.mode == render.ModeLockstep {
-			if ph := r.fleetPhase(ctx); ph != lastFleet {
-				lastFleet = ph
-				sum.FleetRollout = ph
-				r.say("%-14s %s", "FleetRollout", ph)
-			}
-		}
-		if err := r.injectFaults(ctx, wantImage); err != nil {
-			r.say("fault injection: %v", err)
-		}
-		steps := map[string]int64{}
-		for _, c := range r.clusters {
-			v := observe(ctx, c, r.dyn[c], Namespace, RolloutName)
-			if v.Image == wantImage && v.Observed && !v.Aborted && v.Err == "" {
-				steps[c] = v.Step
-			}
-			if v.Aborted && v.Image == wantImage && firstAbort.IsZero() {
-				firstAbort = time.Now()
-			}
-			if r.o.IncidentFor > 0 && r.incidentFrom.IsZero() && v.Image == wantImage && !v.Aborted && v.CanaryWeight >= 50 {
-				r.incidentFrom = time.Now()
-				r.say("%-14s shared incident: every pod, stable and canary, fails %g more for %s", "fleet", r.o.IncidentErrorRate, r.o.IncidentFor)
-			}
-			if _, ok := zeroAt[c]; !ok && v.Aborted && v.Image == wantImage && v.CanaryWeight == 0 {
-				zeroAt[c] = time.Now()
-			}
-			if v.key() != last[c] {
-				last[c] = v.key()
-				r.say("%s", v.Line())
-				sum.Timeline[c] = append(sum.Timeline[c], v)
-			}
-			if _, ok := done[c]; ok || v.Image != wantImage || !v.Observed {
-				continue
-			}
-			promoted := v.Phase == "Healthy" && v.Stable == v.Current && v.StableWeight == 100 && v.CanaryWeight == 0
-			// Right after a new revision replaces an aborted one the
-			// controller reports Progressing with the old abort flag still
-			// set: only Degraded is an abort of this revision.
-			aborted := v.Aborted && v.Phase == "Degraded" && v.CanaryWeight == 0
-			if promoted || aborted {
-				done[c] = time.Now()
-				cs := sum.Clusters[c]
-				cs.Final, cs.Duration = v, time.Since(start)
-				sum.Clusters[c] = cs
-				if aborted {
-					sum.Outcome = "Aborted"
-				} else if sum.Outcome == "" {
-					sum.Outcome = "Promoted"
-				}
-			}
-		}
-		if len(steps) == len(r.clusters) && len(done) == 0 {
-			lo, hi := int64(math.MaxInt64), int64(math.MinInt64)
-			for _, st := range steps {
-				lo, hi = min(lo, st), max(hi, st)
-			}
-			sum.MaxStepSkew = max(sum.MaxStepSkew, hi-lo)
-		}
-		select {
-		case <-ctx.Done():
-			return nil, fmt.Errorf("no outcome after %s: %w", r.o.Timeout, ctx.Err())
-		case <-time.After(100 * time.Millisecond):
+	rel := &release{}
+	defer rel.stopLoad()
+	for _, ph := range []struct {
+		name string
+		run  func(context.Context, *release) error
+	}{
+		{"lab parameters in git", r.commitParams},
+		{"ApplicationSets on the hub", r.applyApps},
+		{"one version everywhere", r.settle},
+		{"load on every gateway", r.startLoad},
+		{"the release commit", r.commitRelease},
+		{"every cluster until the outcome", r.watchOutcome},
+		{"the summary", r.summarize},
+	} {
+		if err := ph.run(ctx, rel); err != nil {
+			return nil, err
 		}
 	}
-	sum.Duration = time.Since(start)
-	if sum.Outcome == "Aborted" {
-		verdict := firstAbort
-		if r.mode == render.ModeLockstep {
-			if at, msg, n, ok := r.fleetAbort(ctx); ok {
-				verdict, sum.AbortReason, sum.JudgeRequests = at, msg, n
-			}
-		}
-		var last time.Time
-		for _, t := range zeroAt {
-			if t.After(last) {
-				last = t
-			}
-		}
-		if !verdict.IsZero() {
-			sum.Verdict = verdict.Sub(start)
-			if !last.IsZero() {
-				sum.AllWeightZero = last.Sub(start)
-			}
-		}
-	}
-	mu.Lock()
-	outcome = time.Now()
-	mu.Unlock()
-	r.say("outcome: %s in every cluster after %s", sum.Outcome, sum.Duration.Round(100*time.Millisecond))
-	trigger := "on-release-completed"
-	if sum.Outcome == "Aborted" {
-		trigger = "on-release-aborted"
-	}
-	sum.Notification = r.notification(ctx, trigger, start, 10*time.Second)
-	for c, cs := range sum.Clusters {
-		cs.Weights = canaryWeights(sum.Timeline[c])
-		sum.Clusters[c] = cs
-		sum.AnalysisRuns[c] = cs.Final.Analysis
-	}
-	// A few more seconds of load show what serves after the outcome.
-	sleep(ctx, 3*time.Second)
-	stopLoad()
-	if err := <-loadDone; err != nil {
-		return nil, err
-	}
-	mu.Lock()
-	if len(canaryTimes) > 0 {
-		sum.FirstCanaryRequest = canaryTimes[0].Sub(start)
-	}
-	for _, t := range canaryTimes {
-		if sum.Verdict > 0 && !t.After(start.Add(sum.Verdict)) {
-			sum.CanaryRequestsToVerdict++
-		}
-	}
-	mu.Unlock()
-	sum.Requests = stats.Snapshot()
-	sum.AfterOutcome = after.Snapshot()
-	sum.SuccessRate = r.successRates(ctx, time.Since(start))
-	return sum, nil
+	return rel.sum, nil
 }
 
 var httpClient = &http.Client{Timeout: 5 * time.Second}

@@ -75,22 +75,7 @@ func checkFaults(errorRate float64, latency time.Duration, faultIn string, basel
 }
 
 func NewDemoCommand(s streams.IO) *cobra.Command {
-	var (
-		dir, output  string
-		bad, lock    bool
-		errorRate    float64
-		faultIn      string
-		barrier      string
-		latency      time.Duration
-		baseline     float64
-		incidentRate float64
-		incidentFor  time.Duration
-		rate         float64
-		timeout      time.Duration
-		workloads    int
-		t            timings
-		dash         dashFlags
-	)
+	f := &demoFlags{}
 	cmd := &cobra.Command{
 		Use:   "demo",
 		Short: "Run the lab guide's v1 -> v2 canary in every workload cluster from one commit",
@@ -121,83 +106,104 @@ when either fails. Without it, the guide's independent Rollouts run.`,
   lockstep demo --lockstep --approval-barrier prod-gate   # waits at 50 % for: lockstep approve --barrier prod-gate
   lockstep demo --pause 20s --analysis-delay 60s --analysis-interval 20s   # the guide's timings`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if output != "text" && output != "json" {
-				return fmt.Errorf("unknown output format %q (use text or json)", output)
-			}
-			if latency > 0 && !cmd.Flags().Changed("error-rate") {
-				errorRate = 0 // a release that only got slow
-			}
-			if err := checkFaults(errorRate, latency, faultIn, baseline, incidentRate, incidentFor); err != nil {
-				return err
-			}
-			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
-			defer stop()
-			progress := s.Out
-			if output == "json" {
-				progress = s.ErrOut
-			}
-			if workloads < 1 {
-				return fmt.Errorf("--workloads %d: want at least 1", workloads)
-			}
-			st, err := ensureFleet(ctx, dir, workloads, cmd.Flags().Changed("workloads"), progress)
-			if err != nil {
-				return err
-			}
-			params := t.apply(render.Guide())
-			params.ScrapeInterval = local.ScrapeInterval
-			if lock {
-				params.Mode = render.ModeLockstep
-			}
-			params.ApprovalBarrier = barrier
-			// Check the timings before anything starts; the addresses
-			// come from the fleet.
-			check := params
-			check.RepoURL, check.ThanosURL = "fleet", "fleet"
-			if err := check.Validate(); err != nil {
-				return err
-			}
-			if faultIn != "" && !bad {
-				return fmt.Errorf("--fault-cluster needs --bad-release")
-			}
-			if barrier != "" && !lock {
-				return fmt.Errorf("--approval-barrier needs --lockstep")
-			}
-			if err := dash.start(ctx, st, lock, progress); err != nil {
-				return err
-			}
-			sum, err := demo.Run(ctx, demo.Options{State: st, Params: params, BadRelease: bad, ErrorRate: errorRate, FaultCluster: faultIn,
-				Latency: latency, BaselineErrorRate: baseline, IncidentErrorRate: incidentRate, IncidentFor: incidentFor,
-				Rate: rate, Timeout: timeout, Progress: progress})
-			if err != nil {
-				return err
-			}
-			if output == "json" {
-				err = sum.JSON(s.Out)
-			} else {
-				sum.Print(s.Out)
-			}
-			dash.linger(ctx, progress)
-			return err
-		},
+		RunE: func(cmd *cobra.Command, _ []string) error { return f.run(cmd, s) },
 	}
-	cmd.Flags().StringVar(&dir, "dir", local.DefaultDir(), "directory of the local fleet (env LOCKSTEP_DIR)")
-	cmd.Flags().BoolVar(&bad, "bad-release", false, "ship a version that fails --error-rate of its requests")
-	cmd.Flags().BoolVar(&lock, "lockstep", false, "run the canary through the hub's coordinator (FleetRollout, indefinite pauses) instead of the guide's independent Rollouts")
-	cmd.Flags().Float64Var(&errorRate, "error-rate", 0.3, "share of requests the bad release fails")
-	cmd.Flags().StringVar(&faultIn, "fault-cluster", "", "with --bad-release: the release fails only in this cluster (its pods get the fault, git does not)")
-	cmd.Flags().DurationVar(&latency, "latency", 0, "with --bad-release --fault-cluster: the new version's pods there answer this much slower (alone: a release that only got slow)")
-	cmd.Flags().Float64Var(&baseline, "baseline-error-rate", 0, "every helloworld pod, stable and canary, fails this share of requests (a good release on an imperfect fleet)")
-	cmd.Flags().Float64Var(&incidentRate, "incident-error-rate", 0, "with --incident-for: a shared incident; every helloworld pod, stable and canary, fails this share more, from when the canary first reaches 50 %")
-	cmd.Flags().DurationVar(&incidentFor, "incident-for", 0, "how long the shared incident lasts")
-	cmd.Flags().StringVar(&barrier, "approval-barrier", "", "with --lockstep: hold the fleet at 50 % canary until a person approves this barrier (lockstep approve --barrier NAME, or the dashboard)")
-	cmd.Flags().Float64Var(&rate, "rate", 20, "requests per second on each ingress gateway")
-	cmd.Flags().DurationVar(&timeout, "timeout", 10*time.Minute, "give up after this long")
-	cmd.Flags().IntVar(&workloads, "workloads", 2, "workload clusters of the fleet the demo starts (argo-rollout1..N); a running fleet must have as many when given")
-	cmd.Flags().StringVarP(&output, "output", "o", "text", "summary format: text or json (progress then goes to stderr)")
-	t.register(cmd, DemoParams())
-	dash.register(cmd)
+	cmd.Flags().StringVar(&f.dir, "dir", local.DefaultDir(), "directory of the local fleet (env LOCKSTEP_DIR)")
+	cmd.Flags().BoolVar(&f.bad, "bad-release", false, "ship a version that fails --error-rate of its requests")
+	cmd.Flags().BoolVar(&f.lock, "lockstep", false, "run the canary through the hub's coordinator (FleetRollout, indefinite pauses) instead of the guide's independent Rollouts")
+	cmd.Flags().Float64Var(&f.errorRate, "error-rate", 0.3, "share of requests the bad release fails")
+	cmd.Flags().StringVar(&f.faultIn, "fault-cluster", "", "with --bad-release: the release fails only in this cluster (its pods get the fault, git does not)")
+	cmd.Flags().DurationVar(&f.latency, "latency", 0, "with --bad-release --fault-cluster: the new version's pods there answer this much slower (alone: a release that only got slow)")
+	cmd.Flags().Float64Var(&f.baseline, "baseline-error-rate", 0, "every helloworld pod, stable and canary, fails this share of requests (a good release on an imperfect fleet)")
+	cmd.Flags().Float64Var(&f.incidentRate, "incident-error-rate", 0, "with --incident-for: a shared incident; every helloworld pod, stable and canary, fails this share more, from when the canary first reaches 50 %")
+	cmd.Flags().DurationVar(&f.incidentFor, "incident-for", 0, "how long the shared incident lasts")
+	cmd.Flags().StringVar(&f.barrier, "approval-barrier", "", "with --lockstep: hold the fleet at 50 % canary until a person approves this barrier (lockstep approve --barrier NAME, or the dashboard)")
+	cmd.Flags().Float64Var(&f.rate, "rate", 20, "requests per second on each ingress gateway")
+	cmd.Flags().DurationVar(&f.timeout, "timeout", 10*time.Minute, "give up after this long")
+	cmd.Flags().IntVar(&f.workloads, "workloads", 2, "workload clusters of the fleet the demo starts (argo-rollout1..N); a running fleet must have as many when given")
+	cmd.Flags().StringVarP(&f.output, "output", "o", "text", "summary format: text or json (progress then goes to stderr)")
+	f.t.register(cmd, DemoParams())
+	f.dash.register(cmd)
 	return cmd
+}
+
+// demoFlags are `lockstep demo`'s flags.
+type demoFlags struct {
+	dir, output  string
+	bad, lock    bool
+	errorRate    float64
+	faultIn      string
+	barrier      string
+	latency      time.Duration
+	baseline     float64
+	incidentRate float64
+	incidentFor  time.Duration
+	rate         float64
+	timeout      time.Duration
+	workloads    int
+	t            timings
+	dash         dashFlags
+}
+
+// run checks the flags, starts the fleet if needed and runs the demo.
+func (f *demoFlags) run(cmd *cobra.Command, s streams.IO) error {
+	if f.output != "text" && f.output != "json" {
+		return fmt.Errorf("unknown output format %q (use text or json)", f.output)
+	}
+	if f.latency > 0 && !cmd.Flags().Changed("error-rate") {
+		f.errorRate = 0 // a release that only got slow
+	}
+	if err := checkFaults(f.errorRate, f.latency, f.faultIn, f.baseline, f.incidentRate, f.incidentFor); err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	progress := s.Out
+	if f.output == "json" {
+		progress = s.ErrOut
+	}
+	if f.workloads < 1 {
+		return fmt.Errorf("--workloads %d: want at least 1", f.workloads)
+	}
+	st, err := ensureFleet(ctx, f.dir, f.workloads, cmd.Flags().Changed("workloads"), progress)
+	if err != nil {
+		return err
+	}
+	params := f.t.apply(render.Guide())
+	params.ScrapeInterval = local.ScrapeInterval
+	if f.lock {
+		params.Mode = render.ModeLockstep
+	}
+	params.ApprovalBarrier = f.barrier
+	// Check the timings before anything starts; the addresses
+	// come from the fleet.
+	check := params
+	check.RepoURL, check.ThanosURL = "fleet", "fleet"
+	if err := check.Validate(); err != nil {
+		return err
+	}
+	if f.faultIn != "" && !f.bad {
+		return fmt.Errorf("--fault-cluster needs --bad-release")
+	}
+	if f.barrier != "" && !f.lock {
+		return fmt.Errorf("--approval-barrier needs --lockstep")
+	}
+	if err := f.dash.start(ctx, st, f.lock, progress); err != nil {
+		return err
+	}
+	sum, err := demo.Run(ctx, demo.Options{State: st, Params: params, BadRelease: f.bad, ErrorRate: f.errorRate, FaultCluster: f.faultIn,
+		Latency: f.latency, BaselineErrorRate: f.baseline, IncidentErrorRate: f.incidentRate, IncidentFor: f.incidentFor,
+		Rate: f.rate, Timeout: f.timeout, Progress: progress})
+	if err != nil {
+		return err
+	}
+	if f.output == "json" {
+		err = sum.JSON(s.Out)
+	} else {
+		sum.Print(s.Out)
+	}
+	f.dash.linger(ctx, progress)
+	return err
 }
 
 // dashFlags are the demo's dashboard: served while the demo runs.

@@ -175,6 +175,11 @@ func (f *TargetFlags) Resolve(ctx context.Context, fleetRollout string, o Resolv
 		return nil, fmt.Errorf("hub: %w", err)
 	}
 	cfg.Timeout = f.Timeout
+	// A watching view (status -w, the dashboard) reads the FleetRollout on
+	// every Rollout change of every member: client-go's default 5 QPS
+	// would turn an abort's burst of changes into seconds of latency, as
+	// it would for the members (see fleet.Cache).
+	cfg.QPS, cfg.Burst = 50, 100
 	if t.Hub, err = client.New(cfg, client.Options{Scheme: Scheme()}); err != nil {
 		return nil, fmt.Errorf("hub: %w", err)
 	}
