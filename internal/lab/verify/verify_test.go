@@ -552,9 +552,8 @@ func TestExcess(t *testing.T) {
 	}
 	exact := []authv1.ResourceRule{
 		{Verbs: []string{"create"}, APIGroups: []string{"authorization.k8s.io"}, Resources: []string{"selfsubjectaccessreviews", "selfsubjectrulesreviews"}},
-		{Verbs: []string{"get", "list", "watch"}, APIGroups: []string{"argoproj.io"}, Resources: []string{"rollouts", "analysisruns"}},
+		{Verbs: []string{"get", "list", "watch"}, APIGroups: []string{"argoproj.io"}, Resources: []string{"rollouts"}},
 		{Verbs: []string{"patch"}, APIGroups: []string{"argoproj.io"}, Resources: []string{"rollouts/status"}},
-		{Verbs: []string{"get", "list", "watch"}, APIGroups: []string{"apps"}, Resources: []string{"replicasets"}},
 		{Verbs: []string{"get", "list", "watch"}, APIGroups: []string{"networking.istio.io"}, Resources: []string{"virtualservices"}},
 	}
 	if extra, missing := Excess(exact, want); len(extra)+len(missing) > 0 {
