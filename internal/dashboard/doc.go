@@ -19,9 +19,15 @@
 // uPlot, vendored as its own built files with its licence
 // (hack/fetch-uplot.sh re-fetches them pinned). There is no build step.
 //
-// It imports the pure view model (internal/view), the FleetRollout types,
-// internal/analysis's Querier for Thanos, and controller-runtime's client
-// for StatusSource. The CLI (internal/cli/dashboard) provides the Source
-// that reads members directly and runs the verbs; the coordinator serves
-// StatusSource read-only.
+// Off loopback (Options.Exposed) every read needs the token too, the Host
+// must be an IP address or an allowed name, and page streams are bounded;
+// an action never waits for a tracker slot.
+//
+// It imports the pure view model (internal/view), the readings it shares
+// with the terminal (internal/readout: the Thanos sampler and the
+// FleetRollout lister), the FleetRollout types and controller-runtime's
+// client for StatusSource; it is a leaf that serves pages, and only the CLI
+// imports it. The CLI (internal/cli/dashboard) provides the Source that
+// reads members directly and runs the verbs; `lockstep coordinator`
+// serves StatusSource read-only.
 package dashboard

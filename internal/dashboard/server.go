@@ -23,6 +23,7 @@ import (
 	"sync"
 	"time"
 
+	"lockstep.dev/lockstep/internal/readout"
 	"lockstep.dev/lockstep/internal/view"
 )
 
@@ -44,7 +45,7 @@ type Options struct {
 	Source Source
 	// Metrics feed the success-rate and latency plots; with none,
 	// MetricsOff says why on the page.
-	Metrics    *Metrics
+	Metrics    *readout.Metrics
 	MetricsOff string
 	// Interval is how often a page's fleet is read besides on changes;
 	// MetricsInterval how often Thanos is asked. Default 2s each.

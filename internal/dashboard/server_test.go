@@ -20,6 +20,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"lockstep.dev/lockstep/api/v1alpha1"
+	"lockstep.dev/lockstep/internal/readout"
 	"lockstep.dev/lockstep/internal/view"
 )
 
@@ -377,7 +378,7 @@ func (downQuerier) Query(context.Context, string, time.Time) (model.Vector, []st
 
 func TestThanosDownIsSaid(t *testing.T) {
 	t.Parallel()
-	ts, _ := newServer(t, Options{Metrics: &Metrics{Querier: downQuerier{}, URL: "http://127.0.0.1:1", RateQuery: DefaultRateQuery, LatencyQuery: DefaultLatencyQuery}})
+	ts, _ := newServer(t, Options{Metrics: &readout.Metrics{Querier: downQuerier{}, URL: "http://127.0.0.1:1", RateQuery: readout.DefaultRateQuery, LatencyQuery: readout.DefaultLatencyQuery}})
 	resp, body := get(t, http.DefaultClient, ts.URL+"/api/fleets/lockstep/helloworld", nil)
 	var s Snapshot
 	if err := json.Unmarshal([]byte(body), &s); err != nil || resp.StatusCode != http.StatusOK {
@@ -389,32 +390,6 @@ func TestThanosDownIsSaid(t *testing.T) {
 	// The members are still shown and plotted.
 	if s.Fleet == nil || len(s.Points) == 0 || s.Points[0].Rate != nil {
 		t.Fatalf("%+v", s)
-	}
-}
-
-func TestOneValueRefusesUntrustedAnswers(t *testing.T) {
-	t.Parallel()
-	sample := func(v float64) model.Vector { return model.Vector{{Value: model.SampleValue(v)}} }
-	for _, tc := range []struct {
-		name     string
-		vec      model.Vector
-		warnings []string
-		max      float64
-		ok       bool
-	}{
-		{"one sample", sample(0.97), nil, 1, true},
-		{"partial answer", sample(0.97), []string{"store unavailable"}, 1, false},
-		{"empty", model.Vector{}, nil, 1, false},
-		{"two series", append(sample(0.9), sample(0.8)...), nil, 1, false},
-		{"NaN (no requests)", sample(math.NaN()), nil, 1, false},
-		{"not a ratio", sample(3), nil, 1, false},
-		{"negative", sample(-0.1), nil, 1, false},
-		{"a latency", sample(250), nil, math.Inf(1), true},
-		{"infinite latency", sample(math.Inf(1)), nil, math.Inf(1), false},
-	} {
-		if v, ok := OneValue(tc.vec, tc.warnings, tc.max); ok != tc.ok || (ok && v != float64(tc.vec[0].Value)) {
-			t.Errorf("%s: OneValue = %v, %v", tc.name, v, ok)
-		}
 	}
 }
 
@@ -513,7 +488,7 @@ func (q rangeQuerier) QueryRange(_ context.Context, promql string, start, end ti
 func TestPlotsStartWithThanosHistory(t *testing.T) {
 	t.Parallel()
 	now := time.Now()
-	ts, _ := newServer(t, Options{Metrics: &Metrics{Querier: rangeQuerier{now}, URL: "http://thanos", RateQuery: DefaultRateQuery, LatencyQuery: DefaultLatencyQuery}})
+	ts, _ := newServer(t, Options{Metrics: &readout.Metrics{Querier: rangeQuerier{now}, URL: "http://thanos", RateQuery: readout.DefaultRateQuery, LatencyQuery: readout.DefaultLatencyQuery}})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	ch := events(t, ctx, ts.URL+"/api/fleets/lockstep/helloworld/stream")

@@ -13,6 +13,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"lockstep.dev/lockstep/api/v1alpha1"
+	"lockstep.dev/lockstep/internal/readout"
 	"lockstep.dev/lockstep/internal/view"
 )
 
@@ -140,31 +141,10 @@ type IndexEntry struct {
 // ErrReadOnly is returned by sources that cannot act.
 var ErrReadOnly = errors.New("this dashboard is read-only")
 
-// ListFleetRollouts lists the hub's FleetRollouts: in every namespace when
-// all is set and the hub allows it, else in namespace. A hub without the
-// FleetRollout CRD has none.
-func ListFleetRollouts(ctx context.Context, hub client.Reader, namespace string, all bool) ([]v1alpha1.FleetRollout, error) {
-	var list v1alpha1.FleetRolloutList
-	var err error
-	if all {
-		err = hub.List(ctx, &list)
-	}
-	if !all || apierrors.IsForbidden(err) {
-		err = hub.List(ctx, &list, client.InNamespace(namespace))
-	}
-	if err != nil {
-		if meta.IsNoMatchError(err) || apierrors.IsNotFound(err) {
-			return nil, nil
-		}
-		return nil, fmt.Errorf("list fleetrollouts on the hub: %w", err)
-	}
-	return list.Items, nil
-}
-
 // FleetRolloutIndex lists the hub's FleetRollouts (in every namespace when
 // the hub allows it, else in namespace) as index entries.
 func FleetRolloutIndex(ctx context.Context, hub client.Reader, namespace string) ([]IndexEntry, error) {
-	items, err := ListFleetRollouts(ctx, hub, namespace, true)
+	items, err := readout.ListFleetRollouts(ctx, hub, namespace, true)
 	if err != nil {
 		return nil, err
 	}

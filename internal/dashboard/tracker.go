@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"lockstep.dev/lockstep/api/v1alpha1"
+	"lockstep.dev/lockstep/internal/readout"
 	"lockstep.dev/lockstep/internal/view"
 )
 
@@ -68,12 +69,7 @@ type Actions struct {
 // Point is one reading for the plots, per member: the canary weight the
 // route really has (or the steps' weight when the route is unknown), and
 // the success rate and latency from Thanos when read at that moment.
-type Point struct {
-	T       float64            `json:"t"`
-	Weight  map[string]int32   `json:"w"`
-	Rate    map[string]float64 `json:"r,omitempty"`
-	Latency map[string]float64 `json:"l,omitempty"`
-}
+type Point = readout.Point
 
 // tracker reads one page's fleet on an interval and on every change, keeps
 // the plot points and fans snapshots out to the page's streams.
@@ -100,7 +96,7 @@ func (t *tracker) run(ctx context.Context) {
 	tick := time.NewTicker(t.srv.o.Interval)
 	defer tick.Stop()
 	var nextMetrics time.Time
-	var sample *Sample
+	var sample *readout.Sample
 	backfilled := false
 	for {
 		pic := t.fleet.Refresh(ctx)
@@ -160,7 +156,7 @@ func historyStart(fr *v1alpha1.FleetRollout, now time.Time) time.Time {
 
 // backfill puts the recent past in front of the live points and sends every
 // page the whole state again.
-func (t *tracker) backfill(ctx context.Context, m *Metrics, labels map[string]string, from, now time.Time) {
+func (t *tracker) backfill(ctx context.Context, m *readout.Metrics, labels map[string]string, from, now time.Time) {
 	step := max(t.srv.o.MetricsInterval, 5*time.Second)
 	past := m.History(ctx, labels, from, now.Add(-step), step)
 	if len(past) == 0 || ctx.Err() != nil {
@@ -216,7 +212,7 @@ func servingLabels(p Picture) map[string]string {
 
 // publish turns a reading into the page's state and sends it to every
 // stream.
-func (t *tracker) publish(pic Picture, sample *Sample, fresh bool, now time.Time) {
+func (t *tracker) publish(pic Picture, sample *readout.Sample, fresh bool, now time.Time) {
 	s := Snapshot{At: now, Ref: t.ref, Title: t.ref.String(), Actions: t.srv.actions(), Threshold: t.srv.o.Threshold}
 	if pic.Err != nil {
 		s.Error, s.NotFound = oneLine(pic.Err.Error()), pic.NotFound

@@ -28,6 +28,7 @@ import (
 	"lockstep.dev/lockstep/internal/cli/streams"
 	"lockstep.dev/lockstep/internal/dashboard"
 	"lockstep.dev/lockstep/internal/lab/local"
+	"lockstep.dev/lockstep/internal/readout"
 )
 
 // Config is what Start needs.
@@ -119,7 +120,7 @@ func Start(ctx context.Context, c Config) (*Running, error) {
 		if err != nil {
 			return nil, fmt.Errorf("--thanos-url: %w", err)
 		}
-		o.Metrics = &dashboard.Metrics{Querier: q, URL: analysis.RedactURL(c.ThanosURL), RateQuery: c.RateQuery, LatencyQuery: c.LatencyQuery}
+		o.Metrics = &readout.Metrics{Querier: q, URL: analysis.RedactURL(c.ThanosURL), RateQuery: c.RateQuery, LatencyQuery: c.LatencyQuery}
 	} else {
 		o.MetricsOff = "no Thanos Query (--thanos-url): the success-rate and latency plots are off"
 	}
@@ -169,7 +170,7 @@ type flags struct {
 
 // NewCommand returns `lockstep dashboard`.
 func NewCommand(s streams.IO) *cobra.Command {
-	f := &flags{target: status.NewTargetFlags(), address: "127.0.0.1", rateQuery: dashboard.DefaultRateQuery, latencyQuery: dashboard.DefaultLatencyQuery, threshold: 0.9, interval: 2 * time.Second}
+	f := &flags{target: status.NewTargetFlags(), address: "127.0.0.1", rateQuery: readout.DefaultRateQuery, latencyQuery: readout.DefaultLatencyQuery, threshold: 0.9, interval: 2 * time.Second}
 	cmd := &cobra.Command{
 		Use:   "dashboard",
 		Short: "Serve a live web page of the whole fleet's canary",

@@ -27,6 +27,7 @@ import (
 	"lockstep.dev/lockstep/internal/demo"
 	"lockstep.dev/lockstep/internal/lab/local"
 	"lockstep.dev/lockstep/internal/load"
+	"lockstep.dev/lockstep/internal/readout"
 	"lockstep.dev/lockstep/internal/render"
 )
 
@@ -239,7 +240,7 @@ func (d *dashFlags) start(ctx context.Context, st *local.State, lockstep bool, p
 	}
 	ctx, d.stopServing = context.WithCancel(ctx)
 	r, err := clidashboard.Start(ctx, clidashboard.Config{Target: target, Port: d.port, ThanosURL: st.URLs["thanos-query"],
-		RateQuery: dashboard.DefaultRateQuery, LatencyQuery: dashboard.DefaultLatencyQuery, Interval: time.Second})
+		RateQuery: readout.DefaultRateQuery, LatencyQuery: readout.DefaultLatencyQuery, Interval: time.Second})
 	if err != nil {
 		d.stopServing()
 		return fmt.Errorf("--dashboard-port: %w", err)

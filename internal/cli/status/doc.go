@@ -10,7 +10,7 @@
 //
 // It imports the pure view model (internal/view), the cluster cache
 // (internal/fleet), the Rollout reads (internal/rollouts), the Thanos
-// sampler and FleetRollout lister the dashboard uses (internal/dashboard), the FleetRollout
+// sampler and FleetRollout lister it shares with the page (internal/readout), the FleetRollout
 // types, cli-runtime's kubectl flags, controller-runtime's client for the
 // hub, cobra and bubbletea. Only internal/cli imports it.
 package status

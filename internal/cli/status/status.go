@@ -15,7 +15,7 @@ import (
 
 	"lockstep.dev/lockstep/internal/analysis"
 	"lockstep.dev/lockstep/internal/cli/streams"
-	"lockstep.dev/lockstep/internal/dashboard"
+	"lockstep.dev/lockstep/internal/readout"
 	"lockstep.dev/lockstep/internal/rollouts"
 	"lockstep.dev/lockstep/internal/view"
 )
@@ -161,13 +161,13 @@ func run(ctx context.Context, s streams.IO, f *flags, name string) error {
 		// Rollout changes redraw at once; everything else on the interval.
 		_ = t.Cache.Watch(m.Name, rollouts.RolloutGVR, t.RolloutNamespace)
 	}
-	var rates *dashboard.Metrics
+	var rates *readout.Metrics
 	if f.thanosURL != "" {
 		q, err := analysis.NewPrometheusQuerier(analysis.PrometheusConfig{Address: f.thanosURL, Timeout: f.target.Timeout})
 		if err != nil {
 			return fmt.Errorf("--thanos-url: %w", err)
 		}
-		rates = &dashboard.Metrics{Querier: q, URL: analysis.RedactURL(f.thanosURL), RateQuery: f.thanosQuery}
+		rates = &readout.Metrics{Querier: q, URL: analysis.RedactURL(f.thanosURL), RateQuery: f.thanosQuery}
 	}
 	updates := make(chan Update)
 	go feed(ctx, t, rates, f.interval, changed, updates)
@@ -189,7 +189,7 @@ type Update struct {
 
 // feed refreshes on every cluster event and every interval, and passes on
 // only pictures that differ from the last one.
-func feed(ctx context.Context, t *Target, rates *dashboard.Metrics, interval time.Duration, changed <-chan struct{}, out chan<- Update) {
+func feed(ctx context.Context, t *Target, rates *readout.Metrics, interval time.Duration, changed <-chan struct{}, out chan<- Update) {
 	defer close(out)
 	tick := time.NewTicker(interval)
 	defer tick.Stop()

@@ -24,7 +24,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"lockstep.dev/lockstep/api/v1alpha1"
-	"lockstep.dev/lockstep/internal/dashboard"
+	"lockstep.dev/lockstep/internal/readout"
 	"lockstep.dev/lockstep/internal/fleet"
 	"lockstep.dev/lockstep/internal/rollouts"
 	"lockstep.dev/lockstep/internal/view"
@@ -236,7 +236,7 @@ func (f *TargetFlags) Resolve(ctx context.Context, fleetRollout string, o Resolv
 // is set and the hub lets us list them, else in namespace), nil when there
 // is none, and an error naming them when there are several.
 func pickOne(ctx context.Context, hub client.Reader, namespace string, all bool) (*v1alpha1.FleetRollout, error) {
-	items, err := dashboard.ListFleetRollouts(ctx, hub, namespace, all)
+	items, err := readout.ListFleetRollouts(ctx, hub, namespace, all)
 	if err != nil {
 		return nil, err
 	}

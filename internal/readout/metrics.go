@@ -1,4 +1,4 @@
-package dashboard
+package readout
 
 import (
 	"context"
@@ -169,4 +169,13 @@ var promString = strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`)
 // must not add matchers or operators to the query.
 func clusterQuery(template, label string) string {
 	return strings.ReplaceAll(template, "{{cluster}}", promString.Replace(label))
+}
+
+// Point is one moment of a fleet's plots: each cluster's canary weight,
+// and its success rate and latency when Thanos gave them.
+type Point struct {
+	T       float64            `json:"t"`
+	Weight  map[string]int32   `json:"w"`
+	Rate    map[string]float64 `json:"r,omitempty"`
+	Latency map[string]float64 `json:"l,omitempty"`
 }
