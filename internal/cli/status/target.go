@@ -24,8 +24,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"lockstep.dev/lockstep/api/v1alpha1"
-	"lockstep.dev/lockstep/internal/readout"
 	"lockstep.dev/lockstep/internal/fleet"
+	"lockstep.dev/lockstep/internal/readout"
 	"lockstep.dev/lockstep/internal/rollouts"
 	"lockstep.dev/lockstep/internal/view"
 )
