@@ -13,6 +13,7 @@ all: build
 
 build:
 	$(GO) build -o $(BIN) ./cmd/lockstep
+	$(GO) build -o bin/lockstep-coordinator ./cmd/lockstep-coordinator
 
 # kubectl finds plugins by name on PATH: bin/kubectl-lockstep makes
 # `kubectl lockstep status` work once bin/ is on PATH.

@@ -11,6 +11,7 @@ import (
 
 	"lockstep.dev/lockstep/internal/cli/approve"
 	"lockstep.dev/lockstep/internal/cli/coordinator"
+	"lockstep.dev/lockstep/internal/cli/coordinator/page"
 	"lockstep.dev/lockstep/internal/cli/dashboard"
 	"lockstep.dev/lockstep/internal/cli/demo"
 	"lockstep.dev/lockstep/internal/cli/history"
@@ -45,7 +46,7 @@ abort in one cluster aborts them all.`,
 	root.SetIn(s.In)
 	root.SetOut(s.Out)
 	root.SetErr(s.ErrOut)
-	root.AddCommand(lab.NewCommand(s), coordinator.NewCommand(s), demo.NewDemoCommand(s), demo.NewLoadCommand(s), demo.NewRenderCommand(s), meshsim.NewCommand(s), status.NewCommand(s), dashboard.NewCommand(s), rolloutcmd.NewCommand(s, rolloutcmd.Promote), rolloutcmd.NewCommand(s, rolloutcmd.Abort), rolloutcmd.NewCommand(s, rolloutcmd.Retry), rolloutcmd.NewCommand(s, rolloutcmd.Pause), rolloutcmd.NewCommand(s, rolloutcmd.Resume), approve.NewCommand(s), history.NewCommand(s), notifyreceiver.NewCommand(s))
+	root.AddCommand(lab.NewCommand(s), coordinator.NewCommandWithPage(s, page.New), demo.NewDemoCommand(s), demo.NewLoadCommand(s), demo.NewRenderCommand(s), meshsim.NewCommand(s), status.NewCommand(s), dashboard.NewCommand(s), rolloutcmd.NewCommand(s, rolloutcmd.Promote), rolloutcmd.NewCommand(s, rolloutcmd.Abort), rolloutcmd.NewCommand(s, rolloutcmd.Retry), rolloutcmd.NewCommand(s, rolloutcmd.Pause), rolloutcmd.NewCommand(s, rolloutcmd.Resume), approve.NewCommand(s), history.NewCommand(s), notifyreceiver.NewCommand(s))
 	return root
 }
 

@@ -10,6 +10,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
+	"os"
 	"os/signal"
 	"strings"
 	"syscall"
@@ -20,6 +22,8 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
 
 	"lockstep.dev/lockstep/config"
 	"lockstep.dev/lockstep/internal/cli/streams"
@@ -43,11 +47,22 @@ type flags struct {
 	installCRD              bool
 	logLevel                string
 	logFormat               string
+	// page serves the read-only dashboard; nil in a binary without one.
+	page Page
 }
 
-// NewCommand returns `lockstep coordinator`.
-func NewCommand(s streams.IO) *cobra.Command {
-	f := &flags{}
+// Page builds the runnable that serves the coordinator's read-only page at
+// addr from hub (the manager's cache): package page's New.
+type Page func(addr, token string, allowedHosts []string, hub client.Reader, log logr.Logger) manager.Runnable
+
+// NewCommand returns `lockstep coordinator` without the read-only page:
+// the coordinator-only binary's command (--dashboard-address is refused).
+func NewCommand(s streams.IO) *cobra.Command { return NewCommandWithPage(s, nil) }
+
+// NewCommandWithPage returns `lockstep coordinator` serving its read-only
+// page through page when --dashboard-address is given.
+func NewCommandWithPage(s streams.IO, page Page) *cobra.Command {
+	f := &flags{page: page}
 	cmd := &cobra.Command{
 		Use:   "coordinator",
 		Short: "Run the hub coordinator that keeps every cluster's canary in step",
@@ -119,6 +134,9 @@ func installCRD(ctx context.Context, hub *rest.Config) error {
 }
 
 func run(ctx context.Context, s streams.IO, f *flags) error {
+	if f.dashboardAddr != "" && f.page == nil {
+		return fmt.Errorf("--dashboard-address: this binary serves no dashboard; run `lockstep coordinator` for the read-only page")
+	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(f.logLevel)); err != nil {
 		return fmt.Errorf("--log-level %q: want debug, info, warn or error", f.logLevel)
@@ -173,7 +191,7 @@ func run(ctx context.Context, s streams.IO, f *flags) error {
 			if f.dashboardAddr == "" {
 				return nil
 			}
-			return mgr.Add(&dashboardRunnable{addr: f.dashboardAddr, hub: mgr.GetClient(), log: log, token: token, allowedHosts: f.dashboardHosts})
+			return mgr.Add(f.page(f.dashboardAddr, token, f.dashboardHosts, mgr.GetClient(), log))
 		},
 		Logger: log,
 		OnStarted: func(addr string) {
@@ -182,4 +200,37 @@ func run(ctx context.Context, s streams.IO, f *flags) error {
 			}
 		},
 	})
+}
+
+// dashboardToken reads the token of a dashboard served beyond loopback:
+// without one, anyone who reaches the port would read the fleet.
+func dashboardToken(addr, file string) (string, error) {
+	if addr == "" {
+		return "", nil
+	}
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", fmt.Errorf("--dashboard-address %q: %w", addr, err)
+	}
+	if file == "" {
+		if isLoopback(host) {
+			return "", nil
+		}
+		return "", fmt.Errorf("--dashboard-address %s is not loopback: give --dashboard-token-file (every read needs a token there)", addr)
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return "", fmt.Errorf("--dashboard-token-file: %w", err)
+	}
+	token := strings.TrimSpace(string(b))
+	if len(token) < 16 {
+		return "", fmt.Errorf("--dashboard-token-file %s: the token is shorter than 16 characters", file)
+	}
+	return token, nil
+}
+
+// isLoopback says whether a listen host is loopback only.
+func isLoopback(host string) bool {
+	ip := net.ParseIP(host)
+	return host == "localhost" || ip != nil && ip.IsLoopback()
 }

@@ -66,3 +66,16 @@ func TestDashboardToken(t *testing.T) {
 		}
 	}
 }
+
+// The coordinator-only command serves no page, and says so before it
+// starts anything.
+func TestNoPageWithoutPage(t *testing.T) {
+	t.Parallel()
+	var out bytes.Buffer
+	cmd := NewCommand(streams.IO{In: strings.NewReader(""), Out: &out, ErrOut: &out})
+	cmd.SetArgs([]string{"--dashboard-address", "127.0.0.1:0", "--kubeconfig", "/nonexistent"})
+	cmd.SilenceUsage, cmd.SilenceErrors = true, true
+	if err := cmd.Execute(); err == nil || !strings.Contains(err.Error(), "this binary serves no dashboard") {
+		t.Fatalf("err = %v", err)
+	}
+}

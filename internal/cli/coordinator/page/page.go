@@ -1,18 +1,30 @@
-package coordinator
+// Package page serves the coordinator's read-only dashboard
+// (--dashboard-address) from the manager's cache. It is apart from
+// internal/cli/coordinator so that the coordinator-only binary
+// (cmd/lockstep-coordinator) links no web assets; the lockstep binary
+// composes it in. It imports internal/dashboard, controller-runtime and
+// logr.
+package page
 
 import (
 	"context"
 	"fmt"
 	"log/slog"
 	"net"
-	"os"
-	"strings"
 
 	"github.com/go-logr/logr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
 
 	"lockstep.dev/lockstep/internal/dashboard"
 )
+
+// New returns the runnable that serves the page at addr, reading hub (the
+// manager's cache). Off loopback every read needs token and the Host must
+// be an IP address or one of allowedHosts.
+func New(addr, token string, allowedHosts []string, hub client.Reader, log logr.Logger) manager.Runnable {
+	return &dashboardRunnable{addr: addr, hub: hub, log: log, token: token, allowedHosts: allowedHosts}
+}
 
 // dashboardRunnable serves the read-only dashboard: every FleetRollout as
 // the coordinator last recorded it, read from the manager's cache, so it
@@ -56,31 +68,4 @@ func (d *dashboardRunnable) Start(ctx context.Context) error {
 	d.log.Info("Serving the read-only dashboard", "address", ln.Addr().String())
 	defer srv.Close()
 	return srv.Serve(ctx, ln)
-}
-
-// dashboardToken reads the token of a dashboard served beyond loopback:
-// without one, anyone who reaches the port would read the fleet.
-func dashboardToken(addr, file string) (string, error) {
-	if addr == "" {
-		return "", nil
-	}
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return "", fmt.Errorf("--dashboard-address %q: %w", addr, err)
-	}
-	if file == "" {
-		if dashboard.IsLoopback(host) {
-			return "", nil
-		}
-		return "", fmt.Errorf("--dashboard-address %s is not loopback: give --dashboard-token-file (every read needs a token there)", addr)
-	}
-	b, err := os.ReadFile(file)
-	if err != nil {
-		return "", fmt.Errorf("--dashboard-token-file: %w", err)
-	}
-	token := strings.TrimSpace(string(b))
-	if len(token) < 16 {
-		return "", fmt.Errorf("--dashboard-token-file %s: the token is shorter than 16 characters", file)
-	}
-	return token, nil
 }
