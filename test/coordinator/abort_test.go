@@ -91,14 +91,7 @@ func TestFailureInOneClusterAbortsBoth(t *testing.T) {
 	})
 	fleettest.InjectFault(ctx, t, "argo-rollout2", a.ns, v2rev)
 
-	var got *v1alpha1.FleetRollout
-	fleettest.Eventually(t, 90*time.Second, "fleet aborted", func() error {
-		got = getFleetRollout(t, fr.Name)
-		if !got.Status.Fleet.Aborted {
-			return fmt.Errorf("phase %s (%s: %s)", got.Status.Phase, got.Status.Reason, got.Status.Message)
-		}
-		return nil
-	})
+	got := waitAborted(t, fr.Name, 90*time.Second, "fleet aborted")
 	if got.Status.Fleet.AbortReason != string(decide.ReasonAnalysisFailed) {
 		t.Errorf("abort reason %s (%s); want AnalysisFailed", got.Status.Fleet.AbortReason, got.Status.Fleet.AbortMessage)
 	}

@@ -572,3 +572,18 @@ func rolloutsState2(u *unstructured.Unstructured) (decide.RolloutState, error) {
 func runtimeToMap(o any) (map[string]any, error) {
 	return runtime.DefaultUnstructuredConverter.ToUnstructured(o)
 }
+
+// waitAborted waits until the FleetRollout records a fleet abort, and
+// returns it.
+func waitAborted(t testing.TB, name string, timeout time.Duration, what string) *v1alpha1.FleetRollout {
+	t.Helper()
+	var got *v1alpha1.FleetRollout
+	fleettest.Eventually(t, timeout, what, func() error {
+		got = getFleetRollout(t, name)
+		if !got.Status.Fleet.Aborted {
+			return fmt.Errorf("phase %s (%s: %s)", got.Status.Phase, got.Status.Reason, got.Status.Message)
+		}
+		return nil
+	})
+	return got
+}

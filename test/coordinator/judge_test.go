@@ -143,14 +143,7 @@ func TestJudgeIsRevisionScoped(t *testing.T) {
 	v2rev := waitRevision(t, fr.Name, v1rev)
 	faultCtx, stopFault := context.WithCancel(ctx)
 	faultAll(faultCtx, t, a.ns, v2rev)
-	var got *v1alpha1.FleetRollout
-	fleettest.Eventually(t, 60*time.Second, "bad release aborted by the judge", func() error {
-		got = getFleetRollout(t, fr.Name)
-		if !got.Status.Fleet.Aborted {
-			return fmt.Errorf("phase %s (%s: %s)", got.Status.Phase, got.Status.Reason, got.Status.Message)
-		}
-		return nil
-	})
+	got := waitAborted(t, fr.Name, 60*time.Second, "bad release aborted by the judge")
 	stopFault()
 	if got.Status.Fleet.AbortReason != string(decide.ReasonAnalysisFailed) || !strings.Contains(got.Status.Fleet.AbortMessage, "judge:") {
 		t.Fatalf("abort %s: %s; want the judge's AnalysisFailed", got.Status.Fleet.AbortReason, got.Status.Fleet.AbortMessage)

@@ -124,14 +124,7 @@ webhook:
 	setImage(t, a, imageV2, workloads...)
 	v2rev := waitRevision(t, fr.Name, v1rev)
 	faultAll(loadCtx, t, a.ns, v2rev)
-	var got *v1alpha1.FleetRollout
-	fleettest.Eventually(t, 90*time.Second, "fleet aborted", func() error {
-		got = getFleetRollout(t, fr.Name)
-		if !got.Status.Fleet.Aborted {
-			return fmt.Errorf("phase %s (%s: %s)", got.Status.Phase, got.Status.Reason, got.Status.Message)
-		}
-		return nil
-	})
+	got := waitAborted(t, fr.Name, 90*time.Second, "fleet aborted")
 	abortedAt := got.Status.Fleet.AbortedAt.Time
 	// The abort's Events queued notifications to a receiver that holds
 	// every request for 20 s before the abort was sent: the members must
