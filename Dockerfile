@@ -1,4 +1,5 @@
-# The lockstep binary in an image, for the coordinator Deployment that
+# The coordinator-only binary (cmd/lockstep-coordinator, as /lockstep) in an
+# image, for the coordinator Deployment that
 # `lockstep lab up --provider kind|eks|existing` installs on the hub
 # (--coordinator-image). `make image` builds the same image without a
 # Docker daemon (hack/image: linux/amd64 and arm64, user 65532, SPDX SBOMs),
@@ -9,7 +10,7 @@ WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
-RUN CGO_ENABLED=0 go build -trimpath -ldflags=-s -o /out/lockstep ./cmd/lockstep
+RUN CGO_ENABLED=0 go build -trimpath -ldflags=-s -o /out/lockstep ./cmd/lockstep-coordinator
 
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/lockstep /lockstep

@@ -105,8 +105,8 @@ bench-verdicts: deps components
 bench-scale: deps components
 	$(GO) test -v -run '^$$' -bench Scale -benchtime 1x -timeout 120m -p 1 -count=1 ./test/scale/
 
-# The lockstep image without a Docker daemon (hack/image): ./cmd/lockstep
-# cross-compiled for IMAGE_PLATFORMS onto a minimal nonroot root, one image
+# The lockstep image without a Docker daemon (hack/image): the coordinator
+# alone (./cmd/lockstep-coordinator, as /lockstep) cross-compiled for IMAGE_PLATFORMS onto a minimal nonroot root, one image
 # per platform under an OCI image index, each with an SPDX SBOM attached as
 # an OCI 1.1 referrer, written as an OCI layout to IMAGE_DIR and checked.
 # IMAGE_PUSH=REGISTRY/lockstep:TAG also pushes it (Docker config credentials).

@@ -1,7 +1,8 @@
 // Command lockstep-coordinator is the hub coordinator alone: `lockstep
 // coordinator` without the rest of the CLI (no Helm, kustomize, installers,
 // provisioners or dashboard assets), for images and Deployments where
-// memory counts. main only wires the process to internal/cli/coordinator.
+// memory counts: the image (hack/image, the Dockerfile) ships it. main only
+// wires the process to internal/cli/coordinator.
 package main
 
 import (
@@ -18,7 +19,13 @@ func main() {
 	cmd.Use = "lockstep-coordinator"
 	cmd.Example = strings.ReplaceAll(cmd.Example, "lockstep coordinator", "lockstep-coordinator")
 	cmd.SilenceUsage, cmd.SilenceErrors = true, true
-	cmd.SetArgs(os.Args[1:])
+	args := os.Args[1:]
+	// The Deployments (chart, kustomize base, installers) run the image
+	// with `coordinator` first, as they would the lockstep binary.
+	if len(args) > 0 && args[0] == "coordinator" {
+		args = args[1:]
+	}
+	cmd.SetArgs(args)
 	if err := cmd.Execute(); err != nil {
 		first, _, _ := strings.Cut(strings.TrimSpace(err.Error()), "\n")
 		fmt.Fprintf(os.Stderr, "error: %s\n", first)

@@ -1,5 +1,6 @@
 // Command image builds the lockstep container image without a Docker
-// daemon: it cross-compiles ./cmd/lockstep (CGO_ENABLED=0, -trimpath,
+// daemon: it cross-compiles ./cmd/lockstep-coordinator, the coordinator
+// alone, as /lockstep (CGO_ENABLED=0, -trimpath,
 // -ldflags=-s -w) for each platform, lays it on a minimal root (an
 // /etc/passwd and /etc/group with the nonroot user 65532, the host's CA
 // bundle when it has one, /tmp, /home/nonroot) and writes one image per
@@ -54,7 +55,7 @@ func run(args []string) error {
 	platforms := fs.String("platforms", "linux/amd64,linux/arm64", "comma-separated os/arch list")
 	fs.StringVar(&o.Out, "o", "bin/image", "OCI image layout directory to write (replaced if it is one)")
 	fs.StringVar(&o.Dir, "C", ".", "module directory to build in")
-	fs.StringVar(&o.Package, "pkg", "./cmd/lockstep", "main package to build")
+	fs.StringVar(&o.Package, "pkg", "./cmd/lockstep-coordinator", "main package to build (the coordinator alone: what the Deployments run)")
 	fs.StringVar(&o.Version, "version", "", "image and binary version (default: git describe --tags --always --dirty, or dev)")
 	fs.StringVar(&o.Revision, "revision", "", "source revision (default: git rev-parse HEAD)")
 	fs.StringVar(&o.Source, "source", "https://lockstep.dev/lockstep", "org.opencontainers.image.source label")
