@@ -40,7 +40,9 @@ type milestone struct {
 func milestones(orig, st *v1alpha1.FleetRolloutStatus) []milestone {
 	var out []milestone
 	was, is := lastRelease(orig), lastRelease(st)
-	if is == nil {
+	if is == nil || was == nil && is.Outcome == OutcomeCompleted {
+		// A FleetRollout put on a fleet at rest records its revision as
+		// completed at once: nothing was released.
 		return nil
 	}
 	if was == nil || was.Revision != is.Revision {

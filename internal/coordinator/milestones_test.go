@@ -35,6 +35,7 @@ func TestMilestones(t *testing.T) {
 		want      []string
 	}{
 		{"nothing recorded yet", status("", nil, nil, ""), status("", nil, nil, ""), nil},
+		{"a FleetRollout put on a fleet at rest", status("", nil, nil, ""), status("a", []v1alpha1.ReleaseRecord{rel("a", OutcomeCompleted)}, members("", ""), ""), nil},
 		{"a first release starts", status("", nil, nil, ""), status("a", []v1alpha1.ReleaseRecord{rel("a", OutcomeInProgress)}, members("", ""), ""),
 			[]string{"ReleaseStarted: revision a started on 2 clusters (c1, c2)"}},
 		{"a new revision supersedes one in progress", status("a", []v1alpha1.ReleaseRecord{rel("a", OutcomeInProgress)}, nil, ""),
