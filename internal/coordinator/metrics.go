@@ -25,6 +25,7 @@ type Metrics struct {
 	patchDuration *prometheus.HistogramVec
 	reconcileErrs *prometheus.CounterVec
 	requests      *prometheus.CounterVec
+	phaseDuration *prometheus.HistogramVec
 }
 
 // NewMetrics creates and registers the series.
@@ -70,9 +71,13 @@ func NewMetrics() *Metrics {
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "lockstep_kube_requests_total", Help: "API requests the coordinator sent, per cluster (hub or a member), method and code; health probes excluded.",
 		}, []string{"cluster", "method", "code"}),
+		phaseDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "lockstep_reconcile_phase_seconds", Help: "Time spent in each phase of a reconcile (readSpec, readMembers, observeMembers, pickRevision, decide, persist, apply): where a barrier's promotion spends its time.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
+		}, []string{"phase"}),
 	}
 	m.Registry.MustRegister(m.currentStep, m.stepSkew, m.memberStep, m.verdict, m.verdictValue, m.aborted,
-		m.promotions, m.aborts, m.stepDuration, m.patchDuration, m.reconcileErrs, m.requests,
+		m.promotions, m.aborts, m.stepDuration, m.patchDuration, m.reconcileErrs, m.requests, m.phaseDuration,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	return m
 }

@@ -169,14 +169,29 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 // result; the status is always persisted before any member is patched.
 func (r *Reconciler) reconcile(ctx context.Context, log logr.Logger, fr *v1alpha1.FleetRollout, orig *v1alpha1.FleetRolloutStatus, now time.Time) (ctrl.Result, error) {
 	p := &pass{log: log, fr: fr, orig: orig, now: now}
-	for _, phase := range []func(context.Context, *pass) *ended{
-		r.readSpec, r.readMembers, r.observeMembers, r.pickRevision, r.decide, r.persist,
+	for _, ph := range []struct {
+		name string
+		run  func(context.Context, *pass) *ended
+	}{
+		{"readSpec", r.readSpec}, {"readMembers", r.readMembers}, {"observeMembers", r.observeMembers},
+		{"pickRevision", r.pickRevision}, {"decide", r.decide}, {"persist", r.persist},
 	} {
-		if e := phase(ctx, p); e != nil {
+		start := time.Now()
+		e := ph.run(ctx, p)
+		r.timePhase(ph.name, start)
+		if e != nil {
 			return e.res, e.err
 		}
 	}
+	defer r.timePhase("apply", time.Now())
 	return r.applyDecision(ctx, p)
+}
+
+// timePhase records how long a phase of a reconcile took.
+func (r *Reconciler) timePhase(name string, start time.Time) {
+	if r.Metrics != nil {
+		r.Metrics.phaseDuration.WithLabelValues(name).Observe(time.Since(start).Seconds())
+	}
 }
 
 // pass is one reconcile of one FleetRollout: what each phase found, for

@@ -185,6 +185,10 @@ webhook:
 		`lockstep_notifications_total{result="sent",service="ops",trigger="on-release-aborted"} 1`,
 		`lockstep_notifications_total{result="sent",service="ops",trigger="on-release-started"} 1`,
 		`lockstep_notifications_total{result="sent",service="slack",trigger="on-release-aborted"} 1`,
+		// Where a reconcile spends its time, phase by phase.
+		`lockstep_reconcile_phase_seconds_count{phase="observeMembers"}`,
+		`lockstep_reconcile_phase_seconds_count{phase="persist"}`,
+		`lockstep_reconcile_phase_seconds_count{phase="apply"}`,
 	} {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("coordinator metrics lack %s", want)
