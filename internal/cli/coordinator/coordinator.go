@@ -1,9 +1,10 @@
 // Package coordinator implements `lockstep coordinator`: it runs the hub
 // controller that moves FleetRollouts through every member cluster in
-// step, and composes in its read-only page (internal/dashboard). It
-// imports internal/coordinator, internal/dashboard, internal/kube and the embedded
+// step, and composes in a read-only page when its caller gives one (the
+// lockstep binary gives package page's; cmd/lockstep-coordinator none).
+// It imports internal/coordinator, internal/kube and the embedded
 // manifests (config) for --install-crd, internal/cli/streams, client-go's
-// kubeconfig loading and cobra.
+// kubeconfig loading, controller-runtime and cobra; never the web package.
 package coordinator
 
 import (
