@@ -1,6 +1,7 @@
 package coordinator
 
 import (
+	"context"
 	"strings"
 
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -9,6 +10,7 @@ import (
 	v1alpha1 "lockstep.dev/lockstep/api/v1alpha1"
 	"lockstep.dev/lockstep/internal/decide"
 	"lockstep.dev/lockstep/internal/fleet"
+	"lockstep.dev/lockstep/internal/notify"
 )
 
 // setSecurityCondition says whether every member is reached over verified
@@ -85,4 +87,22 @@ func (r *Reconciler) setConditions(fr *v1alpha1.FleetRollout, obs []memberObserv
 		ready.Status = metav1.ConditionFalse
 	}
 	meta.SetStatusCondition(&st.Conditions, ready)
+}
+
+// setNotificationsCondition says whether fr's subscriptions can be
+// delivered; a FleetRollout that subscribes to nothing has no such
+// condition.
+func (r *Reconciler) setNotificationsCondition(ctx context.Context, fr *v1alpha1.FleetRollout) {
+	if len(notify.Subscriptions(fr.Annotations)) == 0 {
+		meta.RemoveStatusCondition(&fr.Status.Conditions, v1alpha1.ConditionNotificationsConfigured)
+		return
+	}
+	c := metav1.Condition{Type: v1alpha1.ConditionNotificationsConfigured, Status: metav1.ConditionTrue, Reason: v1alpha1.ReasonSubscriptionsValid,
+		Message: "every subscription names a known trigger and a configured service", ObservedGeneration: fr.Generation}
+	if r.Notifier == nil {
+		c.Status, c.Reason, c.Message = metav1.ConditionFalse, v1alpha1.ReasonInvalidSubscriptions, "this coordinator sends no notifications"
+	} else if problems := r.Notifier.Problems(ctx, fr); len(problems) > 0 {
+		c.Status, c.Reason, c.Message = metav1.ConditionFalse, v1alpha1.ReasonInvalidSubscriptions, truncate(strings.Join(problems, "; "), 1024)
+	}
+	meta.SetStatusCondition(&fr.Status.Conditions, c)
 }

@@ -1,17 +1,12 @@
 package coordinator
 
 import (
-	"context"
 	"fmt"
 	"slices"
 	"strings"
 
-	"k8s.io/apimachinery/pkg/api/meta"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-
 	v1alpha1 "lockstep.dev/lockstep/api/v1alpha1"
 	"lockstep.dev/lockstep/internal/decide"
-	"lockstep.dev/lockstep/internal/notify"
 )
 
 // Event reasons of a release's milestones. Each fires the notification
@@ -128,26 +123,4 @@ func (r *Reconciler) emitMilestones(fr *v1alpha1.FleetRollout, orig *v1alpha1.Fl
 	for _, m := range milestones(orig, &fr.Status) {
 		r.event(fr, m.typ, m.reason, "", "%s", truncate(m.message, 1024))
 	}
-}
-
-// setNotificationsCondition says whether fr's subscriptions can be
-// delivered; a FleetRollout that subscribes to nothing has no such
-// condition.
-func (r *Reconciler) setNotificationsCondition(ctx context.Context, fr *v1alpha1.FleetRollout) {
-	var problems []string
-	if r.Notifier != nil {
-		problems = r.Notifier.Problems(ctx, fr)
-	}
-	if len(notify.Subscriptions(fr.Annotations)) == 0 {
-		meta.RemoveStatusCondition(&fr.Status.Conditions, v1alpha1.ConditionNotificationsConfigured)
-		return
-	}
-	c := metav1.Condition{Type: v1alpha1.ConditionNotificationsConfigured, Status: metav1.ConditionTrue, Reason: v1alpha1.ReasonSubscriptionsValid,
-		Message: "every subscription names a known trigger and a configured service", ObservedGeneration: fr.Generation}
-	if r.Notifier == nil {
-		c.Status, c.Reason, c.Message = metav1.ConditionFalse, v1alpha1.ReasonInvalidSubscriptions, "this coordinator sends no notifications"
-	} else if len(problems) > 0 {
-		c.Status, c.Reason, c.Message = metav1.ConditionFalse, v1alpha1.ReasonInvalidSubscriptions, truncate(strings.Join(problems, "; "), 1024)
-	}
-	meta.SetStatusCondition(&fr.Status.Conditions, c)
 }

@@ -2,8 +2,8 @@ package notify
 
 import (
 	"context"
-	"fmt"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"time"
 
@@ -144,11 +144,11 @@ func (n *Notifier) Config(ctx context.Context) *Config {
 	return n.refresh(ctx)
 }
 
-// refresh reads the ConfigMap and Secret again. A missing ConfigMap is an
-// empty configuration (Defaults, no service); a read error keeps the last
-// one.
+// refresh reads the ConfigMap and Secret again, and parses them when they
+// changed. A missing ConfigMap is an empty configuration (Defaults, no
+// service); a read error keeps the last one.
 func (n *Notifier) refresh(ctx context.Context) *Config {
-	cfg, version, err := n.load(ctx)
+	data, secret, version, err := n.load(ctx)
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if err != nil {
@@ -159,33 +159,37 @@ func (n *Notifier) refresh(ctx context.Context) *Config {
 		}
 		return n.cfg
 	}
-	if version != n.version || n.cfg == nil {
-		n.log.Info("Notifications configuration read", "services", len(cfg.Services), "templates", len(cfg.Templates), "triggers", len(cfg.Triggers), "problems", len(cfg.Problems))
+	if n.cfg != nil && version == n.version {
+		return n.cfg
 	}
+	cfg := Parse(data, secret)
+	n.log.Info("Notifications configuration read", "services", len(cfg.Services), "templates", len(cfg.Templates), "triggers", len(cfg.Triggers), "problems", len(cfg.Problems))
 	n.cfg, n.version = cfg, version
 	return cfg
 }
 
-func (n *Notifier) load(ctx context.Context) (*Config, string, error) {
+// load reads the ConfigMap's data and the Secret's, with their versions;
+// no ConfigMap is no data.
+func (n *Notifier) load(ctx context.Context) (map[string]string, map[string][]byte, string, error) {
 	if n.opts.Reader == nil {
-		return Defaults(), "", nil
+		return nil, nil, "", nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	var cm corev1.ConfigMap
 	err := n.opts.Reader.Get(ctx, client.ObjectKey{Namespace: n.opts.Namespace, Name: ConfigMapName}, &cm)
 	if apierrors.IsNotFound(err) {
-		return Defaults(), "", nil
+		return nil, nil, "", nil
 	}
 	if err != nil {
-		return nil, "", err
+		return nil, nil, "", err
 	}
 	var sec corev1.Secret
 	err = n.opts.Reader.Get(ctx, client.ObjectKey{Namespace: n.opts.Namespace, Name: SecretName}, &sec)
 	if err != nil && !apierrors.IsNotFound(err) {
-		return nil, "", err
+		return nil, nil, "", err
 	}
-	return Parse(cm.Data, sec.Data), cm.ResourceVersion + "/" + sec.ResourceVersion, nil
+	return cm.Data, sec.Data, cm.ResourceVersion + "/" + sec.ResourceVersion, nil
 }
 
 // Problems says what keeps fr's subscriptions from being delivered; nil
@@ -209,8 +213,9 @@ func (n *Notifier) Notify(ctx context.Context, fr *v1alpha1.FleetRollout, ev Eve
 	trigger := TriggerOf(ev.Reason)
 	cfg := n.Config(ctx)
 	var vars map[string]any
+	var meta map[string]string
 	for _, s := range subs {
-		if !subscribed(s.triggers(cfg), trigger) {
+		if !slices.Contains(s.triggers(cfg), trigger) {
 			continue
 		}
 		svc, ok := cfg.Services[s.Service]
@@ -220,13 +225,15 @@ func (n *Notifier) Notify(ctx context.Context, fr *v1alpha1.FleetRollout, ev Eve
 		}
 		if vars == nil {
 			vars = variables(fr, ev, trigger, cfg)
+			meta = map[string]string{"trigger": trigger, "namespace": fr.Namespace, "name": fr.Name, "revision": fr.Status.Fleet.Revision,
+				"reason": ev.Reason, "type": ev.Type, "time": ev.Time.UTC().Format(time.RFC3339)}
 		}
 		recipients := s.Recipients
 		if len(recipients) == 0 {
 			recipients = []string{""}
 		}
 		for _, r := range recipients {
-			note, err := render(cfg, trigger, vars, s.Service, r)
+			note, err := render(cfg, trigger, vars, meta, s.Service, r)
 			if err != nil {
 				n.log.Error(err, "Notification not renderable", "trigger", trigger, "service", s.Service)
 				n.count(trigger, s.Service, ResultInvalid)
@@ -242,32 +249,14 @@ func (n *Notifier) Notify(ctx context.Context, fr *v1alpha1.FleetRollout, ev Eve
 	}
 }
 
-func subscribed(triggers []string, t string) bool {
-	for _, x := range triggers {
-		if x == t {
-			return true
-		}
-	}
-	return false
-}
-
 // render merges the trigger's templates for one destination.
-func render(cfg *Config, trigger string, vars map[string]any, service, recipient string) (Notification, error) {
+func render(cfg *Config, trigger string, vars map[string]any, meta map[string]string, service, recipient string) (Notification, error) {
 	in := make(map[string]any, len(vars)+2)
 	for k, v := range vars {
 		in[k] = v
 	}
 	in["serviceType"], in["recipient"] = service, recipient
-	var out Notification
-	if ev, ok := vars["event"].(map[string]any); ok {
-		out.Meta = map[string]string{"trigger": trigger, "revision": fmt.Sprint(vars["revision"])}
-		for _, k := range []string{"reason", "type", "time"} {
-			out.Meta[k] = fmt.Sprint(ev[k])
-		}
-		if md, ok := vars["fleetrollout"].(map[string]any)["metadata"].(map[string]any); ok {
-			out.Meta["namespace"], out.Meta["name"] = fmt.Sprint(md["namespace"]), fmt.Sprint(md["name"])
-		}
-	}
+	out := Notification{Meta: meta}
 	for _, cond := range cfg.Triggers[trigger] {
 		for _, name := range cond.Send {
 			t := cfg.Templates[name]

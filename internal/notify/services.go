@@ -83,6 +83,29 @@ func (d delivery) client() *http.Client {
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 }
 
+// base is what every service has: its name in the ConfigMap, its retry
+// policy and its HTTP client.
+type base struct {
+	name   string
+	retry  RetryPolicy
+	client *http.Client
+}
+
+func (b *base) Retry() RetryPolicy { return b.retry }
+
+// newBase reads a service entry's JSON into opts (strictly) and sets the
+// retry policy and client from its shared part d (a field of opts).
+func newBase(name string, raw []byte, opts any, d *delivery) (base, error) {
+	if err := strictJSON(raw, opts); err != nil {
+		return base{}, err
+	}
+	p, err := d.policy()
+	if err != nil {
+		return base{}, err
+	}
+	return base{name: name, retry: p, client: d.client()}, nil
+}
+
 // sendError is a failed delivery; retry says whether trying again may help
 // (a transport error, 429 or 5xx).
 type sendError struct {
@@ -131,10 +154,8 @@ func strictJSON(b []byte, v any) error {
 
 // webhook is service.webhook.<name>: any HTTP endpoint.
 type webhook struct {
-	name   string
-	opts   webhookOptions
-	retry  RetryPolicy
-	client *http.Client
+	base
+	opts webhookOptions
 }
 
 type webhookOptions struct {
@@ -151,23 +172,18 @@ type webhookOptions struct {
 }
 
 func newWebhook(name string, raw []byte) (Service, error) {
-	w := &webhook{name: name}
-	if err := strictJSON(raw, &w.opts); err != nil {
+	w := &webhook{}
+	var err error
+	if w.base, err = newBase(name, raw, &w.opts, &w.opts.delivery); err != nil {
 		return nil, err
 	}
 	if err := checkURL("url", w.opts.URL); err != nil {
 		return nil, err
 	}
-	var err error
-	if w.retry, err = w.opts.policy(); err != nil {
-		return nil, err
-	}
-	w.client = w.opts.client()
 	return w, nil
 }
 
-func (w *webhook) Type() string       { return serviceWebhook }
-func (w *webhook) Retry() RetryPolicy { return w.retry }
+func (w *webhook) Type() string { return serviceWebhook }
 
 // Send sends the template's request for this webhook, or, when the
 // template has none, POSTs the message and Meta as one JSON object (Argo
@@ -203,10 +219,8 @@ func (w *webhook) Send(ctx context.Context, n Notification, _ string) error {
 // slack is service.slack: Slack's Web API chat.postMessage, at apiURL
 // (default https://slack.com/api/).
 type slack struct {
-	name   string
-	opts   slackOptions
-	retry  RetryPolicy
-	client *http.Client
+	base
+	opts slackOptions
 }
 
 type slackOptions struct {
@@ -218,8 +232,9 @@ type slackOptions struct {
 }
 
 func newSlack(name string, raw []byte) (Service, error) {
-	s := &slack{name: name}
-	if err := strictJSON(raw, &s.opts); err != nil {
+	s := &slack{}
+	var err error
+	if s.base, err = newBase(name, raw, &s.opts, &s.opts.delivery); err != nil {
 		return nil, err
 	}
 	if s.opts.Token == "" {
@@ -231,16 +246,10 @@ func newSlack(name string, raw []byte) (Service, error) {
 	if err := checkURL("apiURL", s.opts.APIURL); err != nil {
 		return nil, err
 	}
-	var err error
-	if s.retry, err = s.opts.policy(); err != nil {
-		return nil, err
-	}
-	s.client = s.opts.client()
 	return s, nil
 }
 
-func (s *slack) Type() string       { return serviceSlack }
-func (s *slack) Retry() RetryPolicy { return s.retry }
+func (s *slack) Type() string { return serviceSlack }
 
 func (s *slack) Send(ctx context.Context, n Notification, channel string) error {
 	what := "slack " + s.name
@@ -288,10 +297,8 @@ func (s *slack) Send(ctx context.Context, n Notification, channel string) error 
 // teams is service.teams: Microsoft Teams incoming webhooks, one URL per
 // recipient (recipientUrls), sent a MessageCard.
 type teams struct {
-	name   string
-	opts   teamsOptions
-	retry  RetryPolicy
-	client *http.Client
+	base
+	opts teamsOptions
 }
 
 type teamsOptions struct {
@@ -300,8 +307,9 @@ type teamsOptions struct {
 }
 
 func newTeams(name string, raw []byte) (Service, error) {
-	t := &teams{name: name}
-	if err := strictJSON(raw, &t.opts); err != nil {
+	t := &teams{}
+	var err error
+	if t.base, err = newBase(name, raw, &t.opts, &t.opts.delivery); err != nil {
 		return nil, err
 	}
 	if len(t.opts.RecipientURLs) == 0 {
@@ -312,16 +320,10 @@ func newTeams(name string, raw []byte) (Service, error) {
 			return nil, err
 		}
 	}
-	var err error
-	if t.retry, err = t.opts.policy(); err != nil {
-		return nil, err
-	}
-	t.client = t.opts.client()
 	return t, nil
 }
 
-func (t *teams) Type() string       { return serviceTeams }
-func (t *teams) Retry() RetryPolicy { return t.retry }
+func (t *teams) Type() string { return serviceTeams }
 
 func (t *teams) Send(ctx context.Context, n Notification, recipient string) error {
 	what := "teams " + t.name
