@@ -12,7 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
-	"lockstep.dev/lockstep/internal/cli/approve"
+	"lockstep.dev/lockstep/internal/kube"
 	"lockstep.dev/lockstep/internal/lab/local"
 	"lockstep.dev/lockstep/internal/render"
 	"lockstep.dev/lockstep/test/fleettest"
@@ -63,7 +63,7 @@ func TestApproveButton(t *testing.T) {
 	b.do(t, chromedp.Click(chromedp.CSS("#confirm-ok")))
 	b.until(t, 30*time.Second, "the action's result", `/approved barrier prod-gate of revision/.test(document.getElementById("action-result").textContent)`)
 
-	me, err := approve.WhoAmI(fleettest.Clientset(t, local.HubName))(ctx)
+	me, err := kube.WhoAmI(fleettest.Clientset(t, local.HubName))(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,8 +13,8 @@ import (
 
 	v1alpha1 "lockstep.dev/lockstep/api/v1alpha1"
 	"lockstep.dev/lockstep/internal/cli"
-	"lockstep.dev/lockstep/internal/cli/approve"
 	"lockstep.dev/lockstep/internal/decide"
+	"lockstep.dev/lockstep/internal/kube"
 	"lockstep.dev/lockstep/internal/lab/local"
 	"lockstep.dev/lockstep/internal/rollouts"
 	"lockstep.dev/lockstep/test/fleettest"
@@ -89,7 +89,7 @@ func TestWaveWaitsForAVerifiedApproval(t *testing.T) {
 	}
 
 	admin := fleettest.Clientset(t, local.HubName)
-	me, err := approve.WhoAmI(admin)(ctx)
+	me, err := kube.WhoAmI(admin)(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -123,7 +123,7 @@ func run(ctx context.Context, s streams.IO, f *flags, name string) error {
 			return fmt.Errorf("%w; name a --wave or --barrier to approve ahead", err)
 		}
 	}
-	a, err := Approve(ctx, t.Hub, WhoAmI(cs), t.FleetRollout, gate, f.revision)
+	a, err := Approve(ctx, t.Hub, kube.WhoAmI(cs), t.FleetRollout, gate, f.revision)
 	if err != nil {
 		return err
 	}
@@ -131,9 +131,6 @@ func run(ctx context.Context, s streams.IO, f *flags, name string) error {
 		gate, a.Spec.Revision, t.FleetRollout.Namespace, t.FleetRollout.Name, a.Spec.Approver, a.Name)
 	return nil
 }
-
-// WhoAmI asks the hub who the caller is (a SelfSubjectReview).
-var WhoAmI = kube.WhoAmI
 
 var unsafeName = regexp.MustCompile(`[^a-z0-9-]+`)
 

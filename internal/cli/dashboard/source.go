@@ -78,6 +78,11 @@ type fleet struct {
 	ref     dashboard.Ref
 	changed chan struct{}
 
+	// refreshing serialises Refresh: the tracker's reads and a promote's
+	// fresh read (dashboard.promoteAt) both replace the target's
+	// FleetRollout.
+	refreshing sync.Mutex
+
 	mu       sync.Mutex
 	t        *status.Target
 	events   []dashboard.Event
@@ -119,6 +124,8 @@ func (f *fleet) resolve(ctx context.Context) (*status.Target, error) {
 }
 
 func (f *fleet) Refresh(ctx context.Context) dashboard.Picture {
+	f.refreshing.Lock()
+	defer f.refreshing.Unlock()
 	t, err := f.resolve(ctx)
 	if err != nil {
 		var nf *status.NotFoundError
